@@ -1,0 +1,43 @@
+"""What every command shares: where the inventory and state are, and the two consoles."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+from rich.console import Console
+
+from orchestrator.models.inventory import Inventory, load_inventory
+from orchestrator.revision import Revision, build_revision
+
+APP_NAME = "orchestrator"
+
+
+@dataclass
+class CliContext:
+    inventory_path: Path
+    inventory_explicit: bool
+    state: str | None
+    out: Console = field(default_factory=lambda: Console(soft_wrap=True))
+    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+
+    def inventory(self) -> Inventory:
+        return load_inventory(self.inventory_path)
+
+    @property
+    def state_dir(self) -> Path:
+        """``--state``/``ORCHESTRATOR_STATE`` when it names a directory, else the user state dir."""
+        if self.state:
+            target = Path(self.state.removeprefix("sqlite://"))
+            return target if not target.suffix else target.parent
+        return Path(platformdirs.user_state_dir(APP_NAME))
+
+    @property
+    def cache_dir(self) -> Path:
+        override = os.environ.get("ORCHESTRATOR_CACHE")
+        return Path(override) if override else Path(platformdirs.user_cache_dir(APP_NAME))
+
+    def revision(self, spec: str) -> Revision:
+        return build_revision(spec, self.cache_dir / "bundles")

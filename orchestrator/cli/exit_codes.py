@@ -1,0 +1,30 @@
+"""The documented exit codes (DESIGN §3, a contract)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    SUCCEEDED = 0  # succeeded on every host
+    INTERNAL_ERROR = 1  # a bug, or a command not built yet
+    USAGE = 2  # bad command line (click)
+    INVALID_INPUT = 3  # invalid inventory, appspec or revision; no host contacted
+    PARTIAL = 4  # succeeded under the minimum-healthy rule, but some hosts failed
+    FAILED = 5  # failed (HEALTH_CONSTRAINTS, NO_INSTANCES, unreachable hosts on --check, ...)
+    STOPPED = 6  # stopped by the stop command or an alarm
+    LOCKED = 7  # not started: another deployment of this group holds the lock
+    INTERRUPTED = 130  # Ctrl-C; the deployment is recorded as Stopped
+
+
+EXIT_CODE_HELP = """\b
+Exit codes:
+  0    succeeded on every host
+  1    internal error
+  2    usage error
+  3    invalid inventory, appspec or revision (no host contacted)
+  4    succeeded under the minimum-healthy rule, but some hosts failed
+  5    failed (HEALTH_CONSTRAINTS, HEALTH_CONSTRAINTS_INVALID, NO_INSTANCES, unreachable)
+  6    stopped (stop command or alarm)
+  7    not started: another deployment of this group holds the lock
+  130  interrupted (Ctrl-C)"""

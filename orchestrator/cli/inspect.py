@@ -1,0 +1,320 @@
+"""Commands that look without deploying: ``validate``, ``hosts`` and ``plan``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from rich.table import Table
+
+from orchestrator.cli.context import CliContext
+from orchestrator.cli.exit_codes import ExitCode
+from orchestrator.errors import HostError
+from orchestrator.models.appspec import LIFECYCLE_EVENTS, PREVIOUS_REVISION_EVENTS
+from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig
+from orchestrator.models.inventory import HostSpec, Inventory
+from orchestrator.planning import Simulation, TargetInfo, simulate
+from orchestrator.revision import Revision
+from orchestrator.selection import select_hosts
+from orchestrator.transport.ssh import SshTransport
+
+pass_context = click.make_pass_decorator(CliContext)
+OUTPUT = click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json prints one document on stdout for scripts.",
+)
+APP = click.option(
+    "-a", "--application", "application", required=True, help="Application name in the inventory."
+)
+GROUP = click.option(
+    "-g", "--group", "group", required=True, help="Deployment group of the application."
+)
+
+
+def selected_hosts(inventory: Inventory, application: str, group: str) -> list[HostSpec]:
+    tags = {name: dict(entry.tags) for name, entry in inventory.model.hosts.items()}
+    names = select_hosts(inventory.group(application, group), tags)
+    return [inventory.resolve_host(name) for name in names]
+
+
+@click.command()
+@click.option(
+    "-r",
+    "--revision",
+    "revision_spec",
+    metavar="REVISION",
+    help="Also check this revision: a directory, .tar, .tar.gz, .zip or git:REPO@REF.",
+)
+@pass_context
+def validate(ctx: CliContext, revision_spec: str | None) -> None:
+    """Check the inventory and, with -r, a revision and its appspec. Contacts no host.
+
+    Every problem is reported with its file, line and key path; the exit code is 3 if any.
+    The inventory is checked when it exists or -i/--inventory names it.
+    """
+    checked = False
+    if ctx.inventory_explicit or ctx.inventory_path.exists() or revision_spec is None:
+        inventory = ctx.inventory()
+        model = inventory.model
+        groups = sum(len(app.deployment_groups) for app in model.applications.values())
+        ctx.err.print(
+            f"[green]ok[/] {inventory.file}: {len(model.hosts)} hosts, "
+            f"{len(model.applications)} applications, {groups} deployment groups"
+        )
+        checked = True
+    if revision_spec is not None:
+        revision = ctx.revision(revision_spec)
+        ctx.err.print(
+            f"[green]ok[/] {revision_spec}: {revision.kind} revision, {len(revision.entries)} "
+            f"entries, sha256 {revision.sha256}"
+        )
+        checked = True
+    if not checked:
+        raise click.UsageError("nothing to validate")
+
+
+@dataclass
+class _Check:
+    host: HostSpec
+    error: str | None
+    seconds: float
+
+
+async def _check_hosts(hosts: list[HostSpec]) -> list[_Check]:
+    transport = SshTransport()
+
+    async def check(host: HostSpec) -> _Check:
+        started = time.monotonic()
+        try:
+            session = await transport.connect(host)
+            try:
+                result = await session.run("echo ok", timeout=host.ssh.connect_timeout)
+            finally:
+                await session.close()
+            error = (
+                None if result.ok and result.stdout.strip() == "ok" else f"'echo ok' gave {result}"
+            )
+        except HostError as exc:
+            error = exc.message
+        return _Check(host, error, time.monotonic() - started)
+
+    return await asyncio.gather(*(check(host) for host in hosts))
+
+
+@click.command()
+@APP
+@GROUP
+@click.option("--check", is_flag=True, help="Connect to every host over SSH and run 'echo ok'.")
+@OUTPUT
+@pass_context
+def hosts(ctx: CliContext, application: str, group: str, check: bool, output: str) -> None:
+    """List the hosts a deployment group selects, in deployment order.
+
+    With --check, connect to each (checking host keys as the inventory says) and report which
+    are reachable; the exit code is 5 if any is not.
+    """
+    inventory = ctx.inventory()
+    selected = selected_hosts(inventory, application, group)
+    checks = (
+        asyncio.run(_check_hosts(selected)) if check else [_Check(h, None, 0.0) for h in selected]
+    )
+    if output == "json":
+        ctx.out.print_json(
+            json.dumps(
+                [
+                    {
+                        "host": c.host.name,
+                        "address": c.host.address,
+                        "port": c.host.port,
+                        "zone": c.host.zone,
+                        "tags": c.host.tags,
+                        **({"reachable": c.error is None, "error": c.error} if check else {}),
+                    }
+                    for c in checks
+                ]
+            )
+        )
+    else:
+        table = Table(title=f"{application}/{group}: {len(selected)} hosts")
+        for column in ("host", "address", "zone", "tags", *(("reachable",) if check else ())):
+            table.add_column(column)
+        for c in checks:
+            tags = ", ".join(f"{k}={v}" for k, v in sorted(c.host.tags.items()))
+            row = [c.host.name, f"{c.host.address}:{c.host.port}", c.host.zone or "-", tags]
+            if check:
+                row.append(
+                    f"[green]yes[/] ({c.seconds * 1000:.0f} ms)"
+                    if c.error is None
+                    else f"[red]no[/]: {c.error}"
+                )
+            table.add_row(*row)
+        ctx.out.print(table)
+    if check:
+        reachable = sum(c.error is None for c in checks)
+        ctx.err.print(f"{reachable} of {len(checks)} hosts reachable")
+        if reachable < len(checks):
+            raise click.exceptions.Exit(ExitCode.FAILED)
+
+
+def _lifecycle(revision: Revision) -> list[dict[str, Any]]:
+    hooks = revision.appspec.model.hooks
+    events = []
+    for event in LIFECYCLE_EVENTS:
+        if event in (
+            "BeforeBlockTraffic",
+            "BlockTraffic",
+            "AfterBlockTraffic",
+            "BeforeAllowTraffic",
+            "AllowTraffic",
+            "AfterAllowTraffic",
+        ):
+            continue  # only with a load balancer, which this release does not configure
+        if event in PREVIOUS_REVISION_EVENTS:
+            source = "the last successful install's scripts (none on a first deployment)"
+        elif event in ("DownloadBundle", "Install"):
+            source = "performed by orchestrator"
+        else:
+            scripts = [s.location for s in hooks.for_event(event)]
+            source = ", ".join(scripts) if scripts else "no scripts (no-op)"
+        events.append({"event": event, "runs": source})
+    return events
+
+
+def _simulation_json(config: DeploymentConfig, sim: Simulation) -> dict[str, Any]:
+    return {
+        "deploymentConfig": config.name,
+        "description": config.describe(),
+        "minimumHealthyHosts": sim.minimum,
+        "maxConcurrency": sim.max_concurrency,
+        "successNeeds": sim.success_needs,
+        "order": sim.order,
+        "steps": sim.steps,
+        "zoneBakes": [{"zone": z, "seconds": s} for z, s in sim.bakes],
+        "valid": sim.outcome.succeeded,
+        "errorCode": sim.outcome.error_code,
+    }
+
+
+@click.command()
+@APP
+@GROUP
+@click.option(
+    "-r",
+    "--revision",
+    "revision_spec",
+    required=True,
+    metavar="REVISION",
+    help="A directory, .tar, .tar.gz, .zip or git:REPO@REF with an appspec.yml.",
+)
+@click.option(
+    "--deployment-config",
+    "config_name",
+    metavar="NAME",
+    help="Plan with this config instead of the group's (default OneAtATime).",
+)
+@OUTPUT
+@pass_context
+def plan(
+    ctx: CliContext,
+    application: str,
+    group: str,
+    revision_spec: str,
+    config_name: str | None,
+    output: str,
+) -> None:
+    """Dry run: the hosts, their order, the concurrency and what success needs.
+
+    Validates the revision and contacts no host. The steps shown assume every host succeeds;
+    the table compares every predefined config (and the inventory's own) on the same hosts.
+    Exit code 5 when the deployment could not succeed (no hosts, or a minimum that cannot hold).
+    """
+    inventory = ctx.inventory()
+    hosts_ = selected_hosts(inventory, application, group)
+    revision = ctx.revision(revision_spec)
+    targets = [TargetInfo(h.name, zone=h.zone) for h in hosts_]
+    config = inventory.deployment_config(inventory.config_name_for(application, group, config_name))
+    chosen = simulate(config, targets)
+    others = [
+        *PREDEFINED.values(),
+        *(inventory.deployment_config(n) for n in sorted(inventory.model.deployment_configs)),
+    ]
+    compared = [(c, simulate(c, targets)) for c in others]
+    if output == "json":
+        ctx.out.print_json(
+            json.dumps(
+                {
+                    "applicationName": application,
+                    "deploymentGroupName": group,
+                    "deploymentGroupId": inventory.group_id(application, group),
+                    "revision": {
+                        "source": revision_spec,
+                        "sha256": revision.sha256,
+                        "size": revision.size,
+                        "entries": len(revision.entries),
+                    },
+                    "hosts": [h.name for h in hosts_],
+                    "lifecycle": _lifecycle(revision),
+                    "plan": _simulation_json(config, chosen),
+                    "configs": [_simulation_json(c, s) for c, s in compared],
+                }
+            )
+        )
+    else:
+        _render_plan(ctx, application, group, revision, config, chosen, compared)
+    if not chosen.outcome.succeeded:
+        ctx.err.print(
+            f"[red]this deployment cannot succeed[/]: {chosen.outcome.error_code}: "
+            f"{chosen.outcome.message}"
+        )
+        raise click.exceptions.Exit(ExitCode.FAILED)
+
+
+def _render_plan(
+    ctx: CliContext,
+    application: str,
+    group: str,
+    revision: Revision,
+    config: DeploymentConfig,
+    sim: Simulation,
+    compared: list[tuple[DeploymentConfig, Simulation]],
+) -> None:
+    out = ctx.out
+    out.print(
+        f"[bold]Plan[/] {application}/{group}: revision {revision.source} "
+        f"(sha256 {revision.sha256[:12]}, {len(revision.entries)} entries, {revision.size} bytes)"
+    )
+    out.print(f"Deployment config: [bold]{config.name}[/] ({config.describe()})")
+    out.print(f"Hosts in order ({len(sim.order)}): {', '.join(sim.order) or 'none'}")
+    out.print(
+        f"Keeps at least {sim.minimum} healthy; at most {sim.max_concurrency} at a time; "
+        f"success needs {sim.success_needs}."
+    )
+    for number, step in enumerate(sim.steps, 1):
+        out.print(f"  step {number}: {', '.join(step)}")
+    for zone, seconds in sim.bakes:
+        out.print(f"  after zone {zone}: monitor {seconds}s before the next zone")
+    events = Table(title="Lifecycle events on each host")
+    events.add_column("event")
+    events.add_column("runs")
+    for row in _lifecycle(revision):
+        events.add_row(row["event"], row["runs"])
+    out.print(events)
+    table = Table(title=f"Deployment configs on these {len(sim.order)} hosts")
+    table.add_column("config", no_wrap=True)
+    for column in ("keeps healthy", "at a time", "success needs"):
+        table.add_column(column)
+    for other, result in compared:
+        needs = (
+            result.success_needs
+            if result.outcome.succeeded
+            else f"[red]{result.outcome.error_code}[/]"
+        )
+        table.add_row(other.name, str(result.minimum), str(result.max_concurrency), needs)
+    out.print(table)

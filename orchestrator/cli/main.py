@@ -1,0 +1,72 @@
+"""The ``orchestrator`` command: global options, error reporting and exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.cli import inspect, lab, pending
+from orchestrator.cli.context import CliContext
+from orchestrator.cli.exit_codes import EXIT_CODE_HELP, ExitCode
+from orchestrator.errors import ConfigError, LabError, NotImplementedYet, OrchestratorError
+
+
+class _Cli(click.Group):
+    """Turns our errors into their documented exit codes, with a message on stderr."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                click.echo(f"error: {issue}", err=True)
+            ctx.exit(ExitCode.INVALID_INPUT)
+        except (LabError, NotImplementedYet) as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(ExitCode.INTERNAL_ERROR)
+        except OrchestratorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(ExitCode.FAILED)
+
+
+@click.group(
+    cls=_Cli, epilog=EXIT_CODE_HELP, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(path_type=Path),
+    envvar="ORCHESTRATOR_INVENTORY",
+    default=None,
+    show_default="./inventory.yaml",
+    help="Inventory file (env ORCHESTRATOR_INVENTORY).",
+)
+@click.option(
+    "--state",
+    envvar="ORCHESTRATOR_STATE",
+    metavar="URL",
+    help="Deployment history store (env ORCHESTRATOR_STATE); default: a SQLite file in "
+    "the user state dir.",
+)
+@click.version_option(package_name="orchestrator")
+@click.pass_context
+def cli(ctx: click.Context, inventory: Path | None, state: str | None) -> None:
+    """Deploy revisions to fleets over plain SSH, with AWS CodeDeploy's semantics.
+
+    Progress and messages go to stderr; data (tables, JSON) to stdout.
+    """
+    ctx.obj = CliContext(
+        inventory_path=inventory or Path("inventory.yaml"),
+        inventory_explicit=inventory is not None,
+        state=state,
+    )
+
+
+for command in (inspect.validate, inspect.hosts, inspect.plan, lab.lab, *pending.COMMANDS):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="orchestrator")

@@ -1,0 +1,131 @@
+"""The one error hierarchy of orchestrator.
+
+Split by whose fault it is: our user's input (``ConfigError``, nothing was contacted) or a host
+(``HostError``, something went wrong over SSH or on the host)::
+
+    OrchestratorError
+    ├── ConfigError                 bad inventory, appspec, revision or option   -> exit 3
+    │   ├── InventoryError
+    │   ├── AppSpecError
+    │   └── RevisionError
+    ├── HostError                   one host failed; carries ``host``
+    │   ├── ConnectError
+    │   │   ├── Unreachable         refused, no route, DNS, connection lost
+    │   │   ├── ConnectTimeout      also a TimeoutError
+    │   │   ├── AuthFailed          never retried
+    │   │   └── HostKeyMismatch     never retried
+    │   ├── CommandFailed           a remote command exited non-zero
+    │   ├── CommandTimeout          also a TimeoutError
+    │   └── TransferFailed
+    ├── LabError                    the local lab fleet could not be started or stopped
+    └── NotImplementedYet           a command that a later release fills in           -> exit 1
+
+Third-party exceptions (asyncssh, OSError) are translated at the transport boundary with
+``raise ... from exc`` so that nothing above it needs to know them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class OrchestratorError(Exception):
+    """Root of every error orchestrator raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in one input file, located as precisely as the input allows."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(OrchestratorError):
+    """Our user's input is wrong. Carries every issue found, not only the first."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        if not issues:
+            raise ValueError("ConfigError needs at least one issue")
+        self.issues = issues
+        super().__init__("\n".join(str(issue) for issue in issues))
+
+    @classmethod
+    def single(
+        cls, file: str, message: str, *, line: int | None = None, path: str = ""
+    ) -> ConfigError:
+        return cls([ConfigIssue(file=file, line=line, path=path, message=message)])
+
+
+class InventoryError(ConfigError):
+    """The inventory file is malformed or inconsistent."""
+
+
+class AppSpecError(ConfigError):
+    """The revision's appspec.yml is malformed or refers to what the bundle lacks."""
+
+
+class RevisionError(ConfigError):
+    """The revision cannot be read, or holds entries that are unsafe to install."""
+
+
+class HostError(OrchestratorError):
+    """Something failed on, or on the way to, one host."""
+
+    def __init__(self, host: str, message: str) -> None:
+        self.host = host
+        self.message = message
+        super().__init__(f"{host}: {message}")
+
+
+class ConnectError(HostError):
+    """The SSH connection could not be set up."""
+
+
+class Unreachable(ConnectError):
+    """The host refused the connection, has no route, or the connection was lost."""
+
+
+class ConnectTimeout(ConnectError, TimeoutError):
+    """The connection or handshake did not finish within the connect timeout."""
+
+
+class AuthFailed(ConnectError):
+    """The host rejected every credential offered. Retrying would not help."""
+
+
+class HostKeyMismatch(ConnectError):
+    """The host presented a key that known_hosts does not trust. Never retried."""
+
+
+class CommandFailed(HostError):
+    """A remote command exited with a non-zero status."""
+
+    def __init__(
+        self, host: str, message: str, *, exit_status: int | None, stderr_tail: str
+    ) -> None:
+        super().__init__(host, message)
+        self.exit_status = exit_status
+        self.stderr_tail = stderr_tail
+
+
+class CommandTimeout(HostError, TimeoutError):
+    """A remote command did not finish in time."""
+
+
+class TransferFailed(HostError):
+    """A file could not be sent to the host."""
+
+
+class LabError(OrchestratorError):
+    """The local lab fleet could not be started, inspected or stopped."""
+
+
+class NotImplementedYet(OrchestratorError):
+    """A command that exists in the interface but is not built yet."""

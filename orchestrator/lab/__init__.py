@@ -1,0 +1,1 @@
+"""The local lab fleet of real sshd hosts."""

@@ -1,0 +1,196 @@
+"""One lab host: an OpenSSH sshd on a loopback address, optionally in its own mount namespace.
+
+As root, each host runs in a private mount namespace where ``/srv``, ``/opt`` and ``/var/lib`` are
+bind mounts of the host's own directories, so deployments to different lab hosts never see each
+other's files. Without root, sshd runs as the invoking user in the shared filesystem, and each
+host's deployment root is a directory of its own under the lab dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import LabError
+
+# Paths a deployment touches that each namespaced host sees privately.
+PRIVATE_MOUNTS = ("/srv", "/opt", "/var/lib")
+READY_TIMEOUT = 15.0
+SSHD_INSTALL_HINT = (
+    "sshd (OpenSSH server) is not installed. Install it, for example with "
+    "'apt-get install openssh-server' (Debian/Ubuntu) or 'dnf install openssh-server' (Fedora)."
+)
+
+
+def find_sshd() -> str:
+    found = shutil.which("sshd") or next(
+        (p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.access(p, os.X_OK)), None
+    )
+    if found is None:
+        raise LabError(SSHD_INSTALL_HINT)
+    return found
+
+
+def can_namespace() -> bool:
+    return (
+        os.geteuid() == 0
+        and shutil.which("unshare") is not None
+        and shutil.which("mount") is not None
+    )
+
+
+def generate_key(path: Path, comment: str) -> str:
+    """An ed25519 key pair at ``path`` (private) and ``path.pub``; returns the public key line."""
+    if not path.exists():
+        keygen = shutil.which("ssh-keygen")
+        if keygen is None:
+            raise LabError("ssh-keygen is not installed (it comes with the OpenSSH client)")
+        subprocess.run(
+            [keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
+    return path.with_suffix(".pub").read_text().strip()
+
+
+def free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((address, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class SshdHost:
+    """What is needed to (re)start one host's sshd."""
+
+    name: str
+    address: str
+    port: int
+    directory: Path
+    authorized_keys: Path
+    namespaced: bool
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "sshd_config"
+
+    @property
+    def host_key(self) -> Path:
+        return self.directory / "ssh_host_ed25519_key"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "sshd.log"
+
+    @property
+    def start_log(self) -> Path:
+        return self.directory / "start.log"
+
+    def mount_source(self, target: str) -> Path:
+        return self.directory / "root" / target.strip("/").replace("/", "-")
+
+    def prepare(self) -> str:
+        """Write keys, config and private directories; return the host's public key line."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for target in PRIVATE_MOUNTS:
+            self.mount_source(target).mkdir(parents=True, exist_ok=True)
+        public = generate_key(self.host_key, f"lab-host-{self.name}")
+        self.config_path.write_text(
+            "\n".join(
+                [
+                    f"ListenAddress {self.address}:{self.port}",
+                    f"HostKey {self.host_key}",
+                    f"PidFile {self.directory / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {self.authorized_keys}",
+                    "StrictModes no",
+                    "UsePAM no",
+                    "PermitRootLogin prohibit-password",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "MaxSessions 10",
+                    "MaxStartups 200:30:400",
+                    "LoginGraceTime 30",
+                    "ClientAliveInterval 0",
+                    "Subsystem sftp internal-sftp",
+                    "LogLevel INFO",
+                    "",
+                ]
+            )
+        )
+        return public
+
+    def command(self, sshd: str) -> list[str]:
+        daemon = [sshd, "-D", "-f", str(self.config_path), "-E", str(self.log_path)]
+        if not self.namespaced:
+            return daemon
+        binds = "; ".join(
+            f'mount --bind "${index + 1}" {target}' for index, target in enumerate(PRIVATE_MOUNTS)
+        )
+        script = f'set -e; {binds}; shift {len(PRIVATE_MOUNTS)}; exec "$@"'
+        sources = [str(self.mount_source(target)) for target in PRIVATE_MOUNTS]
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+            "lab-host",
+            *sources,
+            *daemon,
+        ]
+
+    def start(self, sshd: str) -> subprocess.Popen[bytes]:
+        """Start sshd and wait, bounded, until it answers with an SSH banner."""
+        process = self.spawn(sshd)
+        self.wait_ready(process)
+        return process
+
+    def spawn(self, sshd: str) -> subprocess.Popen[bytes]:
+        """Start sshd without waiting for it (to start many hosts at once)."""
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+        for target in PRIVATE_MOUNTS if self.namespaced else ():
+            Path(target).mkdir(parents=True, exist_ok=True)
+        with self.start_log.open("wb") as errors:
+            process = subprocess.Popen(
+                self.command(sshd),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,  # not killed by the terminal's Ctrl-C
+            )
+        return process
+
+    def wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise LabError(f"{self.name}: sshd exited at start: {self._failure_text(process)}")
+            try:
+                with socket.create_connection((self.address, self.port), timeout=1) as conn:
+                    if conn.recv(64).startswith(b"SSH-"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        process.kill()
+        raise LabError(
+            f"{self.name}: sshd did not answer on {self.address}:{self.port} "
+            f"within {READY_TIMEOUT:.0f}s"
+        )
+
+    def _failure_text(self, process: subprocess.Popen[bytes]) -> str:
+        text = "".join(
+            path.read_text(errors="replace")
+            for path in (self.start_log, self.log_path)
+            if path.exists()
+        )
+        return text.strip()[-800:] or f"exit status {process.returncode}"

@@ -1,0 +1,1 @@
+"""Validated input models: inventory, appspec and deployment configs (pydantic v2)."""

@@ -1,0 +1,411 @@
+"""Revisions: a bundle from a directory, .tar, .tar.gz, .zip or a git ref, made into one tar.
+
+``build_revision`` reads the source twice without holding file contents in memory: first the entry
+list (to check every entry and decide whether a single top-level directory is stripped, as the
+CodeDeploy agent does), then the contents, streamed into a normalised tar whose sha256 is the
+revision's identity. Nothing unsafe reaches a host: absolute paths, ``..``, links that leave the
+bundle, hard links and device files are refused before any host is contacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import hashlib
+import os
+import posixpath
+import re
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+from orchestrator.errors import AppSpecError, ConfigIssue, RevisionError
+from orchestrator.models.appspec import AppSpec, parse_appspec
+
+EntryKind = Literal["file", "dir", "symlink"]
+SourceKind = Literal["directory", "tar", "tgz", "zip", "git"]
+APPSPEC_NAMES = ("appspec.yml", "appspec.yaml")
+_APPSPEC_LIKE = re.compile("appspec", re.IGNORECASE)
+_MAX_REPORTED = 20
+_SPECIAL = "device, fifo or socket: only files, directories and symbolic links are allowed"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One entry of the normalised bundle, by its path relative to the bundle root."""
+
+    path: str
+    kind: EntryKind
+    mode: int
+    size: int = 0
+    target: str | None = None  # symlinks only
+
+
+@dataclass(frozen=True)
+class Revision:
+    source: str
+    kind: SourceKind
+    tar_path: Path
+    sha256: str
+    size: int
+    entries: tuple[ManifestEntry, ...]
+    appspec: AppSpec
+    commit: str | None = None
+
+    def entry(self, path: str) -> ManifestEntry | None:
+        return self._index().get(path)
+
+    def _index(self) -> dict[str, ManifestEntry]:
+        return {e.path: e for e in self.entries}
+
+
+@dataclass
+class _RawEntry:
+    name: str
+    kind: EntryKind
+    mode: int
+    size: int
+    mtime: float
+    target: str | None
+    open: Callable[[], IO[bytes]] | None  # None where the source is read in stream order
+
+
+def _clean_name(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.rstrip("/")
+
+
+def _entry_problem(entry: _RawEntry) -> str | None:
+    name = entry.name
+    if name.startswith("/"):
+        return "absolute path"
+    if ".." in name.split("/"):
+        return "path climbs out of the bundle with '..'"
+    if entry.kind == "symlink":
+        target = entry.target or ""
+        if target.startswith("/"):
+            return f"symbolic link to an absolute path '{target}'"
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+        if resolved == ".." or resolved.startswith("../"):
+            return f"symbolic link '{target}' points outside the bundle"
+    return None
+
+
+# -- readers: each yields _RawEntry for one kind of source ---------------------------------------
+
+
+def _read_directory(root: Path) -> Iterator[_RawEntry | str]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames) + sorted(filenames):
+            full = Path(dirpath) / name
+            rel = full.relative_to(root).as_posix()
+            info = full.lstat()
+            mode = stat.S_IMODE(info.st_mode)
+            if stat.S_ISLNK(info.st_mode):
+                yield _RawEntry(rel, "symlink", 0o777, 0, info.st_mtime, os.readlink(full), None)
+            elif stat.S_ISDIR(info.st_mode):
+                yield _RawEntry(rel, "dir", mode, 0, info.st_mtime, None, None)
+            elif stat.S_ISREG(info.st_mode):
+                yield _RawEntry(
+                    rel,
+                    "file",
+                    mode,
+                    info.st_size,
+                    info.st_mtime,
+                    None,
+                    functools.partial(_open_binary, full),
+                )
+            else:
+                yield f"{rel}: {_SPECIAL}"
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return path.open("rb")
+
+
+def _tar_member(member: tarfile.TarInfo, archive: tarfile.TarFile) -> _RawEntry | str:
+    name = _clean_name(member.name)
+    mode = member.mode & 0o7777
+    if member.isdir():
+        return _RawEntry(name, "dir", mode, 0, member.mtime, None, None)
+    if member.issym():
+        return _RawEntry(name, "symlink", 0o777, 0, member.mtime, member.linkname, None)
+    if member.islnk():
+        return f"{name}: hard link to '{member.linkname}': hard links are not allowed"
+    if member.isreg():
+        return _RawEntry(
+            name, "file", mode, member.size, member.mtime, None, lambda: _extract(archive, member)
+        )
+    return f"{name}: {_SPECIAL}"
+
+
+def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    handle = archive.extractfile(member)
+    if handle is None:  # only for non-regular members, which never get here
+        raise RevisionError.single(str(archive.name or "archive"), f"cannot read {member.name}")
+    return handle
+
+
+def _read_tar(path: Path) -> Iterator[_RawEntry | str]:
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                if _clean_name(member.name) in ("", "."):
+                    continue
+                yield _tar_member(member, archive)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise RevisionError.single(str(path), f"not a readable tar archive: {exc}") from exc
+
+
+def _read_zip(path: Path) -> Iterator[_RawEntry | str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = _clean_name(info.filename)
+                if not name:
+                    continue
+                unix_mode = info.external_attr >> 16
+                mtime = _zip_mtime(info)
+                if info.is_dir():
+                    yield _RawEntry(
+                        name, "dir", stat.S_IMODE(unix_mode) or 0o755, 0, mtime, None, None
+                    )
+                elif stat.S_ISLNK(unix_mode):
+                    target = archive.read(info).decode("utf-8", "surrogateescape")
+                    yield _RawEntry(name, "symlink", 0o777, 0, mtime, target, None)
+                elif unix_mode and not stat.S_ISREG(unix_mode):
+                    yield f"{name}: {_SPECIAL}"
+                else:
+                    mode = stat.S_IMODE(unix_mode) or 0o644
+                    yield _RawEntry(
+                        name,
+                        "file",
+                        mode,
+                        info.file_size,
+                        mtime,
+                        None,
+                        functools.partial(archive.open, info),
+                    )
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise RevisionError.single(str(path), f"not a readable zip archive: {exc}") from exc
+
+
+def _zip_mtime(info: zipfile.ZipInfo) -> float:
+    return datetime.datetime(*info.date_time, tzinfo=datetime.UTC).timestamp()
+
+
+def _git_archive(spec: str, workdir: Path) -> tuple[Path, str]:
+    repo, _, ref = spec[len("git:") :].rpartition("@")
+    if not repo or not ref:
+        raise RevisionError.single(spec, "a git revision is written git:REPO_PATH@REF")
+    if not Path(repo).exists():
+        raise RevisionError.single(spec, f"git repository '{repo}' not found")
+
+    def git(
+        *args: str, stdout: IO[bytes] | int = subprocess.PIPE
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            ["git", "-C", repo, *args], stdout=stdout, stderr=subprocess.PIPE, check=False
+        )
+
+    commit = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if commit.returncode != 0:
+        raise RevisionError.single(spec, f"'{ref}' is not a commit in {repo}")
+    sha = commit.stdout.decode().strip()
+    out = workdir / "git-archive.tar"
+    with out.open("wb") as handle:
+        result = git("archive", "--format=tar", sha, stdout=handle)
+    if result.returncode != 0:
+        raise RevisionError.single(spec, f"git archive failed: {result.stderr.decode().strip()}")
+    return out, sha
+
+
+def _open_source(spec: str, workdir: Path) -> tuple[SourceKind, Path, str | None]:
+    if spec.startswith("git:"):
+        path, commit = _git_archive(spec, workdir)
+        return "git", path, commit
+    path = Path(spec)
+    if not path.exists():
+        raise RevisionError.single(spec, "revision not found")
+    if path.is_dir():
+        return "directory", path, None
+    lower = path.name.lower()
+    if lower.endswith((".tar.gz", ".tgz")):
+        return "tgz", path, None
+    if lower.endswith(".tar"):
+        return "tar", path, None
+    if lower.endswith(".zip"):
+        return "zip", path, None
+    raise RevisionError.single(
+        spec, "unknown revision type: give a directory, .tar, .tar.gz, .tgz, .zip or git:REPO@REF"
+    )
+
+
+def _entries(kind: SourceKind, path: Path) -> Iterator[_RawEntry | str]:
+    if kind == "directory":
+        return _read_directory(path)
+    if kind == "zip":
+        return _read_zip(path)
+    return _read_tar(path)
+
+
+# -- building ----------------------------------------------------------------------------------
+
+
+def _strip_prefix(names: list[str], kinds: dict[str, EntryKind]) -> str:
+    """The agent's rule: one top-level entry, a directory, holding an appspec-like file."""
+    tops = {name.split("/", 1)[0] for name in names}
+    if len(tops) != 1:
+        return ""
+    top = next(iter(tops))
+    if kinds.get(top, "dir") != "dir":
+        return ""
+    children = [n[len(top) + 1 :] for n in names if n.startswith(top + "/")]
+    if any("/" not in child and _APPSPEC_LIKE.search(child) for child in children):
+        return top + "/"
+    return ""
+
+
+def _manifest(entries: list[_RawEntry], prefix: str) -> tuple[ManifestEntry, ...]:
+    found: dict[str, ManifestEntry] = {}
+    for entry in entries:
+        name = entry.name[len(prefix) :]
+        if not name:
+            continue
+        found[name] = ManifestEntry(name, entry.kind, entry.mode, entry.size, entry.target)
+        parent = posixpath.dirname(name)
+        while parent and parent not in found:  # archives may omit directory entries
+            found[parent] = ManifestEntry(parent, "dir", 0o755)
+            parent = posixpath.dirname(parent)
+    return tuple(sorted(found.values(), key=lambda e: e.path))
+
+
+def _write_tar(kind: SourceKind, source: Path, prefix: str, out: Path) -> None:
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as bundle:
+        for item in _entries(kind, source):
+            if isinstance(item, str):  # checked in the first pass; cannot happen now
+                raise RevisionError.single(str(source), item)
+            name = item.name[len(prefix) :]
+            if not name:
+                continue
+            info = tarfile.TarInfo(name)
+            info.mode = item.mode
+            info.mtime = int(item.mtime)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if item.kind == "dir":
+                info.type = tarfile.DIRTYPE
+                bundle.addfile(info)
+            elif item.kind == "symlink":
+                info.type = tarfile.SYMTYPE
+                info.linkname = item.target or ""
+                bundle.addfile(info)
+            else:
+                assert item.open is not None
+                info.size = item.size
+                with item.open() as data:
+                    bundle.addfile(info, data)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_appspec(kind: SourceKind, source: Path, prefix: str, entries: list[_RawEntry]) -> AppSpec:
+    by_name = {e.name[len(prefix) :]: e for e in entries}
+    for candidate in APPSPEC_NAMES:
+        entry = by_name.get(candidate)
+        if entry is not None and entry.kind == "file":
+            text = _read_member_text(kind, source, entry.name)
+            return parse_appspec(
+                text, f"{source}:{candidate}" if kind != "directory" else str(source / candidate)
+            )
+    raise AppSpecError.single(str(source), "no appspec.yml (or appspec.yaml) at the bundle root")
+
+
+def _read_member_text(kind: SourceKind, source: Path, name: str) -> str:
+    for item in _entries(kind, source):
+        if not isinstance(item, str) and item.name == name and item.open is not None:
+            with item.open() as data:
+                return data.read().decode("utf-8")
+    raise RevisionError.single(str(source), f"cannot read {name}")
+
+
+def check_appspec_against_bundle(appspec: AppSpec, entries: tuple[ManifestEntry, ...]) -> None:
+    """Every ``files`` source exists in the bundle and every hook script is a file in it."""
+    index = {e.path: e for e in entries}
+    doc = appspec.document
+    issues: list[ConfigIssue] = []
+    for i, mapping in enumerate(appspec.model.files):
+        if mapping.source and mapping.source not in index:
+            issues.append(
+                doc.issue(("files", i, "source"), f"'{mapping.source}' is not in the bundle")
+            )
+    for event, scripts in appspec.model.hooks:
+        for i, script in enumerate(scripts):
+            entry = index.get(script.location)
+            if entry is None:
+                message = f"hook script '{script.location}' is not in the bundle"
+            elif entry.kind == "dir":
+                message = f"hook script '{script.location}' is a directory"
+            else:
+                continue
+            issues.append(doc.issue(("hooks", event, i, "location"), message))
+    if issues:
+        raise AppSpecError(issues)
+
+
+def build_revision(spec: str, cache_dir: Path) -> Revision:
+    """Read, check and normalise a revision into ``cache_dir/<sha256>.tar``."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
+        workdir = Path(tmp)
+        kind, source, commit = _open_source(spec, workdir)
+        entries: list[_RawEntry] = []
+        problems: list[ConfigIssue] = []
+        for item in _entries(kind, source):
+            if isinstance(item, str):
+                problems.append(ConfigIssue(spec, None, "", item))
+                continue
+            problem = _entry_problem(item)
+            if problem is not None:
+                problems.append(ConfigIssue(spec, None, "", f"{item.name}: {problem}"))
+            entries.append(item)
+        if problems:
+            raise RevisionError(problems[:_MAX_REPORTED])
+        kinds = {e.name: e.kind for e in entries}
+        prefix = _strip_prefix([e.name for e in entries], kinds)
+        appspec = _read_appspec(kind, source, prefix, entries)
+        manifest = _manifest(entries, prefix)
+        check_appspec_against_bundle(appspec, manifest)
+        staged = workdir / "bundle.tar"
+        _write_tar(kind, source, prefix, staged)
+        sha = _sha256(staged)
+        final = cache_dir / f"{sha}.tar"
+        if not final.exists():
+            with contextlib.suppress(FileExistsError):
+                shutil.move(staged, final)
+        return Revision(
+            source=spec,
+            kind=kind,
+            tar_path=final,
+            sha256=sha,
+            size=final.stat().st_size,
+            entries=manifest,
+            appspec=appspec,
+            commit=commit,
+        )

@@ -1,0 +1,1 @@
+"""How orchestrator reaches hosts: the Transport protocol and its SSH implementation."""

@@ -1,0 +1,44 @@
+"""The transport interface the engine talks to: connect to a host, run commands, send files.
+
+``transport.ssh`` implements it over asyncssh; unit tests of the engine use a scripted fake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.models.inventory import HostSpec
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_status: int | None  # None when the command died by a signal
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class HostSession(Protocol):
+    """One open connection to one host; every step is a channel on it."""
+
+    @property
+    def host(self) -> HostSpec: ...
+
+    async def run(
+        self, command: str, *, stdin: bytes | None = None, timeout: float | None = None
+    ) -> CommandResult: ...
+
+    async def put(self, local: Path, remote: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    async def connect(self, host: HostSpec) -> HostSession:
+        """Open a session; raise a ``ConnectError`` subclass when that is impossible."""
+        ...

@@ -1,0 +1,209 @@
+"""The SSH transport over asyncssh: the only module that imports asyncssh.
+
+One connection per host, every step a channel on it (capped below sshd's MaxSessions of 10); a
+global cap on concurrent handshakes, separate from how many hosts stay connected; bounded retries
+with jitter for connection errors only, never for authentication or host keys. asyncssh and OS
+errors are translated into ``orchestrator.errors`` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from orchestrator.errors import (
+    AuthFailed,
+    CommandTimeout,
+    ConnectTimeout,
+    HostError,
+    HostKeyMismatch,
+    TransferFailed,
+    Unreachable,
+)
+from orchestrator.models.inventory import HostSpec
+from orchestrator.transport.base import CommandResult
+
+
+@dataclass(frozen=True)
+class SshLimits:
+    max_handshakes: int = 32  # concurrent key exchanges: CPU-bound on controller and hosts
+    max_channels_per_host: int = 8  # below OpenSSH's default MaxSessions (10)
+    connect_retries: int = 2
+    retry_base_delay: float = 0.5
+
+
+def _expand(path: str) -> Path:
+    return Path(os.path.expandvars(os.path.expanduser(path)))
+
+
+class _HostKeyPolicyClient(asyncssh.SSHClient):
+    """Sees the key a host presented when known_hosts does not trust it, and applies the policy."""
+
+    def __init__(self, accept_new: Path | None, known: bool) -> None:
+        self.presented_key_type: str | None = None
+        self._accept_new = accept_new
+        self._known = known
+
+    def validate_host_public_key(
+        self, host: str, addr: tuple[str, int] | str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        self.presented_key_type = key.get_algorithm()
+        if self._accept_new is None or self._known:
+            return False
+        # accept-new: a host never seen before is trusted and recorded in our own file only.
+        self._accept_new.parent.mkdir(parents=True, exist_ok=True)
+        entry = host if port == 22 else f"[{host}]:{port}"
+        with self._accept_new.open("a") as handle:
+            handle.write(f"{entry} {key.export_public_key().decode().strip()}\n")
+        return True
+
+
+@contextlib.contextmanager
+def _mapped_errors(host: HostSpec, client: _HostKeyPolicyClient | None = None) -> Iterator[None]:
+    where = f"{host.address}:{host.port}"
+    try:
+        yield
+    except asyncssh.HostKeyNotVerifiable as exc:
+        key_type = client.presented_key_type if client else None
+        raise HostKeyMismatch(
+            host.name,
+            f"host key {key_type or ''} presented by {where} is not trusted by "
+            f"{host.ssh.known_hosts} ({exc.reason})".replace("key  ", "key "),
+        ) from exc
+    except asyncssh.PermissionDenied as exc:
+        raise AuthFailed(
+            host.name, f"{host.user}@{where}: authentication failed ({exc.reason})"
+        ) from exc
+    except asyncssh.TimeoutError as exc:
+        raise CommandTimeout(host.name, f"command timed out on {where}") from exc
+    except (asyncssh.DisconnectError, asyncssh.ConnectionLost, asyncssh.ChannelOpenError) as exc:
+        raise Unreachable(host.name, f"connection to {where} lost: {exc.reason}") from exc
+    except TimeoutError as exc:
+        raise ConnectTimeout(
+            host.name, f"no SSH answer from {where} within {host.ssh.connect_timeout:g}s"
+        ) from exc
+    except asyncssh.Error as exc:
+        raise Unreachable(host.name, f"SSH error with {where}: {exc}") from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise Unreachable(host.name, f"cannot connect to {where}: {reason}") from exc
+
+
+class SshSession:
+    """One connection to one host."""
+
+    def __init__(
+        self, host: HostSpec, connection: asyncssh.SSHClientConnection, channels: int
+    ) -> None:
+        self._host = host
+        self._connection = connection
+        self._channels = asyncio.Semaphore(channels)
+
+    @property
+    def host(self) -> HostSpec:
+        return self._host
+
+    async def run(
+        self, command: str, *, stdin: bytes | None = None, timeout: float | None = None
+    ) -> CommandResult:
+        async with self._channels:
+            with _mapped_errors(self._host):
+                result = await self._connection.run(
+                    command, input=stdin, check=False, timeout=timeout, encoding=None
+                )
+        return CommandResult(
+            exit_status=result.exit_status if result.exit_signal is None else None,
+            stdout=_text(result.stdout),
+            stderr=_text(result.stderr),
+        )
+
+    async def put(self, local: Path, remote: str) -> None:
+        async with self._channels:
+            try:
+                with _mapped_errors(self._host):
+                    async with self._connection.start_sftp_client() as sftp:
+                        await sftp.put(str(local), remote)
+            except (asyncssh.SFTPError, HostError) as exc:
+                raise TransferFailed(
+                    self._host.name, f"sending {local.name} to {remote}: {exc}"
+                ) from exc
+
+    async def close(self) -> None:
+        self._connection.close()
+        with contextlib.suppress(Exception):
+            await self._connection.wait_closed()
+
+
+def _text(data: Any) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes | bytearray):
+        return bytes(data).decode("utf-8", errors="replace")
+    return str(data)
+
+
+class SshTransport:
+    """Opens ``SshSession`` objects under a shared handshake cap."""
+
+    def __init__(
+        self, limits: SshLimits | None = None, accept_new_file: Path | None = None
+    ) -> None:
+        self.limits = limits or SshLimits()
+        self._handshakes = asyncio.Semaphore(self.limits.max_handshakes)
+        self._accept_new_file = accept_new_file
+
+    async def connect(self, host: HostSpec) -> SshSession:
+        for attempt in range(self.limits.connect_retries + 1):
+            try:
+                async with self._handshakes:
+                    connection = await self._open(host)
+                return SshSession(host, connection, self.limits.max_channels_per_host)
+            except (Unreachable, ConnectTimeout):
+                if attempt == self.limits.connect_retries:
+                    raise
+                delay = self.limits.retry_base_delay * (2**attempt)
+                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter only
+        raise AssertionError("unreachable")
+
+    def _known_hosts(self, host: HostSpec) -> tuple[Any, Path | None, bool]:
+        """(known_hosts argument for asyncssh, file to record new keys in, host already known)."""
+        policy = host.ssh.host_key_policy
+        if policy == "off":
+            return None, None, True
+        files = [str(p) for p in [_expand(host.ssh.known_hosts)] if p.exists()]
+        if policy == "accept-new" and self._accept_new_file is not None:
+            if self._accept_new_file.exists():
+                files.append(str(self._accept_new_file))
+            trusted = asyncssh.read_known_hosts(files) if files else None
+            known = bool(trusted and trusted.match(host.address, host.address, host.port)[0])
+            return (files or []), self._accept_new_file, known
+        return (files or []), None, True
+
+    async def _open(self, host: HostSpec) -> asyncssh.SSHClientConnection:
+        known_hosts, accept_new, known = self._known_hosts(host)
+        client = _HostKeyPolicyClient(accept_new, known)
+        keys = [str(_expand(p)) for p in host.ssh.identity_files if _expand(p).exists()]
+        config = None if host.ssh.config in (None, "none") else _expand(host.ssh.config)
+        with _mapped_errors(host, client):
+            connection, _ = await asyncssh.create_connection(
+                lambda: client,
+                host.address,
+                host.port,
+                username=host.user,
+                client_keys=keys or (),
+                known_hosts=known_hosts,
+                config=[str(config)] if config is not None and config.exists() else None,
+                connect_timeout=host.ssh.connect_timeout,
+                login_timeout=host.ssh.connect_timeout * 3,
+                keepalive_interval=host.ssh.keepalive_interval,
+                keepalive_count_max=3,
+            )
+        return connection
