@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.errors import ConfigIssue, InventoryError
 from orchestrator.models.deployment_config import (
@@ -69,13 +69,12 @@ class HostSettings(_Strict):
     become: Literal["sudo", "none"] | None = None
     max_revisions: int | None = Field(default=None, ge=1)
 
-    @model_validator(mode="after")
-    def _absolute_root(self) -> HostSettings:
-        if self.deployment_root is not None and not self.deployment_root.startswith("/"):
-            raise ValueError(
-                f"deployment_root must be an absolute path, got '{self.deployment_root}'"
-            )
-        return self
+    @field_validator("deployment_root")
+    @classmethod
+    def _absolute_root(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"deployment_root must be an absolute path, got '{value}'")
+        return value
 
 
 class HostEntry(HostSettings):

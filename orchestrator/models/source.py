@@ -120,6 +120,14 @@ def load_yaml(path: Path, error_type: type[ConfigError] = ConfigError) -> YamlDo
     return parse_yaml(text, str(path), error_type)
 
 
+def _kind_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
 def _message(error: Mapping[str, Any]) -> tuple[KeyPath, str]:
     loc: KeyPath = tuple(error["loc"])
     kind = error["type"]
@@ -127,6 +135,13 @@ def _message(error: Mapping[str, Any]) -> tuple[KeyPath, str]:
         return loc[:-1], f"unknown key '{loc[-1]}'"
     if kind == "missing" and loc:
         return loc[:-1], f"missing required key '{loc[-1]}'"
+    context = error.get("ctx") or {}
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return loc, f"expected a mapping (key: value), got {_kind_of(error.get('input'))}"
+    if kind == "list_type":
+        return loc, f"expected a list, got {_kind_of(error.get('input'))}"
+    if kind == "too_long" and "max_length" in context:
+        return loc, f"at most {context['max_length']} entries allowed, got {context.get('actual_length')}"
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]

@@ -1,0 +1,13 @@
+"""Shared fixtures: an isolated state and cache dir for every test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ORCHESTRATOR_STATE", str(tmp_path / "state"))
+    monkeypatch.delenv("ORCHESTRATOR_INVENTORY", raising=False)

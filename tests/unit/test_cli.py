@@ -1,0 +1,132 @@
+"""The command line without hosts: help, exit codes, validate, hosts, plan and the stubs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import orchestrator
+from orchestrator.cli.main import cli
+from tests.paths import HELLO_WEB, REPO
+
+EXAMPLE = str(REPO / "inventory.example.yaml")
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found.extend(all_commands(command, (*prefix, name)))
+    return found
+
+
+@pytest.mark.parametrize("command", all_commands(cli), ids=" ".join)
+def test_every_command_has_help_for_every_option(command: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    target = cli
+    for name in command:
+        target = target.commands[name]  # type: ignore[attr-defined]
+    for param in target.params:
+        if isinstance(param, click.Option) and param.name != "help":
+            assert param.help, f"{' '.join(command)} {param.opts[0]} has no help"
+
+
+def test_top_level_help_documents_exit_codes() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    for code in ("0 ", "3 ", "4 ", "5 ", "6 ", "7 ", "130"):
+        assert f"  {code}" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["rollout", "-a", "shop", "-g", "web", "-r", "x"], ["status"], ["history"],
+    ["rollback", "-a", "shop", "-g", "web"], ["stop", "d-1"], ["logs", "d-1"],
+])
+def test_commands_not_built_yet_exit_1(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "not implemented yet" in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert CliRunner().invoke(cli, ["plan", "-a", "shop"]).exit_code == 2
+    assert CliRunner().invoke(cli, ["no-such-command"]).exit_code == 2
+
+
+def test_validate_ok() -> None:
+    result = CliRunner().invoke(cli, ["-i", EXAMPLE, "validate", "-r", str(HELLO_WEB)])
+    assert result.exit_code == 0, result.output
+    assert "3 hosts" in result.stderr and "sha256" in result.stderr
+
+
+def test_inventory_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_INVENTORY", EXAMPLE)
+    assert CliRunner().invoke(cli, ["validate"]).exit_code == 0
+
+
+def test_missing_inventory_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["validate"])
+    assert result.exit_code == 3
+    assert "inventory.yaml: file not found" in result.stderr
+
+
+def test_hosts_lists_the_selection_in_order() -> None:
+    result = CliRunner().invoke(cli, ["-i", EXAMPLE, "hosts", "-a", "shop", "-g", "web-prod", "--output", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [row["host"] for row in rows] == ["web-1", "web-2", "web-9"]
+    assert rows[2]["port"] == 2222
+
+
+def test_hosts_unknown_group_exits_3() -> None:
+    result = CliRunner().invoke(cli, ["-i", EXAMPLE, "hosts", "-a", "shop", "-g", "nope"])
+    assert result.exit_code == 3
+    assert "no deployment group 'nope'" in result.stderr
+
+
+def test_plan_text_shows_order_concurrency_and_success_rule() -> None:
+    result = CliRunner().invoke(cli, ["-i", EXAMPLE, "plan", "-a", "shop", "-g", "web-prod", "-r", str(HELLO_WEB)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "CodeDeployDefault.HalfAtATime" in out
+    assert "Hosts in order (3): web-1, web-2, web-9" in out
+    assert "at most 1 at a time" in out and "at least 2 of 3 hosts" in out
+    for name in ("CodeDeployDefault.OneAtATime", "CodeDeployDefault.AllAtOnce", "ThreeQuarters", "ZoneByZone"):
+        assert name in out
+    assert "scripts/validate.sh" in out
+
+
+def test_plan_json_document() -> None:
+    result = CliRunner().invoke(cli, ["-i", EXAMPLE, "plan", "-a", "shop", "-g", "web-prod", "-r", str(HELLO_WEB),
+                                      "--deployment-config", "CodeDeployDefault.AllAtOnce", "--output", "json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["plan"]["deploymentConfig"] == "CodeDeployDefault.AllAtOnce"
+    assert document["plan"]["steps"] == [["web-1", "web-2", "web-9"]]
+    assert len(document["revision"]["sha256"]) == 64
+    assert {c["deploymentConfig"] for c in document["configs"]} >= {"CodeDeployDefault.OneAtATime"}
+
+
+def test_plan_that_cannot_succeed_exits_5(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text("hosts:\n  a: {address: 127.0.0.1, tags: {r: x}}\n"
+                         "applications:\n  app:\n    deployment_groups:\n"
+                         "      one: {tag_sets: [[{key: r}]], deployment_config: CodeDeployDefault.HalfAtATime}\n"
+                         "      none: {tag_sets: [[{key: missing}]]}\n")
+    invalid = CliRunner().invoke(cli, ["-i", str(inventory), "plan", "-a", "app", "-g", "one", "-r", str(HELLO_WEB)])
+    assert invalid.exit_code == 5
+    assert "HEALTH_CONSTRAINTS_INVALID" in invalid.stderr
+    empty = CliRunner().invoke(cli, ["-i", str(inventory), "plan", "-a", "app", "-g", "none", "-r", str(HELLO_WEB)])
+    assert empty.exit_code == 5
+    assert "NO_INSTANCES" in empty.stderr
+
+
+def test_public_api_exports_exist() -> None:
+    for name in orchestrator.__all__:
+        assert hasattr(orchestrator, name), name
