@@ -141,7 +141,8 @@ def _message(error: Mapping[str, Any]) -> tuple[KeyPath, str]:
     if kind == "list_type":
         return loc, f"expected a list, got {_kind_of(error.get('input'))}"
     if kind == "too_long" and "max_length" in context:
-        return loc, f"at most {context['max_length']} entries allowed, got {context.get('actual_length')}"
+        allowed, got = context["max_length"], context.get("actual_length")
+        return loc, f"at most {allowed} entries allowed, got {got}"
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]

@@ -4,13 +4,18 @@ import pytest
 
 from orchestrator.errors import AppSpecError
 from orchestrator.models.appspec import DEFAULT_HOOK_TIMEOUT, HOOK_EVENTS, parse_appspec
-
 from tests.paths import HELLO_WEB
 
 
 def test_hello_web_appspec_is_valid_and_has_all_five_application_hooks() -> None:
     spec = parse_appspec((HELLO_WEB / "appspec.yml").read_text()).model
-    for event in ("ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"):
+    for event in (
+        "ApplicationStop",
+        "BeforeInstall",
+        "AfterInstall",
+        "ApplicationStart",
+        "ValidateService",
+    ):
         assert spec.hooks.for_event(event), event
     assert spec.files[0].destination == "/srv/hello-web/www"
 
@@ -41,7 +46,11 @@ hooks:
     assert spec.permissions[0].type == ["file", "directory"]
     assert spec.permissions[1].mode == "4755"
     hook = spec.hooks.for_event("AfterInstall")[0]
-    assert (hook.location, hook.timeout, hook.runas) == ("scripts/a.sh", DEFAULT_HOOK_TIMEOUT, "app")
+    assert (hook.location, hook.timeout, hook.runas) == (
+        "scripts/a.sh",
+        DEFAULT_HOOK_TIMEOUT,
+        "app",
+    )
     assert spec.hooks.for_event("ValidateService") == []  # a null event is ignored
 
 
@@ -51,7 +60,9 @@ def test_quoted_version_string_is_accepted() -> None:
 
 @pytest.mark.parametrize("event", HOOK_EVENTS)
 def test_every_hook_event_name_is_accepted(event: str) -> None:
-    spec = parse_appspec(f"version: 0.0\nos: linux\nhooks:\n  {event}:\n    - location: s.sh\n").model
+    spec = parse_appspec(
+        f"version: 0.0\nos: linux\nhooks:\n  {event}:\n    - location: s.sh\n"
+    ).model
     assert spec.hooks.for_event(event)[0].location == "s.sh"
 
 

@@ -24,7 +24,9 @@ def _expectation(path: Path) -> tuple[str, int]:
     return expected, line
 
 
-@pytest.mark.parametrize("path", sorted((CORPUS / "inventory").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted((CORPUS / "inventory").glob("*.yaml")), ids=lambda p: p.stem
+)
 def test_bad_inventory_exits_3_naming_the_line(path: Path) -> None:
     expected, line = _expectation(path)
     result = CliRunner().invoke(cli, ["-i", str(path), "validate"])

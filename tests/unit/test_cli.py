@@ -43,10 +43,17 @@ def test_top_level_help_documents_exit_codes() -> None:
         assert f"  {code}" in result.output
 
 
-@pytest.mark.parametrize("args", [
-    ["rollout", "-a", "shop", "-g", "web", "-r", "x"], ["status"], ["history"],
-    ["rollback", "-a", "shop", "-g", "web"], ["stop", "d-1"], ["logs", "d-1"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rollout", "-a", "shop", "-g", "web", "-r", "x"],
+        ["status"],
+        ["history"],
+        ["rollback", "-a", "shop", "-g", "web"],
+        ["stop", "d-1"],
+        ["logs", "d-1"],
+    ],
+)
 def test_commands_not_built_yet_exit_1(args: list[str]) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
@@ -77,7 +84,9 @@ def test_missing_inventory_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_hosts_lists_the_selection_in_order() -> None:
-    result = CliRunner().invoke(cli, ["-i", EXAMPLE, "hosts", "-a", "shop", "-g", "web-prod", "--output", "json"])
+    result = CliRunner().invoke(
+        cli, ["-i", EXAMPLE, "hosts", "-a", "shop", "-g", "web-prod", "--output", "json"]
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [row["host"] for row in rows] == ["web-1", "web-2", "web-9"]
@@ -91,20 +100,43 @@ def test_hosts_unknown_group_exits_3() -> None:
 
 
 def test_plan_text_shows_order_concurrency_and_success_rule() -> None:
-    result = CliRunner().invoke(cli, ["-i", EXAMPLE, "plan", "-a", "shop", "-g", "web-prod", "-r", str(HELLO_WEB)])
+    result = CliRunner().invoke(
+        cli, ["-i", EXAMPLE, "plan", "-a", "shop", "-g", "web-prod", "-r", str(HELLO_WEB)]
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "CodeDeployDefault.HalfAtATime" in out
     assert "Hosts in order (3): web-1, web-2, web-9" in out
     assert "at most 1 at a time" in out and "at least 2 of 3 hosts" in out
-    for name in ("CodeDeployDefault.OneAtATime", "CodeDeployDefault.AllAtOnce", "ThreeQuarters", "ZoneByZone"):
+    for name in (
+        "CodeDeployDefault.OneAtATime",
+        "CodeDeployDefault.AllAtOnce",
+        "ThreeQuarters",
+        "ZoneByZone",
+    ):
         assert name in out
     assert "scripts/validate.sh" in out
 
 
 def test_plan_json_document() -> None:
-    result = CliRunner().invoke(cli, ["-i", EXAMPLE, "plan", "-a", "shop", "-g", "web-prod", "-r", str(HELLO_WEB),
-                                      "--deployment-config", "CodeDeployDefault.AllAtOnce", "--output", "json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "-i",
+            EXAMPLE,
+            "plan",
+            "-a",
+            "shop",
+            "-g",
+            "web-prod",
+            "-r",
+            str(HELLO_WEB),
+            "--deployment-config",
+            "CodeDeployDefault.AllAtOnce",
+            "--output",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["plan"]["deploymentConfig"] == "CodeDeployDefault.AllAtOnce"
@@ -115,14 +147,20 @@ def test_plan_json_document() -> None:
 
 def test_plan_that_cannot_succeed_exits_5(tmp_path: Path) -> None:
     inventory = tmp_path / "inv.yaml"
-    inventory.write_text("hosts:\n  a: {address: 127.0.0.1, tags: {r: x}}\n"
-                         "applications:\n  app:\n    deployment_groups:\n"
-                         "      one: {tag_sets: [[{key: r}]], deployment_config: CodeDeployDefault.HalfAtATime}\n"
-                         "      none: {tag_sets: [[{key: missing}]]}\n")
-    invalid = CliRunner().invoke(cli, ["-i", str(inventory), "plan", "-a", "app", "-g", "one", "-r", str(HELLO_WEB)])
+    inventory.write_text(
+        "hosts:\n  a: {address: 127.0.0.1, tags: {r: x}}\n"
+        "applications:\n  app:\n    deployment_groups:\n"
+        "      one: {tag_sets: [[{key: r}]], deployment_config: CodeDeployDefault.HalfAtATime}\n"
+        "      none: {tag_sets: [[{key: missing}]]}\n"
+    )
+    invalid = CliRunner().invoke(
+        cli, ["-i", str(inventory), "plan", "-a", "app", "-g", "one", "-r", str(HELLO_WEB)]
+    )
     assert invalid.exit_code == 5
     assert "HEALTH_CONSTRAINTS_INVALID" in invalid.stderr
-    empty = CliRunner().invoke(cli, ["-i", str(inventory), "plan", "-a", "app", "-g", "none", "-r", str(HELLO_WEB)])
+    empty = CliRunner().invoke(
+        cli, ["-i", str(inventory), "plan", "-a", "app", "-g", "none", "-r", str(HELLO_WEB)]
+    )
     assert empty.exit_code == 5
     assert "NO_INSTANCES" in empty.stderr
 

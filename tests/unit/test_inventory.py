@@ -48,7 +48,11 @@ def test_hosts_inherit_defaults_and_override_single_keys() -> None:
     two = inventory.resolve_host("web-2")
     assert (one.user, one.port, one.ssh.connect_timeout) == ("deploy", 2222, 3)
     assert one.ssh.known_hosts == "~/.ssh/known_hosts"  # built-in default
-    assert (two.user, two.ssh.known_hosts, two.ssh.connect_timeout) == ("admin", "/etc/ssh/known", 3)
+    assert (two.user, two.ssh.known_hosts, two.ssh.connect_timeout) == (
+        "admin",
+        "/etc/ssh/known",
+        3,
+    )
     assert one.tags == {"role": "web", "tier": "1"}  # YAML ints become tag strings
     assert one.max_revisions == 5
     assert one.deployment_root == "/opt/orchestrator/deployment-root"
@@ -65,7 +69,9 @@ def test_config_chain_deployment_then_group_then_one_at_a_time() -> None:
     inventory = parse_inventory(MINIMAL)
     assert inventory.config_name_for("shop", "web") == "CodeDeployDefault.OneAtATime"
     assert inventory.config_name_for("shop", "pinned") == "Custom"
-    assert inventory.config_name_for("shop", "pinned", "CodeDeployDefault.AllAtOnce").endswith("AllAtOnce")
+    assert inventory.config_name_for("shop", "pinned", "CodeDeployDefault.AllAtOnce").endswith(
+        "AllAtOnce"
+    )
     assert inventory.deployment_config("Custom").minimum_for(3) == 1
 
 
@@ -94,7 +100,10 @@ def test_cross_references_are_checked_after_the_schema() -> None:
     with pytest.raises(InventoryError) as caught:
         parse_inventory(text, "inv.yaml")
     messages = [str(issue) for issue in caught.value.issues]
-    assert "inv.yaml:19: applications.shop.deployment_groups.pinned.hosts[0]: unknown host 'web-7'" in messages
+    assert (
+        "inv.yaml:19: applications.shop.deployment_groups.pinned.hosts[0]: unknown host 'web-7'"
+        in messages
+    )
     assert any("inv.yaml:20:" in m and "unknown deployment config 'Missing'" in m for m in messages)
 
 

@@ -42,8 +42,12 @@ def percent(value: int) -> DeploymentConfig:
     return DeploymentConfig(f"pct-{value}", MinimumHealthyHosts(type="FLEET_PERCENT", value=value))
 
 
-def drive(config: DeploymentConfig, targets: list[TargetInfo], failing: set[str] = frozenset(),  # type: ignore[assignment]
-          pick: Callable[[list[str]], str] = lambda flight: flight[0]) -> tuple[Scheduler, int]:
+def drive(
+    config: DeploymentConfig,
+    targets: list[TargetInfo],
+    failing: set[str] = frozenset(),  # type: ignore[assignment]
+    pick: Callable[[list[str]], str] = lambda flight: flight[0],
+) -> tuple[Scheduler, int]:
     """Run a deployment where hosts in ``failing`` fail; returns the scheduler and peak concurrency."""
     scheduler = Scheduler(config, targets)
     peak = 0
@@ -93,7 +97,9 @@ def test_ten_hosts_95_percent_fails_immediately_and_deploys_nothing() -> None:
 
 
 @pytest.mark.parametrize("config", [percent(85), count(9), PREDEFINED[ONE_AT_A_TIME]], ids=str)
-def test_ten_hosts_minimum_nine_is_one_at_a_time_and_fails_on_first_failure(config: DeploymentConfig) -> None:
+def test_ten_hosts_minimum_nine_is_one_at_a_time_and_fails_on_first_failure(
+    config: DeploymentConfig,
+) -> None:
     assert simulate(config, hosts(10)).max_concurrency == 1
     scheduler, _ = drive(config, hosts(10), {"h-4"})
     outcome = scheduler.outcome()
@@ -103,7 +109,9 @@ def test_ten_hosts_minimum_nine_is_one_at_a_time_and_fails_on_first_failure(conf
 
 
 @pytest.mark.parametrize("config", [percent(85), count(9), PREDEFINED[ONE_AT_A_TIME]], ids=str)
-def test_ten_hosts_minimum_nine_tolerates_a_failure_on_the_last_instance(config: DeploymentConfig) -> None:
+def test_ten_hosts_minimum_nine_tolerates_a_failure_on_the_last_instance(
+    config: DeploymentConfig,
+) -> None:
     scheduler, _ = drive(config, hosts(10), {"h-10"})
     assert scheduler.outcome().succeeded
     assert scheduler.count(TargetState.FAILED) == 1
@@ -148,9 +156,13 @@ def test_half_at_a_time_with_three_of_five_failing_stops_and_skips_the_rest() ->
     scheduler, peak = drive(PREDEFINED[HALF_AT_A_TIME], hosts(5), {"h-1", "h-2", "h-3"})
     assert peak == 2
     assert scheduler.outcome().error_code == HEALTH_CONSTRAINTS
-    assert scheduler.states == {"h-1": TargetState.FAILED, "h-2": TargetState.FAILED,
-                                "h-3": TargetState.SKIPPED, "h-4": TargetState.SKIPPED,
-                                "h-5": TargetState.SKIPPED}
+    assert scheduler.states == {
+        "h-1": TargetState.FAILED,
+        "h-2": TargetState.FAILED,
+        "h-3": TargetState.SKIPPED,
+        "h-4": TargetState.SKIPPED,
+        "h-5": TargetState.SKIPPED,
+    }
 
 
 def test_no_hosts_is_no_instances() -> None:
@@ -171,18 +183,33 @@ def test_order_is_health_class_then_natural_name() -> None:
         TargetInfo("z-bad", Health.UNHEALTHY, RevisionState.OLD),
         TargetInfo("a-new", Health.NEW),
     ]
-    assert Scheduler(PREDEFINED[ALL_AT_ONCE], targets).order == ["a-new", "z-bad", "u-1", "o-9", "o-10", "c-1"]
+    assert Scheduler(PREDEFINED[ALL_AT_ONCE], targets).order == [
+        "a-new",
+        "z-bad",
+        "u-1",
+        "o-9",
+        "o-10",
+        "c-1",
+    ]
 
 
 def test_unhealthy_hosts_start_at_once_without_lowering_the_healthy_count() -> None:
-    targets = [*hosts(4, health=Health.HEALTHY), TargetInfo("sick-1", Health.UNHEALTHY),
-               TargetInfo("sick-2", Health.UNHEALTHY)]
+    targets = [
+        *hosts(4, health=Health.HEALTHY),
+        TargetInfo("sick-1", Health.UNHEALTHY),
+        TargetInfo("sick-2", Health.UNHEALTHY),
+    ]
     scheduler = Scheduler(PREDEFINED[ONE_AT_A_TIME], targets)  # m = 5 of 6: no slack at all
     assert scheduler.start_next() == ["sick-1", "sick-2"]
 
 
 def test_new_hosts_count_as_healthy_so_a_first_deployment_keeps_the_pace() -> None:
-    assert simulate(PREDEFINED[ONE_AT_A_TIME], hosts(4)).steps == [["h-1"], ["h-2"], ["h-3"], ["h-4"]]
+    assert simulate(PREDEFINED[ONE_AT_A_TIME], hosts(4)).steps == [
+        ["h-1"],
+        ["h-2"],
+        ["h-3"],
+        ["h-4"],
+    ]
 
 
 def test_an_unreachable_host_is_a_failed_target() -> None:
@@ -205,13 +232,20 @@ def test_stop_skips_pending_hosts() -> None:
 
 
 def zonal(per_zone: int, global_min: int = 0) -> DeploymentConfig:
-    return DeploymentConfig("zonal", MinimumHealthyHosts(type="HOST_COUNT", value=global_min),
-                            ZonalSettings(60, 30, MinimumHealthyHosts(type="HOST_COUNT", value=per_zone)))
+    return DeploymentConfig(
+        "zonal",
+        MinimumHealthyHosts(type="HOST_COUNT", value=global_min),
+        ZonalSettings(60, 30, MinimumHealthyHosts(type="HOST_COUNT", value=per_zone)),
+    )
 
 
 def test_zonal_goes_zone_by_zone_with_bakes() -> None:
-    targets = [TargetInfo("a-1", zone="z-b"), TargetInfo("a-2", zone="z-a"), TargetInfo("a-3", zone="z-b"),
-               TargetInfo("a-4", zone=None)]
+    targets = [
+        TargetInfo("a-1", zone="z-b"),
+        TargetInfo("a-2", zone="z-a"),
+        TargetInfo("a-3", zone="z-b"),
+        TargetInfo("a-4", zone=None),
+    ]
     sim = simulate(zonal(0), targets)
     assert sim.steps == [["a-2"], ["a-1", "a-3"], ["a-4"]]
     assert sim.bakes == [("z-a", 60), ("z-b", 30)]
@@ -233,13 +267,21 @@ def test_begin_next_zone_refuses_while_the_zone_runs() -> None:
 # -- properties ------------------------------------------------------------------------------------
 
 configs = st.one_of(
-    st.just(PREDEFINED[ONE_AT_A_TIME]), st.just(PREDEFINED[HALF_AT_A_TIME]), st.just(PREDEFINED[ALL_AT_ONCE]),
-    st.integers(0, 12).map(count), st.integers(0, 99).map(percent),
+    st.just(PREDEFINED[ONE_AT_A_TIME]),
+    st.just(PREDEFINED[HALF_AT_A_TIME]),
+    st.just(PREDEFINED[ALL_AT_ONCE]),
+    st.integers(0, 12).map(count),
+    st.integers(0, 99).map(percent),
 )
 fleets = st.lists(
-    st.builds(TargetInfo, st.from_regex(r"h-[0-9]{1,2}", fullmatch=True), st.sampled_from(list(Health)),
-              st.sampled_from(list(RevisionState))),
-    max_size=12, unique_by=lambda t: t.name,
+    st.builds(
+        TargetInfo,
+        st.from_regex(r"h-[0-9]{1,2}", fullmatch=True),
+        st.sampled_from(list(Health)),
+        st.sampled_from(list(RevisionState)),
+    ),
+    max_size=12,
+    unique_by=lambda t: t.name,
 )
 
 
@@ -247,7 +289,9 @@ fleets = st.lists(
 def test_the_minimum_is_kept_and_the_outcome_follows_the_rules(
     config: DeploymentConfig, targets: list[TargetInfo], data: st.DataObject
 ) -> None:
-    failing = set(data.draw(st.lists(st.sampled_from([t.name for t in targets]) if targets else st.nothing())))
+    failing = set(
+        data.draw(st.lists(st.sampled_from([t.name for t in targets]) if targets else st.nothing()))
+    )
     scheduler = Scheduler(config, targets)
     info = {t.name: t for t in targets}
     m = scheduler.minimum
@@ -255,8 +299,10 @@ def test_the_minimum_is_kept_and_the_outcome_follows_the_rules(
         started = scheduler.start_next()
         if any(info[name].counts_healthy for name in started):
             idle_healthy = sum(
-                1 for name, state in scheduler.states.items()
-                if (state is TargetState.PENDING and info[name].counts_healthy) or state is TargetState.SUCCEEDED
+                1
+                for name, state in scheduler.states.items()
+                if (state is TargetState.PENDING and info[name].counts_healthy)
+                or state is TargetState.SUCCEEDED
             )
             assert idle_healthy >= m, "a healthy host started below the minimum"
         flight = scheduler.in_flight

@@ -55,8 +55,9 @@ def test_tar_owner_is_normalised(bundle: Path, cache: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix,mode", [(".tar", "w"), (".tar.gz", "w:gz"), (".tgz", "w:gz")])
-def test_tar_revisions_strip_a_single_top_level_directory(bundle: Path, cache: Path, tmp_path: Path,
-                                                          suffix: str, mode: str) -> None:
+def test_tar_revisions_strip_a_single_top_level_directory(
+    bundle: Path, cache: Path, tmp_path: Path, suffix: str, mode: str
+) -> None:
     archive_path = tmp_path / f"rev{suffix}"
     with tarfile.open(archive_path, mode) as archive:  # type: ignore[call-overload]
         archive.add(bundle, arcname="hello-web-1.2.3")
@@ -82,7 +83,7 @@ def test_zip_revision_with_symlink_and_modes(bundle: Path, cache: Path, tmp_path
         for path in sorted(bundle.rglob("*")):
             archive.write(path, path.relative_to(bundle).as_posix())
         link = zipfile.ZipInfo("www/latest.html")
-        link.external_attr = (0o120777 << 16)
+        link.external_attr = 0o120777 << 16
         archive.writestr(link, "index.html")
     revision = build_revision(str(archive_path), cache)
     assert revision.kind == "zip"
@@ -94,9 +95,20 @@ def test_zip_revision_with_symlink_and_modes(bundle: Path, cache: Path, tmp_path
 
 def test_git_revision(bundle: Path, cache: Path) -> None:
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(bundle), *args], check=True, capture_output=True,
-                              text=True, env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-                                              "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}).stdout
+        return subprocess.run(
+            ["git", "-C", str(bundle), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "GIT_AUTHOR_NAME": "t",
+                "GIT_AUTHOR_EMAIL": "t@t",
+                "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@t",
+            },
+        ).stdout
+
     git("init", "-q")
     git("add", "-A")
     git("commit", "-qm", "one")
@@ -123,17 +135,21 @@ def _tar_with(tmp_path: Path, bundle: Path, member: tarfile.TarInfo, data: bytes
     return path
 
 
-@pytest.mark.parametrize("name,kind,link,message", [
-    ("/etc/cron.d/evil", tarfile.REGTYPE, "", "absolute path"),
-    ("www/../../evil", tarfile.REGTYPE, "", "climbs out of the bundle"),
-    ("www/link", tarfile.SYMTYPE, "/etc/passwd", "symbolic link to an absolute path"),
-    ("www/link", tarfile.SYMTYPE, "../../etc/passwd", "points outside the bundle"),
-    ("www/hard", tarfile.LNKTYPE, "appspec.yml", "hard links are not allowed"),
-    ("dev/null", tarfile.CHRTYPE, "", "device, fifo or socket"),
-    ("pipe", tarfile.FIFOTYPE, "", "device, fifo or socket"),
-])
-def test_unsafe_entries_are_refused(bundle: Path, cache: Path, tmp_path: Path, name: str, kind: bytes,
-                                    link: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "name,kind,link,message",
+    [
+        ("/etc/cron.d/evil", tarfile.REGTYPE, "", "absolute path"),
+        ("www/../../evil", tarfile.REGTYPE, "", "climbs out of the bundle"),
+        ("www/link", tarfile.SYMTYPE, "/etc/passwd", "symbolic link to an absolute path"),
+        ("www/link", tarfile.SYMTYPE, "../../etc/passwd", "points outside the bundle"),
+        ("www/hard", tarfile.LNKTYPE, "appspec.yml", "hard links are not allowed"),
+        ("dev/null", tarfile.CHRTYPE, "", "device, fifo or socket"),
+        ("pipe", tarfile.FIFOTYPE, "", "device, fifo or socket"),
+    ],
+)
+def test_unsafe_entries_are_refused(
+    bundle: Path, cache: Path, tmp_path: Path, name: str, kind: bytes, link: str, message: str
+) -> None:
     member = tarfile.TarInfo(name)
     member.type = kind
     member.linkname = link
@@ -158,7 +174,9 @@ def test_directory_with_a_fifo_or_outside_link_is_refused(bundle: Path, cache: P
         build_revision(str(bundle), cache)
     text = str(caught.value)
     assert "www/pipe: device, fifo or socket" in text
-    assert "www/passwd: symbolic link to an absolute path" in text  # every problem, not only the first
+    assert (
+        "www/passwd: symbolic link to an absolute path" in text
+    )  # every problem, not only the first
 
 
 def test_missing_and_unknown_sources(cache: Path, tmp_path: Path) -> None:
@@ -172,8 +190,9 @@ def test_missing_and_unknown_sources(cache: Path, tmp_path: Path) -> None:
         build_revision(str(tmp_path / "broken.tar.gz"), cache)
 
 
-def test_validate_command_reports_an_unsafe_revision_with_exit_3(bundle: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_command_reports_an_unsafe_revision_with_exit_3(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (bundle / "www" / "passwd").symlink_to("/etc/passwd")
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["validate", "-r", str(bundle)])

@@ -22,7 +22,11 @@ def group(tag_sets: list[list[dict[str, str]]], hosts: list[str] | None = None) 
 
 
 def test_key_and_value() -> None:
-    assert select_hosts(group([[{"key": "role", "value": "web"}]]), HOSTS) == ["web-1", "web-2", "web-10"]
+    assert select_hosts(group([[{"key": "role", "value": "web"}]]), HOSTS) == [
+        "web-1",
+        "web-2",
+        "web-10",
+    ]
 
 
 def test_key_only_matches_any_value() -> None:
@@ -35,7 +39,10 @@ def test_value_only_matches_any_key() -> None:
 
 
 def test_or_within_a_set_and_across_sets() -> None:
-    sets = [[{"key": "role", "value": "web"}], [{"key": "env", "value": "prod"}, {"value": "staging"}]]
+    sets = [
+        [{"key": "role", "value": "web"}],
+        [{"key": "env", "value": "prod"}, {"value": "staging"}],
+    ]
     assert select_hosts(group(sets), HOSTS) == ["web-1", "web-2", "web-10"]
     narrower = [[{"key": "role", "value": "web"}], [{"key": "env", "value": "staging"}]]
     assert select_hosts(group(narrower), HOSTS) == ["web-2"]
@@ -43,7 +50,10 @@ def test_or_within_a_set_and_across_sets() -> None:
 
 def test_explicit_hosts_are_unioned_and_no_sets_select_nothing_by_tag() -> None:
     assert select_hosts(group([], ["bare"]), HOSTS) == ["bare"]
-    assert select_hosts(group([[{"key": "role", "value": "db"}]], ["bare", "db-1"]), HOSTS) == ["bare", "db-1"]
+    assert select_hosts(group([[{"key": "role", "value": "db"}]], ["bare", "db-1"]), HOSTS) == [
+        "bare",
+        "db-1",
+    ]
     assert select_hosts(group([]), HOSTS) == []
 
 
@@ -80,15 +90,18 @@ def _reference(sets: list[list[TagFilter]], host_tags: dict[str, str]) -> bool:
 
 
 @given(inventories, tag_sets)
-def test_selection_matches_the_definition(hosts: dict[str, dict[str, str]], sets: list[list[TagFilter]]) -> None:
+def test_selection_matches_the_definition(
+    hosts: dict[str, dict[str, str]], sets: list[list[TagFilter]]
+) -> None:
     chosen = select_hosts(DeploymentGroup(tag_sets=sets), hosts)
     assert set(chosen) == {name for name, t in hosts.items() if _reference(sets, t)}
     assert chosen == sorted(chosen, key=natural_key)
 
 
 @given(inventories, tag_sets, st.lists(filters, min_size=1, max_size=3))
-def test_another_set_never_widens(hosts: dict[str, dict[str, str]], sets: list[list[TagFilter]],
-                                  extra: list[TagFilter]) -> None:
+def test_another_set_never_widens(
+    hosts: dict[str, dict[str, str]], sets: list[list[TagFilter]], extra: list[TagFilter]
+) -> None:
     if not sets or len(sets) == 3:
         return
     before = set(select_hosts(DeploymentGroup(tag_sets=sets), hosts))
@@ -97,8 +110,9 @@ def test_another_set_never_widens(hosts: dict[str, dict[str, str]], sets: list[l
 
 
 @given(inventories, tag_sets, filters)
-def test_another_filter_in_a_set_never_narrows(hosts: dict[str, dict[str, str]],
-                                               sets: list[list[TagFilter]], extra: TagFilter) -> None:
+def test_another_filter_in_a_set_never_narrows(
+    hosts: dict[str, dict[str, str]], sets: list[list[TagFilter]], extra: TagFilter
+) -> None:
     if not sets:
         return
     before = set(select_hosts(DeploymentGroup(tag_sets=sets), hosts))
@@ -107,8 +121,9 @@ def test_another_filter_in_a_set_never_narrows(hosts: dict[str, dict[str, str]],
 
 
 @given(inventories, tag_sets, st.lists(names, max_size=4))
-def test_explicit_hosts_are_a_union(hosts: dict[str, dict[str, str]], sets: list[list[TagFilter]],
-                                    explicit: list[str]) -> None:
+def test_explicit_hosts_are_a_union(
+    hosts: dict[str, dict[str, str]], sets: list[list[TagFilter]], explicit: list[str]
+) -> None:
     present = [n for n in explicit if n in hosts]
     with_hosts = set(select_hosts(DeploymentGroup(tag_sets=sets, hosts=present), hosts))
     assert with_hosts == set(select_hosts(DeploymentGroup(tag_sets=sets), hosts)) | set(present)

@@ -1,0 +1,43 @@
+"""The integration tier: real OpenSSH sshd hosts on loopback, started by the lab code.
+
+These tests never skip: without sshd the fixture fails and says how to install it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.lab.fleet import Lab
+
+_BASES = (f"127.43.{block}.0" for block in itertools.count(0, 4))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def start_lab(directory: Path, count: int) -> Lab:
+    return Lab.up(directory, count, base_address=next(_BASES))
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Five hosts shared by the tests that do not harm them."""
+    fleet = start_lab(tmp_path_factory.mktemp("lab"), 5)
+    yield fleet
+    fleet.down()
+
+
+@pytest.fixture
+def small_lab(tmp_path: Path) -> Iterator[Lab]:
+    """Two hosts of a test's own, for fault injection."""
+    fleet = start_lab(tmp_path / "lab", 2)
+    yield fleet
+    fleet.down()
