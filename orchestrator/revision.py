@@ -86,6 +86,8 @@ def _clean_name(name: str) -> str:
 
 def _entry_problem(entry: _RawEntry) -> str | None:
     name = entry.name
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name + (entry.target or "")):
+        return "control characters (tab, newline, ...) in a name or link target"
     if name.startswith("/"):
         return "absolute path"
     if ".." in name.split("/"):

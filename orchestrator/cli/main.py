@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli import inspect, lab, pending
+from orchestrator.cli import deploy, inspect, lab, pending, records
 from orchestrator.cli.context import CliContext
 from orchestrator.cli.exit_codes import EXIT_CODE_HELP, ExitCode
 from orchestrator.errors import ConfigError, LabError, NotImplementedYet, OrchestratorError
@@ -64,7 +64,17 @@ def cli(ctx: click.Context, inventory: Path | None, state: str | None) -> None:
     )
 
 
-for command in (inspect.validate, inspect.hosts, inspect.plan, lab.lab, *pending.COMMANDS):
+for command in (
+    inspect.validate,
+    inspect.hosts,
+    inspect.plan,
+    deploy.rollout,
+    records.status,
+    records.history,
+    records.logs,
+    lab.lab,
+    *pending.COMMANDS,
+):
     cli.add_command(command)
 
 

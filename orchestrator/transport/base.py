@@ -30,8 +30,15 @@ class HostSession(Protocol):
     def host(self) -> HostSpec: ...
 
     async def run(
-        self, command: str, *, stdin: bytes | None = None, timeout: float | None = None
-    ) -> CommandResult: ...
+        self,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        stdin_file: Path | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run ``command`` on a channel of its own; ``stdin_file`` is streamed, never read whole."""
+        ...
 
     async def put(self, local: Path, remote: str) -> None: ...
 

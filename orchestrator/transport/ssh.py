@@ -112,12 +112,24 @@ class SshSession:
         return self._host
 
     async def run(
-        self, command: str, *, stdin: bytes | None = None, timeout: float | None = None
+        self,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        stdin_file: Path | None = None,
+        timeout: float | None = None,
     ) -> CommandResult:
+        redirect: dict[str, Any] = {}
+        if stdin_file is not None:
+            redirect["stdin"] = str(stdin_file)  # asyncssh streams the file in chunks
+        elif stdin:
+            redirect["input"] = stdin
+        else:
+            redirect["stdin"] = asyncssh.DEVNULL
         async with self._channels:
             with _mapped_errors(self._host):
                 result = await self._connection.run(
-                    command, input=stdin, check=False, timeout=timeout, encoding=None
+                    command, check=False, timeout=timeout, encoding=None, **redirect
                 )
         return CommandResult(
             exit_status=result.exit_status if result.exit_signal is None else None,

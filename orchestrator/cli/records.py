@@ -1,0 +1,107 @@
+"""``status``, ``history`` and ``logs``: what the deployment history holds."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from orchestrator.cli.context import CliContext
+from orchestrator.cli.inspect import OUTPUT
+from orchestrator.cli.render import deployment_table, styled
+from orchestrator.errors import OrchestratorError
+from orchestrator.state.store import HistoryStore
+
+pass_context = click.make_pass_decorator(CliContext)
+
+
+class NotInHistory(OrchestratorError):
+    """The history has no such deployment."""
+
+
+@click.command()
+@click.argument("deployment_id", required=False)
+@OUTPUT
+@pass_context
+def status(ctx: CliContext, deployment_id: str | None, output: str) -> None:
+    """One deployment, the latest if DEPLOYMENT_ID is omitted: per host, per lifecycle event,
+    status, times and diagnostics. --output json prints the same document as rollout."""
+    store = HistoryStore.open(ctx.state)
+    document = store.get(deployment_id)
+    store.close()
+    if document is None:
+        raise NotInHistory(
+            f"no deployment {deployment_id or ''} in the history at {store.path}".replace("  ", " ")
+        )
+    if output == "json":
+        click.echo(json.dumps(document, indent=2))
+    else:
+        ctx.out.print(deployment_table(document))
+
+
+@click.command()
+@click.option("-a", "--application", help="Only this application.")
+@click.option("-g", "--group", help="Only this deployment group.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many deployments to list, newest first.",
+)
+@OUTPUT
+@pass_context
+def history(
+    ctx: CliContext, application: str | None, group: str | None, limit: int, output: str
+) -> None:
+    """Past deployments, newest first. --output json prints a list of deployment documents
+    without their targets."""
+    store = HistoryStore.open(ctx.state)
+    documents = store.history(application, group, limit)
+    store.close()
+    if output == "json":
+        click.echo(json.dumps(documents, indent=2))
+        return
+    table = Table(title=f"{len(documents)} deployment(s)")
+    for column in (
+        "deployment",
+        "application/group",
+        "status",
+        "hosts ok/failed/skipped",
+        "revision",
+        "created",
+        "error",
+    ):
+        table.add_column(column, overflow="fold")
+    for document in documents:
+        overview = document["deploymentOverview"]
+        error = document.get("errorInformation") or {}
+        table.add_row(
+            document["deploymentId"],
+            f"{document['applicationName']}/{document['deploymentGroupName']}",
+            styled(document["status"]),
+            f"{overview['Succeeded']}/{overview['Failed']}/{overview['Skipped']}",
+            document["revision"]["sha256"][:12],
+            document["createTime"] or "",
+            error.get("code") or "",
+        )
+    ctx.out.print(table)
+
+
+@click.command()
+@click.argument("deployment_id")
+@click.option("--host", help="Only this host.")
+@click.option("--event", help="Only this lifecycle event (for example ValidateService).")
+@pass_context
+def logs(ctx: CliContext, deployment_id: str, host: str | None, event: str | None) -> None:
+    """The full output of a deployment's lifecycle events (hooks, download, install)."""
+    store = HistoryStore.open(ctx.state)
+    if store.get(deployment_id) is None:
+        store.close()
+        raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
+    rows = store.logs(deployment_id, host, event)
+    store.close()
+    for row_host, row_event, text in rows:
+        click.echo(f"==> {row_host} {row_event} <==")
+        click.echo(text, nl=not text.endswith("\n"))

@@ -1,0 +1,196 @@
+"""Showing deployments: a live view on a terminal, plain lines elsewhere, tables, NDJSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from datetime import datetime
+from typing import IO, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.events import (
+    DeploymentFinished,
+    DeploymentStarted,
+    Event,
+    HostUnreachable,
+    LifecycleEventFinished,
+    LifecycleEventStarted,
+    TargetFinished,
+    ZoneBaking,
+    event_record,
+)
+from orchestrator.models.results import FAILED, Deployment
+
+STATUS_STYLE = {
+    "Succeeded": "green",
+    "Failed": "red",
+    "Skipped": "yellow",
+    "Stopped": "yellow",
+    "InProgress": "cyan",
+    "Pending": "dim",
+}
+MAX_FAILURES_SHOWN = 8
+
+
+def styled(status: str | None) -> str:
+    status = status or "-"
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+class PlainProgress:
+    """One line per thing that happened, for logs, cron and CI (no animation)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, event: Event) -> None:
+        deployment = event.deployment
+        line: str | None = None
+        if isinstance(event, DeploymentStarted):
+            line = (
+                f"deployment {deployment.deployment_id}: "
+                f"{deployment.application}/{deployment.group}, "
+                f"{len(deployment.targets)} hosts, {deployment.config_name}"
+            )
+        elif isinstance(event, HostUnreachable):
+            line = f"{event.target.host}: unreachable: {event.message}"
+        elif isinstance(event, LifecycleEventFinished):
+            lifecycle = event.event
+            took = (lifecycle.end_time or 0) - (lifecycle.start_time or 0)
+            line = f"{event.target.host}: {lifecycle.name} {lifecycle.status} ({took:.1f}s)"
+            if lifecycle.status == FAILED and lifecycle.diagnostics:
+                line += f": {lifecycle.diagnostics.error_code}: {lifecycle.diagnostics.message}"
+            for warning in lifecycle.warnings:
+                line += f"\n{event.target.host}: warning: {warning}"
+        elif isinstance(event, TargetFinished):
+            line = f"{event.target.host}: {event.target.status}"
+        elif isinstance(event, ZoneBaking):
+            line = f"zone {event.zone} done: monitoring for {event.seconds}s"
+        elif isinstance(event, DeploymentFinished):
+            line = summary_line(deployment)
+        if line is not None:
+            self.console.print(line, markup=False, highlight=False)
+
+
+class LiveProgress:
+    """A live view for a terminal: counts, hosts in flight with their event, failures so far."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.deployment: Deployment | None = None
+        self.current: dict[str, str] = {}
+        self.failures: list[str] = []
+        self.started = time.monotonic()
+        self.live = Live(console=console, refresh_per_second=4, transient=True)
+
+    def __call__(self, event: Event) -> None:
+        self.deployment = event.deployment
+        if isinstance(event, DeploymentStarted):
+            self.live.start()
+        elif isinstance(event, LifecycleEventStarted):
+            self.current[event.target.host] = event.event.name
+        elif isinstance(event, LifecycleEventFinished) and event.event.status == FAILED:
+            diagnostics = event.event.diagnostics
+            detail = f"{diagnostics.error_code}: {diagnostics.message}" if diagnostics else ""
+            self.failures.append(f"{event.target.host} {event.event.name}: {detail}")
+            self.console.print(f"[red]{event.target.host}[/] {event.event.name} failed: {detail}")
+        elif isinstance(event, HostUnreachable):
+            self.failures.append(f"{event.target.host}: unreachable: {event.message}")
+        elif isinstance(event, TargetFinished):
+            self.current.pop(event.target.host, None)
+        if isinstance(event, DeploymentFinished):
+            self.live.stop()
+            self.console.print(summary_line(event.deployment))
+        else:
+            self.live.update(self.render())
+
+    def render(self) -> Group:
+        deployment = self.deployment
+        assert deployment is not None
+        overview = deployment.overview()
+        done = overview["Succeeded"] + overview["Failed"] + overview["Skipped"]
+        header = Text.from_markup(
+            f"[bold]{deployment.deployment_id}[/] {deployment.application}/{deployment.group}  "
+            f"{done}/{len(deployment.targets)} done  [green]{overview['Succeeded']} ok[/]  "
+            f"[red]{overview['Failed']} failed[/]  {time.monotonic() - self.started:.0f}s"
+        )
+        flight = Table.grid(padding=(0, 2))
+        for host, event in list(self.current.items())[:20]:
+            flight.add_row(host, f"[cyan]{event}[/]")
+        if len(self.current) > 20:
+            flight.add_row(f"... and {len(self.current) - 20} more", "")
+        parts: list[Any] = [header, flight]
+        parts.extend(Text(f"  {line}", style="red") for line in self.failures[-MAX_FAILURES_SHOWN:])
+        return Group(*parts)
+
+
+class NdjsonSink:
+    """``--events FILE``: every event as one JSON line, flushed as it happens."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def __call__(self, event: Event) -> None:
+        self.stream.write(json.dumps(event_record(event)) + "\n")
+        self.stream.flush()
+
+
+def summary_line(deployment: Deployment) -> str:
+    overview = deployment.overview()
+    counts = ", ".join(f"{count} {status.lower()}" for status, count in overview.items() if count)
+    text = f"deployment {deployment.deployment_id} {deployment.status}: {counts}"
+    if deployment.error_code:
+        text += f" ({deployment.error_code}: {deployment.error_message})"
+    return text
+
+
+def deployment_table(document: dict[str, Any]) -> Group:
+    """``status``: the deployment, then per host and per lifecycle event."""
+    error = document.get("errorInformation") or {}
+    revision = document["revision"]
+    name = f"{document['applicationName']}/{document['deploymentGroupName']}"
+    lines = [
+        f"[bold]{document['deploymentId']}[/] {name}"
+        f"  {styled(document['status'])}"
+        + (f"  {error.get('code')}: {error.get('message')}" if error else ""),
+        f"revision {revision.get('source')} sha256 {revision.get('sha256', '')[:12]}"
+        f"  config {document.get('deploymentConfigName')}  created {document.get('createTime')}"
+        f"  completed {document.get('completeTime') or '-'}",
+    ]
+    if document.get("rollbackInfo"):
+        lines.append(f"rollback: {json.dumps(document['rollbackInfo'])}")
+    table = Table()
+    for column in ("host", "status", "event", "event status", "took", "diagnostics"):
+        table.add_column(column, overflow="fold")
+    for target in document.get("targets", []):
+        first = True
+        for event in target["lifecycleEvents"]:
+            diagnostics = event.get("diagnostics") or {}
+            detail = ""
+            if diagnostics and diagnostics.get("errorCode") != "Success":
+                detail = f"{diagnostics.get('errorCode')}: {diagnostics.get('message')}"
+            if event.get("warnings"):
+                detail = "; ".join([detail, *event["warnings"]]).strip("; ")
+            table.add_row(
+                target["host"] if first else "",
+                styled(target["status"]) if first else "",
+                event["lifecycleEventName"],
+                styled(event["status"]),
+                _took(event),
+                detail,
+            )
+            first = False
+    return Group(*(Text.from_markup(line) for line in lines), table)
+
+
+def _took(event: dict[str, Any]) -> str:
+    if not event.get("startTime") or not event.get("endTime"):
+        return ""
+    start = datetime.fromisoformat(event["startTime"])
+    end = datetime.fromisoformat(event["endTime"])
+    return f"{(end - start).total_seconds():.1f}s"

@@ -1,0 +1,251 @@
+"""One host's lifecycle: the events in order, each recorded, the first failure skipping the rest.
+
+ApplicationStop runs the last successful install's scripts (a no-op on a first deployment);
+DownloadBundle uploads the bundle unless the host already has it; Install executes the plan the
+controller computed; the hook events run the revision's scripts under the host-side supervisor,
+which outlives a dropped connection: the engine then reconnects and collects the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from orchestrator.engine.remote import MISSING_APPSPEC, HookResult, Probe, RemoteHost
+from orchestrator.errors import ConfigError, HostError
+from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventStarted
+from orchestrator.install_plan import InstallPlan
+from orchestrator.models.appspec import HookScript, parse_appspec
+from orchestrator.models.results import (
+    FAILED,
+    IN_PROGRESS,
+    SKIPPED,
+    SUCCEEDED,
+    Deployment,
+    Diagnostics,
+    Target,
+    log_tail,
+)
+from orchestrator.revision import Revision
+
+# In-place lifecycle without a load balancer (DESIGN §5).
+EVENTS: tuple[str, ...] = (
+    "ApplicationStop",
+    "DownloadBundle",
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+)
+RECONNECT_DELAY = 0.5
+
+
+@dataclass
+class StepOutcome:
+    ok: bool
+    diagnostics: Diagnostics | None = None
+    output: str = ""
+    warnings: tuple[str, ...] = ()
+    ignored_failure: bool = False
+
+
+@dataclass(frozen=True)
+class HostJob:
+    """What every host of one deployment shares."""
+
+    deployment: Deployment
+    revision: Revision
+    plan: InstallPlan
+    emit: Callable[[Event], None]
+    hook_grace: float
+    reconnect: Callable[[RemoteHost], Awaitable[RemoteHost]]
+
+
+class HostRun:
+    def __init__(self, job: HostJob, target: Target, remote: RemoteHost, probe: Probe) -> None:
+        self.job = job
+        self.target = target
+        self.remote = remote
+        self.probe = probe
+
+    @property
+    def deployment_id(self) -> str:
+        return self.job.deployment.deployment_id
+
+    @property
+    def archive(self) -> str:
+        return f"{self.remote.deployment_dir(self.deployment_id)}/deployment-archive"
+
+    async def run(self) -> bool:
+        """Run every event; True when the host succeeded."""
+        self.target.status = IN_PROGRESS
+        succeeded = True
+        for event in self.target.events:
+            if not succeeded:
+                event.status = SKIPPED
+                continue
+            event.status = IN_PROGRESS
+            event.start_time = time.time()
+            self.job.emit(LifecycleEventStarted(self.job.deployment, self.target, event))
+            outcome = await self._step(event.name)
+            event.end_time = time.time()
+            event.status = SUCCEEDED if outcome.ok else FAILED
+            event.diagnostics = outcome.diagnostics
+            event.output = outcome.output
+            event.warnings.extend(outcome.warnings)
+            self.job.emit(LifecycleEventFinished(self.job.deployment, self.target, event))
+            succeeded = outcome.ok or outcome.ignored_failure
+        self.target.status = SUCCEEDED if succeeded else FAILED
+        # The outcome is recorded here whatever happens; the host may learn it only next time.
+        with contextlib.suppress(HostError):
+            await self.remote.finish(
+                self.deployment_id, self.target.status, self.job.revision.sha256
+            )
+        return succeeded
+
+    async def _step(self, name: str) -> StepOutcome:
+        try:
+            if name == "ApplicationStop":
+                outcome = await self._application_stop()
+                if not outcome.ok and self.job.deployment.ignore_application_stop_failures:
+                    outcome.ignored_failure = True
+                    outcome.warnings = (
+                        *outcome.warnings,
+                        "failure ignored (--ignore-application-stop-failures)",
+                    )
+                return outcome
+            if name == "DownloadBundle":
+                return await self._download()
+            if name == "Install":
+                return await self._install()
+            scripts = self.job.revision.appspec.model.hooks.for_event(name)
+            return await self._hooks(name, scripts, self.archive)
+        except HostError as exc:
+            return StepOutcome(False, Diagnostics("UnknownError", message=exc.message))
+        except Exception as exc:  # a bug must fail this host, visibly, not the deployment
+            return StepOutcome(
+                False, Diagnostics("UnknownError", message=f"internal error: {exc!r}")
+            )
+
+    async def _application_stop(self) -> StepOutcome:
+        last = self.probe.last_successful
+        if last is None or self.probe.old_appspec is None:
+            return StepOutcome(True)  # first deployment of this group here: nothing to stop
+        if self.probe.old_appspec == MISSING_APPSPEC:
+            message = f"did not find an AppSpec file in {last}/deployment-archive (last successful)"
+            return StepOutcome(False, Diagnostics("UnknownError", message=message))
+        try:
+            old = parse_appspec(self.probe.old_appspec, f"{last}/deployment-archive/appspec.yml")
+        except ConfigError as exc:
+            return StepOutcome(
+                False, Diagnostics("UnknownError", message=f"previous appspec: {exc}")
+            )
+        return await self._hooks(
+            "ApplicationStop",
+            old.model.hooks.for_event("ApplicationStop"),
+            f"{last}/deployment-archive",
+        )
+
+    async def _download(self) -> StepOutcome:
+        revision = self.job.revision
+        existing = self.probe.bundles.get(revision.sha256)
+        result = await self.remote.download(
+            self.deployment_id,
+            revision.sha256,
+            existing,
+            revision.tar_path,
+            self.remote.spec.max_revisions,
+            self.probe.last_successful,
+        )
+        output = result.stdout + result.stderr
+        if not result.ok:
+            return StepOutcome(
+                False,
+                Diagnostics(
+                    "UnknownError",
+                    message=result.stderr.strip()[-500:] or f"exit status {result.exit_status}",
+                    log_tail=log_tail(output),
+                ),
+                output,
+            )
+        return StepOutcome(True, output=output)
+
+    async def _install(self) -> StepOutcome:
+        instructions = self.job.plan.render(self.probe.cleanup)
+        result = await self.remote.install(self.deployment_id, instructions)
+        output = result.stdout + result.stderr
+        if not result.ok:
+            return StepOutcome(
+                False,
+                Diagnostics(
+                    "UnknownError",
+                    message=result.stderr.strip()[-1000:] or f"exit status {result.exit_status}",
+                    log_tail=log_tail(output),
+                ),
+                output,
+            )
+        return StepOutcome(True, output=output)
+
+    async def _hooks(self, event: str, scripts: list[HookScript], archive: str) -> StepOutcome:
+        if not scripts:
+            return StepOutcome(True)
+        output = ""
+        warnings: list[str] = []
+        result: HookResult | None = None
+        for index, script in enumerate(scripts):
+            result = await self._hook(event, index, script, archive)
+            output += f"Script - {script.location}\n"
+            output += "".join(f"[stdout]{line}\n" for line in result.stdout.splitlines())
+            output += "".join(f"[stderr]{line}\n" for line in result.stderr.splitlines())
+            if result.warning:
+                warnings.append(f"{script.location}: {result.warning}")
+            if not result.ok:
+                diagnostics = Diagnostics(
+                    result.error_code, script.location, result.message, log_tail(output)
+                )
+                return StepOutcome(False, diagnostics, output, tuple(warnings))
+        assert result is not None
+        diagnostics = Diagnostics("Success", scripts[-1].location, "Succeeded", log_tail(output))
+        return StepOutcome(True, diagnostics, output, tuple(warnings))
+
+    async def _hook(self, event: str, index: int, script: HookScript, archive: str) -> HookResult:
+        deployment = self.job.deployment
+        env = {
+            "APPLICATION_NAME": deployment.application,
+            "DEPLOYMENT_GROUP_NAME": deployment.group,
+            "BUNDLE_SHA256": self.job.revision.sha256,
+        }
+        if self.job.revision.commit:
+            env["BUNDLE_COMMIT"] = self.job.revision.commit
+        try:
+            return await self.remote.run_hook(
+                deployment_id=self.deployment_id,
+                event=event,
+                index=index,
+                script=f"{archive}/{script.location}",
+                location=script.location,
+                timeout=script.timeout,
+                runas=script.runas,
+                archive=archive,
+                grace=self.job.hook_grace,
+                env=env,
+            )
+        except HostError:
+            # The hook runs on under its supervisor: reconnect and collect its result, bounded by
+            # the hook's own timeout plus the grace and the time a reconnect may take.
+            deadline = time.monotonic() + script.timeout + self.job.hook_grace + 60
+            return await self._collect(event, index, deadline)
+
+    async def _collect(self, event: str, index: int, deadline: float) -> HookResult:
+        while True:
+            try:
+                self.remote = await self.job.reconnect(self.remote)
+                return await self.remote.collect_hook(self.deployment_id, event, index)
+            except HostError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(RECONNECT_DELAY)

@@ -1,0 +1,182 @@
+"""The host's side of a deployment as calls: each one runs a shipped sh program on one channel.
+
+``RemoteHost`` knows the agent-compatible layout (DESIGN §4) and how to reach root (``become``);
+it builds the command lines and parses what the programs print. It holds no deployment logic.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.models.inventory import HostSpec
+from orchestrator.transport.base import CommandResult, HostSession
+from orchestrator.transport.remote import program
+
+MISSING_APPSPEC = "__missing__"
+
+
+@dataclass
+class Probe:
+    """What a host holds for the deployment group before the deployment touches it."""
+
+    last_successful: str | None = None
+    last_deployment: tuple[str, str, str] | None = None  # (deployment id, status, sha256)
+    bundles: dict[str, str] = field(default_factory=dict)  # sha256 -> bundle.tar path
+    user: str = ""
+    old_appspec: str | None = None  # None: no last successful install; MISSING_APPSPEC: gone
+    cleanup: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HookResult:
+    code: int
+    error_code: str
+    message: str
+    warning: str
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code == "Success"
+
+
+def parse_probe(text: str) -> Probe:
+    probe = Probe()
+    head, _, rest = text.partition("---appspec---\n")
+    appspec, _, cleanup = rest.partition("---cleanup---\n")
+    for line in head.splitlines():
+        key, _, value = line.partition("=")
+        if key == "last_successful":
+            probe.last_successful = value or None
+        elif key == "last_deployment" and len(value.split()) == 3:
+            did, status, sha = value.split()
+            probe.last_deployment = (did, status, sha)
+        elif key == "bundle" and " " in value:
+            sha, path = value.split(" ", 1)
+            probe.bundles.setdefault(sha, path)
+        elif key == "user":
+            probe.user = value
+    if probe.last_successful:
+        probe.old_appspec = MISSING_APPSPEC if appspec.strip() == MISSING_APPSPEC else appspec
+    probe.cleanup = [line for line in cleanup.split("\n") if line]
+    return probe
+
+
+def parse_hook_output(text: str) -> HookResult:
+    head, _, rest = text.partition("---stdout---\n")
+    stdout, _, stderr = rest.partition("---stderr---\n")
+    values = dict(line.partition("=")[::2] for line in head.splitlines())
+    code_text, _, error_code = values.get("status", "5 UnknownError").partition(" ")
+    return HookResult(
+        code=int(code_text) if code_text.lstrip("-").isdigit() else 5,
+        error_code=error_code or "UnknownError",
+        message=values.get("message", "the hook runner printed no result"),
+        warning=values.get("warning", ""),
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+class RemoteHost:
+    """One host's deployment-group state, reached through a ``HostSession``."""
+
+    def __init__(self, session: HostSession, spec: HostSpec, group_id: str) -> None:
+        self.session = session
+        self.spec = spec
+        self.group_id = group_id
+
+    @property
+    def root(self) -> str:
+        return self.spec.deployment_root
+
+    def deployment_dir(self, deployment_id: str) -> str:
+        return f"{self.root}/{self.group_id}/{deployment_id}"
+
+    def hook_base(self, deployment_id: str, event: str, index: int) -> str:
+        return f"{self.deployment_dir(deployment_id)}/hooks/{event}.{index}"
+
+    def command(self, name: str, *args: str, env: dict[str, str] | None = None) -> str:
+        """``[sudo -n] env K=V sh -c '<program>' <name> ARGS``: the program travels inline."""
+        become = "sudo -n " if self.spec.user != "root" and self.spec.become == "sudo" else ""
+        assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in (env or {}).items())
+        quoted = " ".join(shlex.quote(arg) for arg in args)
+        return (
+            f"{become}env {assignments} sh -c {shlex.quote(program(name))} {name} {quoted}".replace(
+                "env  sh", "sh"
+            )
+        )
+
+    async def probe(self) -> Probe:
+        result = await self.session.run(self.command("probe", self.root, self.group_id))
+        return parse_probe(result.stdout)
+
+    async def download(
+        self,
+        deployment_id: str,
+        sha256: str,
+        existing: str | None,
+        bundle: Path,
+        max_revisions: int,
+        last_successful: str | None,
+    ) -> CommandResult:
+        command = self.command(
+            "download",
+            self.root,
+            self.group_id,
+            deployment_id,
+            sha256,
+            existing or "",
+            str(max_revisions),
+            last_successful or "",
+        )
+        return await self.session.run(command, stdin_file=None if existing else bundle)
+
+    async def install(self, deployment_id: str, instructions: str) -> CommandResult:
+        command = self.command("install", self.root, self.group_id, deployment_id)
+        return await self.session.run(command, stdin=instructions.encode("utf-8"))
+
+    async def run_hook(
+        self,
+        *,
+        deployment_id: str,
+        event: str,
+        index: int,
+        script: str,
+        location: str,
+        timeout: int,
+        runas: str | None,
+        archive: str,
+        grace: float,
+        env: dict[str, str],
+    ) -> HookResult:
+        base = self.hook_base(deployment_id, event, index)
+        supervisor_args = [
+            self.root,
+            self.group_id,
+            deployment_id,
+            event,
+            script,
+            location,
+            str(timeout),
+            runas or "",
+            archive,
+            f"{grace:g}",
+            self.spec.become,
+        ]
+        command = self.command(
+            "hook", "start", base, program("supervise"), *supervisor_args, env=env
+        )
+        result = await self.session.run(command)
+        return parse_hook_output(result.stdout)
+
+    async def collect_hook(self, deployment_id: str, event: str, index: int) -> HookResult:
+        command = self.command("hook", "collect", self.hook_base(deployment_id, event, index))
+        return parse_hook_output((await self.session.run(command)).stdout)
+
+    async def finish(self, deployment_id: str, status: str, sha256: str) -> None:
+        await self.session.run(
+            self.command("finish", self.root, self.group_id, deployment_id, status, sha256)
+        )

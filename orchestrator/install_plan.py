@@ -1,0 +1,200 @@
+"""The Install step's instructions, computed on the controller from the manifest (pure, no I/O).
+
+The host only executes them (``transport/remote/install.sh``), in one round trip. The rules are
+the CodeDeploy agent's (codedeploy-semantics §2.2-§2.4): a file source lands at
+``destination/basename``, a directory source's *contents* go into ``destination``, missing
+ancestors are created top-down, two mappings onto one path are an error, and ``permissions`` apply
+only to paths this install creates, strictly below their object, each path from one rule only.
+
+The instruction stream is line based, tab separated (revisions refuse names with control
+characters, so no field can hold a tab or newline)::
+
+    J  <install.json document>                      the audit copy, written to <gid>-install.json
+    B  <DISALLOW|OVERWRITE|RETAIN>
+    D  <index> <path>                               mkdir unless it exists; recorded only if made
+    F  <index> <adopted> <archive path> <dest>      copy a file or link; adopted=1: the previous
+                                                    install owns dest, so it is no conflict
+    P  <index> <mode> <owner> <group> <acls> <ctx>  <path>   applied only if <index> was made
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from orchestrator.errors import AppSpecError, ConfigIssue
+from orchestrator.models.appspec import AppSpec, Permission
+from orchestrator.revision import ManifestEntry
+
+NONE = "-"
+
+
+@dataclass(frozen=True)
+class Instruction:
+    kind: str  # "mkdir" or "copy"
+    index: int
+    destination: str
+    source: str = ""  # archive-relative, for copies
+
+
+@dataclass
+class InstallPlan:
+    behavior: str
+    instructions: list[Instruction] = field(default_factory=list)
+    permissions: list[tuple[int, Permission, str]] = field(default_factory=list)
+
+    def copies(self) -> list[Instruction]:
+        return [i for i in self.instructions if i.kind == "copy"]
+
+    def render(self, previous_install: Iterable[str]) -> str:
+        """The instruction stream for the host; ``previous_install`` is the old cleanup file."""
+        adopted = set(previous_install)
+        lines = [f"J\t{self.audit_json()}", f"B\t{self.behavior}"]
+        for step in self.instructions:
+            if step.kind == "mkdir":
+                lines.append(f"D\t{step.index}\t{step.destination}")
+            else:
+                owned = "1" if step.destination in adopted else "0"
+                lines.append(f"F\t{step.index}\t{owned}\t{step.source}\t{step.destination}")
+        for index, rule, path in self.permissions:
+            context = rule.context
+            fields = [
+                str(index),
+                rule.mode or NONE,
+                rule.owner or NONE,
+                rule.group or NONE,
+                ",".join(rule.acls) or NONE,
+                f"{context.user or ''}:{context.type}:{context.range or ''}" if context else NONE,
+                path,
+            ]
+            lines.append("P\t" + "\t".join(fields))
+        return "\n".join(lines) + "\n"
+
+    def audit_json(self) -> str:
+        commands: list[dict[str, object]] = []
+        for step in self.instructions:
+            if step.kind == "mkdir":
+                commands.append({"type": "mkdir", "directory": step.destination})
+            else:
+                commands.append(
+                    {"type": "copy", "source": step.source, "destination": step.destination}
+                )
+        for _, rule, path in self.permissions:
+            if rule.mode:
+                commands.append({"type": "chmod", "mode": rule.mode, "file": path})
+            if rule.acls:
+                commands.append({"type": "setfacl", "acl": rule.acls, "file": path})
+            if rule.owner or rule.group:
+                commands.append(
+                    {"type": "chown", "owner": rule.owner, "group": rule.group, "file": path}
+                )
+        return json.dumps({"instructions": commands}, separators=(",", ":"))
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+
+
+class _Builder:
+    def __init__(self, appspec: AppSpec, entries: tuple[ManifestEntry, ...], behavior: str) -> None:
+        self.appspec = appspec
+        self.entries = entries
+        self.plan = InstallPlan(behavior)
+        self.by_destination: dict[str, Instruction] = {}
+        self.issues: list[ConfigIssue] = []
+
+    def issue(self, path: tuple[str | int, ...], message: str) -> None:
+        self.issues.append(self.appspec.document.issue(path, message))
+
+    def add(self, kind: str, destination: str, source: str, where: tuple[str | int, ...]) -> None:
+        existing = self.by_destination.get(destination)
+        if existing is not None:
+            if kind == "mkdir" and existing.kind == "mkdir":
+                return  # two mappings may share directories
+            self.issue(where, f"'{destination}' is installed by more than one files mapping")
+            return
+        step = Instruction(kind, len(self.plan.instructions), destination, source)
+        self.plan.instructions.append(step)
+        self.by_destination[destination] = step
+
+    def files(self) -> None:
+        for i, mapping in enumerate(self.appspec.model.files):
+            where = ("files", i)
+            source = mapping.source
+            for directory in _ancestors(mapping.destination):
+                self.add("mkdir", directory, "", where)
+            entry = next((e for e in self.entries if e.path == source), None)
+            if source and entry is not None and entry.kind != "dir":
+                target = posixpath.join(mapping.destination, posixpath.basename(source))
+                self.add("copy", target, source, where)
+                continue
+            prefix = f"{source}/" if source else ""
+            for item in self.entries:
+                if not item.path.startswith(prefix):
+                    continue
+                target = posixpath.join(mapping.destination, item.path[len(prefix) :])
+                self.add("mkdir" if item.kind == "dir" else "copy", target, item.path, where)
+
+    def permissions(self) -> None:
+        owner_rule: dict[str, int] = {}
+        for r, rule in enumerate(self.appspec.model.permissions):
+            where = ("permissions", r)
+            obj = rule.object
+            step = self.by_destination.get(obj)
+            if step is not None and step.kind == "copy" and "file" in rule.type:
+                if rule.pattern != "**" or rule.except_:
+                    self.issue(
+                        where, f"'{obj}' is a file: pattern and except apply only to directories"
+                    )
+                    continue
+                self.claim(owner_rule, r, step, where)
+                continue
+            for candidate in self.plan.instructions:
+                relative = candidate.destination[len(obj) + 1 :]
+                if not candidate.destination.startswith(obj.rstrip("/") + "/") or not relative:
+                    continue
+                wanted = "file" if candidate.kind == "copy" else "directory"
+                if wanted not in rule.type or not _matches(rule, relative):
+                    continue
+                self.claim(owner_rule, r, candidate, where)
+
+    def claim(
+        self,
+        owner_rule: dict[str, int],
+        rule_index: int,
+        step: Instruction,
+        where: tuple[str | int, ...],
+    ) -> None:
+        if step.destination in owner_rule:
+            self.issue(
+                where, f"permissions setting for '{step.destination}' is specified more than once"
+            )
+            return
+        owner_rule[step.destination] = rule_index
+        rule = self.appspec.model.permissions[rule_index]
+        self.plan.permissions.append((step.index, rule, step.destination))
+
+
+def _matches(rule: Permission, relative: str) -> bool:
+    """``**`` matches every descendant; other globs and excepts only immediate children."""
+    if any("/" not in relative and fnmatch.fnmatchcase(relative, e) for e in rule.except_):
+        return False
+    if rule.pattern == "**":
+        return True
+    return "/" not in relative and fnmatch.fnmatchcase(relative, rule.pattern)
+
+
+def build_install_plan(
+    appspec: AppSpec, entries: tuple[ManifestEntry, ...], behavior: str
+) -> InstallPlan:
+    """The Install instructions; ``AppSpecError`` for conflicting mappings or rules."""
+    builder = _Builder(appspec, entries, behavior)
+    builder.files()
+    builder.permissions()
+    if builder.issues:
+        raise AppSpecError(builder.issues)
+    return builder.plan

@@ -1,0 +1,183 @@
+"""What a deployment produced, in CodeDeploy's shapes: Deployment, Target, LifecycleEvent.
+
+The engine fills these in as it goes; ``to_document`` gives the JSON document of DESIGN §3 (a
+contract), which ``rollout --output json``, ``status --output json`` and the history store share.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+# Lifecycle event and target statuses (API enums).
+PENDING = "Pending"
+IN_PROGRESS = "InProgress"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+SKIPPED = "Skipped"
+STOPPED = "Stopped"
+LOG_TAIL_BYTES = 2048
+
+
+def new_deployment_id() -> str:
+    """``d-`` and 9 characters, like CodeDeploy's ids."""
+    alphabet = string.ascii_uppercase + string.digits
+    return "d-" + "".join(secrets.choice(alphabet) for _ in range(9))
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(
+        timespec="milliseconds"
+    )
+
+
+def log_tail(text: str, limit: int = LOG_TAIL_BYTES) -> str:
+    """The last ``limit`` bytes of ``text``, as whole lines."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    cut = data[-limit:]
+    newline = cut.find(b"\n")
+    if 0 <= newline < len(cut) - 1:
+        cut = cut[newline + 1 :]
+    return cut.decode("utf-8", errors="replace")
+
+
+@dataclass
+class Diagnostics:
+    error_code: str
+    script_name: str = ""
+    message: str = ""
+    log_tail: str = ""
+
+    def to_document(self) -> dict[str, str]:
+        return {
+            "errorCode": self.error_code,
+            "scriptName": self.script_name,
+            "message": self.message,
+            "logTail": self.log_tail,
+        }
+
+
+@dataclass
+class LifecycleEvent:
+    name: str
+    status: str = PENDING
+    start_time: float | None = None
+    end_time: float | None = None
+    diagnostics: Diagnostics | None = None
+    output: str = ""  # the full hook output of this event (kept in the history, not the document)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "lifecycleEventName": self.name,
+            "status": self.status,
+            "startTime": iso(self.start_time),
+            "endTime": iso(self.end_time),
+        }
+        if self.diagnostics is not None:
+            document["diagnostics"] = self.diagnostics.to_document()
+        if self.warnings:
+            document["warnings"] = list(self.warnings)
+        return document
+
+
+@dataclass
+class Target:
+    host: str
+    address: str
+    events: list[LifecycleEvent]
+    status: str = PENDING
+    zone: str | None = None
+
+    def event(self, name: str) -> LifecycleEvent:
+        return next(e for e in self.events if e.name == name)
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "address": self.address,
+            "zone": self.zone,
+            "status": self.status,
+            "lifecycleEvents": [e.to_document() for e in self.events],
+        }
+
+
+@dataclass
+class RevisionInfo:
+    source: str
+    sha256: str
+    size: int
+    kind: str
+    commit: str | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "source": self.source,
+            "sha256": self.sha256,
+            "size": self.size,
+            "type": self.kind,
+        }
+        if self.commit:
+            document["commit"] = self.commit
+        return document
+
+
+@dataclass
+class Deployment:
+    deployment_id: str
+    application: str
+    group: str
+    group_id: str
+    revision: RevisionInfo
+    config_name: str
+    creator: str = "user"
+    description: str = ""
+    file_exists_behavior: str = "DISALLOW"
+    ignore_application_stop_failures: bool = False
+    status: str = "Created"
+    error_code: str | None = None
+    error_message: str | None = None
+    create_time: float = 0.0
+    complete_time: float | None = None
+    targets: dict[str, Target] = field(default_factory=dict)
+    rollback_info: dict[str, Any] | None = None
+
+    def overview(self) -> dict[str, int]:
+        counts = {PENDING: 0, IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 0, SKIPPED: 0}
+        for target in self.targets.values():
+            counts[target.status] = counts.get(target.status, 0) + 1
+        return counts
+
+    def to_document(self, *, with_targets: bool = True) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "deploymentId": self.deployment_id,
+            "applicationName": self.application,
+            "deploymentGroupName": self.group,
+            "deploymentGroupId": self.group_id,
+            "deploymentConfigName": self.config_name,
+            "creator": self.creator,
+            "description": self.description,
+            "status": self.status,
+            "errorInformation": (
+                {"code": self.error_code, "message": self.error_message}
+                if self.error_code
+                else None
+            ),
+            "deploymentOverview": self.overview(),
+            "revision": self.revision.to_document(),
+            "fileExistsBehavior": self.file_exists_behavior,
+            "ignoreApplicationStopFailures": self.ignore_application_stop_failures,
+            "rollbackInfo": self.rollback_info,
+            "createTime": iso(self.create_time),
+            "completeTime": iso(self.complete_time),
+        }
+        if with_targets:
+            document["targets"] = [t.to_document() for t in self.targets.values()]
+        return document

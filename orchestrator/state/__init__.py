@@ -1,0 +1,1 @@
+"""Where deployments are recorded."""

@@ -1,0 +1,164 @@
+"""The deployment history: every deployment's document and every event's full output, in SQLite.
+
+WAL mode, so ``status`` and ``history`` from another terminal read while a rollout writes. The
+store is an event sink: it saves the document when a deployment starts, at most once a second
+while hosts finish (so a crash leaves a recent record), and when it ends; it saves each lifecycle
+event's full output as the event ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from orchestrator.events import (
+    DeploymentFinished,
+    DeploymentStarted,
+    Event,
+    HostUnreachable,
+    LifecycleEventFinished,
+    TargetFinished,
+)
+from orchestrator.models.results import Deployment
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deployments (
+    id TEXT PRIMARY KEY,
+    application TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    create_time REAL NOT NULL,
+    complete_time REAL,
+    pid INTEGER,
+    machine TEXT,
+    document TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deployments_by_group
+    ON deployments (application, group_name, create_time);
+CREATE TABLE IF NOT EXISTS event_logs (
+    deployment_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    event TEXT NOT NULL,
+    output TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, host, event)
+);
+"""
+SAVE_INTERVAL = 1.0
+
+
+def store_path(state: str | None) -> Path:
+    """``--state``: a file (``.sqlite``/``.db``), ``sqlite:///path``, or a directory."""
+    if not state:
+        return Path(platformdirs.user_state_dir("orchestrator")) / "history.sqlite"
+    path = Path(state.removeprefix("sqlite://")).expanduser()
+    return path if path.suffix in (".sqlite", ".db", ".sqlite3") else path / "history.sqlite"
+
+
+class HistoryStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._last_save = 0.0
+
+    @classmethod
+    def open(cls, state: str | None) -> HistoryStore:
+        return cls(store_path(state))
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- writing (as an event sink) --------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, DeploymentStarted | DeploymentFinished):
+            self.save(event.deployment)
+        elif isinstance(event, LifecycleEventFinished) and event.event.output:
+            self._db.execute(
+                "INSERT OR REPLACE INTO event_logs VALUES (?, ?, ?, ?)",
+                (
+                    event.deployment.deployment_id,
+                    event.target.host,
+                    event.event.name,
+                    event.event.output,
+                ),
+            )
+        elif (
+            isinstance(event, TargetFinished | HostUnreachable)
+            and time.monotonic() - self._last_save >= SAVE_INTERVAL
+        ):
+            self.save(event.deployment)
+
+    def save(self, deployment: Deployment) -> None:
+        self._last_save = time.monotonic()
+        self._db.execute(
+            "INSERT OR REPLACE INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                deployment.deployment_id,
+                deployment.application,
+                deployment.group,
+                deployment.status,
+                deployment.create_time,
+                deployment.complete_time,
+                os.getpid(),
+                socket.gethostname(),
+                json.dumps(deployment.to_document()),
+            ),
+        )
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def get(self, deployment_id: str | None = None) -> dict[str, Any] | None:
+        """One deployment's document; the most recent one when no id is given."""
+        if deployment_id is None:
+            row = self._db.execute(
+                "SELECT document FROM deployments ORDER BY create_time DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT document FROM deployments WHERE id = ?", (deployment_id,)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def history(
+        self, application: str | None = None, group: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        clauses, values = [], []
+        if application:
+            clauses.append("application = ?")
+            values.append(application)
+        if group:
+            clauses.append("group_name = ?")
+            values.append(group)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT document FROM deployments {where} ORDER BY create_time DESC LIMIT ?",  # noqa: S608
+            (*values, limit),
+        ).fetchall()
+        documents = []
+        for (text,) in rows:
+            document = json.loads(text)
+            document.pop("targets", None)
+            documents.append(document)
+        return documents
+
+    def logs(
+        self, deployment_id: str, host: str | None = None, event: str | None = None
+    ) -> list[tuple[str, str, str]]:
+        """(host, event, output) rows in host and lifecycle order."""
+        rows = self._db.execute(
+            "SELECT host, event, output FROM event_logs WHERE deployment_id = ? "
+            "AND (? IS NULL OR host = ?) AND (? IS NULL OR event = ?) ORDER BY rowid",
+            (deployment_id, host, host, event, event),
+        ).fetchall()
+        return [(str(h), str(e), str(o)) for h, e, o in rows]

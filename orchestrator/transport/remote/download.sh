@@ -1,0 +1,47 @@
+# download ROOT GROUP_ID DEPLOYMENT_ID SHA256 EXISTING_BUNDLE MAX_REVISIONS LAST_SUCCESSFUL
+# DownloadBundle: take the bundle from EXISTING_BUNDLE (a revision already on the host) or from
+# stdin, check its sha256, unpack it into deployment-archive/, keep MAX_REVISIONS directories.
+set -eu
+root=$1 gid=$2 did=$3 sha=$4 existing=$5 keep=$6 last=$7
+dir="$root/$gid/$did"
+instr="$root/deployment-instructions"
+mkdir -p "$dir/logs" "$instr" "$root/ongoing-deployment"
+printf 'DownloadBundle\n%s\n' "$dir" > "$root/ongoing-deployment/$did"
+if [ -n "$existing" ] && [ -f "$existing" ]; then
+    if [ "$existing" != "$dir/bundle.tar" ]; then
+        ln -f "$existing" "$dir/bundle.tar" 2>/dev/null || cp "$existing" "$dir/bundle.tar"
+    fi
+    echo "reused the bundle already on the host: $existing"
+else
+    cat > "$dir/bundle.tar.part"
+    got=$(sha256sum "$dir/bundle.tar.part" | cut -d ' ' -f 1)
+    if [ "$got" != "$sha" ]; then
+        echo "bundle checksum mismatch: expected $sha, received $got" >&2
+        exit 3
+    fi
+    mv -f "$dir/bundle.tar.part" "$dir/bundle.tar"
+    echo "received the bundle ($(wc -c < "$dir/bundle.tar") bytes)"
+fi
+printf '%s\n' "$sha" > "$dir/bundle.sha256"
+rm -rf "$dir/deployment-archive"
+mkdir "$dir/deployment-archive"
+if [ "$(id -u)" = 0 ]; then owner=--no-same-owner; else owner=; fi
+tar -x $owner -f "$dir/bundle.tar" -C "$dir/deployment-archive"
+printf '%s\n' "$dir" > "$instr/${gid}_most_recent_install"
+# Retention: keep KEEP directories, this one included; never the last successful one.
+count=0
+for d in "$root/$gid"/*/; do
+    [ "${d%/}" = "$dir" ] || count=$((count + 1))
+done
+extra=$((count - keep + 1))
+if [ "$extra" -gt 0 ]; then
+    for d in $(ls -1dtr "$root/$gid"/*/); do
+        d=${d%/}
+        [ "$extra" -gt 0 ] || break
+        [ "$d" = "$dir" ] && continue
+        [ "$d" = "$last" ] && continue
+        rm -rf "$d"
+        echo "removed old revision directory $d"
+        extra=$((extra - 1))
+    done
+fi

@@ -1,0 +1,73 @@
+# supervise BASE ROOT GROUP_ID DEPLOYMENT_ID EVENT SCRIPT LOCATION TIMEOUT RUNAS ARCHIVE GRACE BECOME
+# Runs detached from the SSH session: one hook script in its own process group, stdin from
+# /dev/null, output to files (a child that keeps them open cannot hang the hook), a timeout with
+# SIGTERM to the group and SIGKILL after GRACE seconds; writes BASE.status when done.
+set -u
+base=$1 root=$2 gid=$3 did=$4 event=$5 script=$6 location=$7 timeout=$8 runas=$9
+shift 9
+archive=$1 grace=$2 become=$3
+dir="$root/$gid/$did"
+mkdir -p "$dir/logs" "$root/ongoing-deployment"
+printf '%s\n%s\n' "$event" "$dir" > "$root/ongoing-deployment/$did"
+finish() {
+    # finish CODE ERROR_CODE MESSAGE [WARNING]
+    { printf 'status=%s %s\n' "$1" "$2"; printf 'message=%s\n' "$3"; printf 'warning=%s\n' "${4:-}"; } > "$base.status.part"
+    log_output
+    mv -f "$base.status.part" "$base.status"
+    exit 0
+}
+log_output() {
+    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    {
+        printf '%s LifecycleEvent - %s\n' "$now" "$event"
+        printf '%s Script - %s\n' "$now" "$location"
+        for stream in stdout stderr; do
+            file="$base.out"
+            [ "$stream" = stderr ] && file="$base.err"
+            [ -f "$file" ] || continue
+            while IFS= read -r line || [ -n "$line" ]; do
+                printf '%s [%s]%s\n' "$now" "$stream" "$line"
+            done < "$file"
+        done
+    } >> "$dir/logs/scripts.log"
+}
+: > "$base.out"
+: > "$base.err"
+if [ ! -f "$script" ]; then
+    finish 1 ScriptMissing "Script does not exist at specified location: $location"
+fi
+if [ ! -x "$script" ] && ! chmod +x "$script" 2>> "$base.err"; then
+    finish 2 ScriptNotExecutable "Script at specified location: $location is not executable and chmod +x failed"
+fi
+export LIFECYCLE_EVENT="$event" DEPLOYMENT_ID="$did" DEPLOYMENT_GROUP_ID="$gid"
+cd "$archive" 2>> "$base.err" || finish 5 UnknownError "cannot enter $archive"
+me=$(id -un)
+if [ -z "$runas" ] || [ "$runas" = "$me" ]; then
+    set -- "$script"
+elif [ "$(id -u)" = 0 ]; then
+    set -- su -s /bin/sh "$runas" -c "\"\$0\"" "$script"
+elif [ "$become" = sudo ]; then
+    set -- sudo -n -u "$runas" -- "$script"
+else
+    finish 4 ScriptFailed "Script at specified location: $location cannot run as user $runas: connected as $me and become is none"
+fi
+setsid "$@" < /dev/null > "$base.out" 2> "$base.err" &
+pid=$!
+setsid sh -c 'sleep "$1"; : > "$3"; kill -TERM -- "-$2" 2> /dev/null; sleep "$4"; kill -KILL -- "-$2" 2> /dev/null' \
+    watchdog "$timeout" "$pid" "$base.timedout" "$grace" < /dev/null > /dev/null 2>&1 &
+watchdog=$!
+wait "$pid"
+code=$?
+kill -- "-$watchdog" 2> /dev/null
+warning=""
+if kill -0 -- "-$pid" 2> /dev/null; then
+    warning="the script exited but a process it started still runs (process group $pid); its output was not waited for"
+fi
+as=""
+[ -n "$runas" ] && as=" run as user $runas"
+if [ -f "$base.timedout" ]; then
+    finish "$code" ScriptTimedOut "Script at specified location: $location$as failed to complete in $timeout seconds" "$warning"
+elif [ "$code" -ne 0 ]; then
+    finish "$code" ScriptFailed "Script at specified location: $location$as failed with exit code $code" "$warning"
+fi
+finish 0 Success "Script at specified location: $location$as succeeded" "$warning"
