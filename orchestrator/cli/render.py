@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from datetime import datetime
 from typing import IO, Any
 
 from rich.console import Console, Group
