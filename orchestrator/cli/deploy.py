@@ -14,7 +14,7 @@ from orchestrator.cli.context import CliContext
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.inspect import APP, GROUP, OUTPUT, selected_hosts
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
-from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, DeploymentRunner, Rollout
 from orchestrator.events import EventSink
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.results import (
@@ -87,6 +87,14 @@ def exit_code_for(deployment: Deployment, interrupted: bool = False) -> ExitCode
     help="Wait this long for another deployment of the group (a later release).",
 )
 @click.option(
+    "--hook-kill-grace",
+    type=click.FloatRange(min=0),
+    default=HOOK_GRACE_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="After a hook's timeout its process group gets SIGTERM, then SIGKILL this much later.",
+)
+@click.option(
     "--events",
     "events_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -107,6 +115,7 @@ def rollout(
     auto_rollback: bool | None,
     update_outdated_only: bool,
     lock_wait: float | None,
+    hook_kill_grace: float,
     events_path: Path | None,
     output: str,
 ) -> None:
@@ -157,7 +166,7 @@ def rollout(
     with contextlib.ExitStack() as stack:
         if events_path is not None:
             sinks.append(NdjsonSink(stack.enter_context(events_path.open("w", encoding="utf-8"))))
-        rollout_ = Rollout(deployment, revision, plan, config, hosts)
+        rollout_ = Rollout(deployment, revision, plan, config, hosts, hook_kill_grace)
         interrupted = asyncio.run(_run(rollout_, sinks))
     store.close()
     if output == "json":

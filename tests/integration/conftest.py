@@ -41,3 +41,11 @@ def small_lab(tmp_path: Path) -> Iterator[Lab]:
     fleet = start_lab(tmp_path / "lab", 2)
     yield fleet
     fleet.down()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Lab]:
+    """Five fresh hosts for a test that deploys."""
+    lab = start_lab(tmp_path / "fleet", 5)
+    yield lab
+    lab.down()

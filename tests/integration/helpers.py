@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import urllib.request
+from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
+
+from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import HostSpec, load_inventory
 from orchestrator.transport.base import CommandResult
@@ -30,3 +36,68 @@ def run_on(host: HostSpec, command: str, transport: SshTransport | None = None) 
             await session.close()
 
     return asyncio.run(go())
+
+
+@dataclasses.dataclass
+class RolloutResult:
+    exit_code: int
+    document: dict[str, Any]
+    stderr: str
+    events: list[dict[str, Any]]
+
+    def target(self, host: str) -> dict[str, Any]:
+        return next(t for t in self.document["targets"] if t["host"] == host)
+
+    def event(self, host: str, name: str) -> dict[str, Any]:
+        events = self.target(host)["lifecycleEvents"]
+        return next(e for e in events if e["lifecycleEventName"] == name)
+
+    def statuses(self) -> dict[str, str]:
+        return {t["host"]: t["status"] for t in self.document["targets"]}
+
+    def max_concurrency(self) -> int:
+        running = peak = 0
+        for record in self.events:
+            if record["type"] == "TargetStarted":
+                running += 1
+                peak = max(peak, running)
+            elif record["type"] == "TargetFinished":
+                running -= 1
+        return peak
+
+
+def rollout(
+    lab: Lab, revision: Path | str, *args: str, group: str = "web", inventory: Path | None = None
+) -> RolloutResult:
+    """``orchestrator rollout --output json`` in-process, with its NDJSON event stream."""
+    events_file = lab.directory / "events.ndjson"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "-i",
+            str(inventory or lab.inventory_path),
+            "rollout",
+            "-a",
+            "hello",
+            "-g",
+            group,
+            "-r",
+            str(revision),
+            "--output",
+            "json",
+            "--events",
+            str(events_file),
+            *args,
+        ],
+    )
+    if result.exit_code not in (0, 4, 5, 6):
+        raise AssertionError(
+            f"rollout exited {result.exit_code}: {result.output}\n{result.exception!r}"
+        )
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    return RolloutResult(result.exit_code, json.loads(result.stdout), result.stderr, events)
+
+
+def fetch(address: str, path: str = "/index.html", port: int = 8080) -> str:
+    with urllib.request.urlopen(f"http://{address}:{port}{path}", timeout=5) as response:
+        return str(response.read().decode())

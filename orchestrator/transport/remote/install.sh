@@ -18,7 +18,6 @@ behavior=DISALLOW
 conflicts=0
 while IFS="$tab" read -r kind a b c d; do
     case $kind in
-    J) printf '%s\n' "$a" > "$instr/$gid-install.json" ;;
     B) behavior=$a ;;
     D)
         if [ -e "$b" ] && [ ! -d "$b" ] && ! grep -qxF -- "$b" "$cleanup" 2>/dev/null; then
@@ -60,6 +59,7 @@ made_dirs=0
 : > "$cleanup"
 while IFS="$tab" read -r kind a b c d; do
     case $kind in
+    J) printf '%s\n' "$a" > "$instr/$gid-install.json" ;;
     D)
         if [ ! -d "$b" ]; then
             mkdir -- "$b"

@@ -1,0 +1,279 @@
+"""Rollouts of real revisions to real sshd hosts: configs, replacement, conflicts, failures."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from orchestrator.lab.fleet import Lab
+from orchestrator.models.inventory import load_inventory
+from tests.integration.helpers import fetch, rollout
+from tests.integration.revisions import failing_validate, hello_web, script_bundle
+
+HOSTS = ["web-1", "web-2", "web-3", "web-4", "web-5"]
+
+
+def group_root(lab: Lab, host: str) -> Path:
+    gid = load_inventory(lab.inventory_path).group_id("hello", "web")
+    return lab.host_path(host, lab.deployment_root(host)) / gid
+
+
+def instructions(lab: Lab, host: str) -> Path:
+    return lab.host_path(host, lab.deployment_root(host)) / "deployment-instructions"
+
+
+def tree(path: Path) -> dict[str, str]:
+    """Every path below ``path`` with a digest of its content (or its link target).
+
+    The markers of the last attempt (`_last_deployment`, `_most_recent_install`) are left out:
+    they record that a deployment was tried, which is not what a refused install may change.
+    """
+    snapshot = {}
+    for item in sorted(path.rglob("*")):
+        if item.name.endswith(("_last_deployment", "_most_recent_install")):
+            continue
+        if item.is_symlink():
+            snapshot[str(item)] = "-> " + str(item.readlink())
+        elif item.is_file():
+            snapshot[str(item)] = hashlib.sha256(item.read_bytes()).hexdigest()
+        else:
+            snapshot[str(item)] = "dir"
+    return snapshot
+
+
+@pytest.mark.parametrize(
+    "config,concurrency",
+    [
+        ("CodeDeployDefault.OneAtATime", 1),
+        ("CodeDeployDefault.HalfAtATime", 2),
+        ("CodeDeployDefault.AllAtOnce", 5),
+        ("ThreeQuarters", 1),
+    ],
+)
+def test_hello_web_to_five_hosts(fleet: Lab, tmp_path: Path, config: str, concurrency: int) -> None:
+    result = rollout(fleet, hello_web(tmp_path), "--deployment-config", config)
+    assert result.exit_code == 0, result.stderr
+    assert result.document["status"] == "Succeeded"
+    assert result.document["deploymentOverview"]["Succeeded"] == 5
+    assert result.max_concurrency() == concurrency
+    for host in fleet.hosts:
+        assert "hello-web" in fetch(host.address)
+        assert fleet.host_path(host.name, "/srv/hello-web/www/index.html").exists()
+        events = result.target(host.name)["lifecycleEvents"]
+        assert [e["status"] for e in events] == ["Succeeded"] * 7
+
+
+def test_zonal_custom_config_goes_zone_by_zone(fleet: Lab, tmp_path: Path) -> None:
+    result = rollout(fleet, hello_web(tmp_path), group="web-zonal")
+    assert result.exit_code == 0, result.stderr
+    order = [r["host"] for r in result.events if r["type"] == "TargetStarted"]
+    zones = [r["zone"] for r in result.events if r["type"] == "ZoneBaking"]
+    assert zones == ["lab-a"]
+    assert order[:3] == ["web-1", "web-3", "web-5"]  # zone lab-a first, then lab-b
+
+
+def test_status_history_and_logs_read_the_record(fleet: Lab, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli.main import cli
+
+    result = rollout(
+        fleet, hello_web(tmp_path), "--deployment-config", "CodeDeployDefault.AllAtOnce"
+    )
+    deployment_id = result.document["deploymentId"]
+    runner = CliRunner()
+    status = runner.invoke(cli, ["status", "--output", "json"])
+    assert status.exit_code == 0
+    import json
+
+    assert json.loads(status.stdout) == result.document
+    history = runner.invoke(cli, ["history", "-a", "hello", "--output", "json"])
+    assert [d["deploymentId"] for d in json.loads(history.stdout)] == [deployment_id]
+    assert "targets" not in json.loads(history.stdout)[0]
+    logs = runner.invoke(
+        cli, ["logs", deployment_id, "--host", "web-2", "--event", "ApplicationStart"]
+    )
+    assert logs.exit_code == 0
+    assert "==> web-2 ApplicationStart <==" in logs.stdout
+    assert "[stdout]started hello-web on" in logs.stdout
+    assert runner.invoke(cli, ["status", "d-NOSUCHONE"]).exit_code == 5
+
+
+def test_second_revision_replaces_the_first(fleet: Lab, tmp_path: Path) -> None:
+    stop_marker = 'echo "stop script of {name} ran" > /srv/stop-{name}\n'
+    first = script_bundle(
+        tmp_path,
+        "rev",
+        {"ApplicationStop": stop_marker.format(name="rev1")},
+        files={"one.txt": "1\n", "common/shared.txt": "one\n"},
+    )
+    first_result = rollout(fleet, first, "--deployment-config", "CodeDeployDefault.AllAtOnce")
+    assert first_result.exit_code == 0, first_result.stderr
+    second = tmp_path / "second"
+    second.mkdir()
+    second_bundle = script_bundle(
+        second,
+        "rev",
+        {"ApplicationStop": stop_marker.format(name="rev2")},
+        files={"two.txt": "2\n", "common/shared.txt": "two\n"},
+    )
+    result = rollout(fleet, second_bundle, "--deployment-config", "CodeDeployDefault.AllAtOnce")
+    assert result.exit_code == 0, result.stderr
+    for host in HOSTS:
+        srv = fleet.host_path(host, "/srv")
+        assert not (srv / "rev" / "one.txt").exists()  # revision 1's files are gone
+        assert (srv / "rev" / "two.txt").read_text() == "2\n"
+        assert (srv / "rev" / "common" / "shared.txt").read_text() == "two\n"
+        assert (srv / "stop-rev1").exists()  # revision 1's ApplicationStop ran
+        assert not (srv / "stop-rev2").exists()  # revision 2's did not
+        cleanup = next(instructions(fleet, host).glob("*-cleanup")).read_text().split()
+        assert "/srv/rev/two.txt" in cleanup and "/srv/rev/one.txt" not in cleanup
+
+
+def test_disallow_conflict_leaves_the_host_as_it_was(fleet: Lab, tmp_path: Path) -> None:
+    first = rollout(
+        fleet, hello_web(tmp_path), "--deployment-config", "CodeDeployDefault.AllAtOnce"
+    )
+    assert first.exit_code == 0
+    second = hello_web(tmp_path, "second")
+    (second / "www" / "new.html").write_text("new\n")
+    stray = fleet.host_path("web-1", "/srv/hello-web/www/new.html")
+    stray.write_text("placed by hand\n")
+    before = {
+        **tree(fleet.host_path("web-1", "/srv/hello-web/www")),
+        **tree(instructions(fleet, "web-1")),
+    }
+    result = rollout(fleet, second)  # OneAtATime: web-1 goes first
+    assert result.exit_code == 5
+    install = result.event("web-1", "Install")
+    assert install["status"] == "Failed"
+    assert (
+        "already exists at this location: /srv/hello-web/www/new.html"
+        in install["diagnostics"]["message"]
+    )
+    after = {
+        **tree(fleet.host_path("web-1", "/srv/hello-web/www")),
+        **tree(instructions(fleet, "web-1")),
+    }
+    assert after == before  # nothing removed, nothing recorded
+    assert result.statuses() == {
+        "web-1": "Failed",
+        "web-2": "Skipped",
+        "web-3": "Skipped",
+        "web-4": "Skipped",
+        "web-5": "Skipped",
+    }
+    assert result.document["errorInformation"]["code"] == "HEALTH_CONSTRAINTS"
+
+
+@pytest.mark.parametrize("behavior", ["OVERWRITE", "RETAIN"])
+def test_overwrite_and_retain(fleet: Lab, tmp_path: Path, behavior: str) -> None:
+    bundle = hello_web(tmp_path)
+    (bundle / "www" / "extra.html").write_text("from the bundle\n")
+    stray = fleet.host_path("web-1", "/srv/hello-web/www/extra.html")
+    stray.parent.mkdir(parents=True)
+    stray.write_text("placed by hand\n")
+    result = rollout(
+        fleet,
+        bundle,
+        "--file-exists-behavior",
+        behavior,
+        "--deployment-config",
+        "CodeDeployDefault.AllAtOnce",
+    )
+    assert result.exit_code == 0, result.stderr
+    cleanup = next(instructions(fleet, "web-1").glob("*-cleanup")).read_text().split()
+    if behavior == "OVERWRITE":
+        assert stray.read_text() == "from the bundle\n"
+        assert "/srv/hello-web/www/extra.html" in cleanup  # adopted: the next install removes it
+    else:
+        assert stray.read_text() == "placed by hand\n"
+        assert "/srv/hello-web/www/extra.html" not in cleanup  # never adopted
+    assert "/srv/hello-web/www/index.html" in cleanup
+    assert result.document["fileExistsBehavior"] == behavior
+
+
+@pytest.mark.parametrize(
+    "config,failing,exit_code,statuses,error",
+    [
+        (
+            "CodeDeployDefault.HalfAtATime",
+            ["web-1", "web-2"],
+            5,
+            ["Failed", "Failed", "Skipped", "Skipped", "Skipped"],
+            "HEALTH_CONSTRAINTS",
+        ),
+        (
+            "CodeDeployDefault.HalfAtATime",
+            ["web-5"],
+            4,
+            ["Succeeded", "Succeeded", "Succeeded", "Succeeded", "Failed"],
+            None,
+        ),
+        (
+            "CodeDeployDefault.HalfAtATime",
+            ["web-1", "web-3", "web-4"],
+            5,
+            ["Failed", "Succeeded", "Failed", "Skipped", "Skipped"],
+            "HEALTH_CONSTRAINTS",
+        ),
+        (
+            "CodeDeployDefault.OneAtATime",
+            ["web-2"],
+            5,
+            ["Succeeded", "Failed", "Skipped", "Skipped", "Skipped"],
+            "HEALTH_CONSTRAINTS",
+        ),
+        (
+            "CodeDeployDefault.OneAtATime",
+            ["web-5"],
+            4,
+            ["Succeeded", "Succeeded", "Succeeded", "Succeeded", "Failed"],
+            None,
+        ),
+    ],
+)
+def test_validate_service_failures_follow_the_minimum_healthy_rules(
+    fleet: Lab,
+    tmp_path: Path,
+    config: str,
+    failing: list[str],
+    exit_code: int,
+    statuses: list[str],
+    error: str | None,
+) -> None:
+    addresses = [fleet.host(name).address for name in failing]
+    result = rollout(fleet, failing_validate(tmp_path, addresses), "--deployment-config", config)
+    assert result.exit_code == exit_code, result.stderr
+    assert list(result.statuses().values()) == statuses
+    assert (result.document["errorInformation"] or {}).get("code") == error
+    for name in (n for n in failing if result.statuses()[n] != "Skipped"):
+        event = result.event(name, "ValidateService")
+        assert event["status"] == "Failed"
+        assert event["diagnostics"]["errorCode"] == "ScriptFailed"
+        assert "failing on purpose" in event["diagnostics"]["logTail"]
+    for name, status in result.statuses().items():
+        if status == "Skipped":
+            assert {e["status"] for e in result.target(name)["lifecycleEvents"]} == {"Skipped"}
+
+
+def test_redeploying_the_same_revision_uploads_nothing(fleet: Lab, tmp_path: Path) -> None:
+    bundle = hello_web(tmp_path)
+    assert (
+        rollout(fleet, bundle, "--deployment-config", "CodeDeployDefault.AllAtOnce").exit_code == 0
+    )
+    again = rollout(fleet, bundle, "--deployment-config", "CodeDeployDefault.AllAtOnce")
+    assert again.exit_code == 0
+    from click.testing import CliRunner
+
+    from orchestrator.cli.main import cli
+
+    logs = CliRunner().invoke(
+        cli, ["logs", again.document["deploymentId"], "--event", "DownloadBundle"]
+    )
+    assert logs.stdout.count("reused the bundle already on the host") == 5
+    assert "received the bundle" not in logs.stdout
+    # The old revision's ApplicationStop stopped the server that the new one started again.
+    assert "stopped hello-web" in again.event("web-1", "ApplicationStop")["diagnostics"]["logTail"]
