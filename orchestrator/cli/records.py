@@ -10,14 +10,13 @@ from rich.table import Table
 from orchestrator.cli.context import CliContext
 from orchestrator.cli.inspect import OUTPUT
 from orchestrator.cli.render import deployment_table, styled
-from orchestrator.errors import OrchestratorError
 from orchestrator.state.store import HistoryStore
 
 pass_context = click.make_pass_decorator(CliContext)
 
 
-class NotInHistory(OrchestratorError):
-    """The history has no such deployment."""
+class NotInHistory(click.UsageError):
+    """The history has no such deployment: a bad argument, exit 2."""
 
 
 @click.command()

@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.errors import Unreachable
 from orchestrator.models.inventory import HostSpec
 from orchestrator.transport.base import CommandResult, HostSession
 from orchestrator.transport.remote import program
@@ -170,6 +171,9 @@ class RemoteHost:
             "hook", "start", base, program("supervise"), *supervisor_args, env=env
         )
         result = await self.session.run(command)
+        if "---stdout---" not in result.stdout:
+            # The channel ended before the launcher could report: the connection went away.
+            raise Unreachable(self.spec.name, "the connection closed while a hook ran")
         return parse_hook_output(result.stdout)
 
     async def collect_hook(self, deployment_id: str, event: str, index: int) -> HookResult:

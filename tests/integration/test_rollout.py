@@ -98,7 +98,7 @@ def test_status_history_and_logs_read_the_record(fleet: Lab, tmp_path: Path) -> 
     assert logs.exit_code == 0
     assert "==> web-2 ApplicationStart <==" in logs.stdout
     assert "[stdout]started hello-web on" in logs.stdout
-    assert runner.invoke(cli, ["status", "d-NOSUCHONE"]).exit_code == 5
+    assert runner.invoke(cli, ["status", "d-NOSUCHONE"]).exit_code == 2
 
 
 def test_second_revision_replaces_the_first(fleet: Lab, tmp_path: Path) -> None:

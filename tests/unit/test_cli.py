@@ -43,21 +43,26 @@ def test_top_level_help_documents_exit_codes() -> None:
         assert f"  {code}" in result.output
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["rollout", "-a", "shop", "-g", "web", "-r", "x"],
-        ["status"],
-        ["history"],
-        ["rollback", "-a", "shop", "-g", "web"],
-        ["stop", "d-1"],
-        ["logs", "d-1"],
-    ],
-)
+@pytest.mark.parametrize("args", [["rollback", "-a", "shop", "-g", "web"], ["stop", "d-1"]])
 def test_commands_not_built_yet_exit_1(args: list[str]) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
     assert "not implemented yet" in result.stderr
+
+
+def test_rollout_options_of_a_later_release_are_usage_errors() -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["-i", EXAMPLE, "rollout", "-a", "shop", "-g", "web-prod", "-r", ".", "--lock-wait", "5"],
+    )
+    assert result.exit_code == 2
+    assert "--lock-wait is not implemented yet" in result.stderr
+
+
+def test_status_with_an_empty_history_exits_2() -> None:
+    result = CliRunner().invoke(cli, ["status"])
+    assert result.exit_code == 2
+    assert "no deployment" in result.stderr
 
 
 def test_usage_errors_exit_2() -> None:

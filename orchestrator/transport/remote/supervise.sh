@@ -6,6 +6,7 @@ set -u
 base=$1 root=$2 gid=$3 did=$4 event=$5 script=$6 location=$7 timeout=$8 runas=$9
 shift 9
 archive=$1 grace=$2 become=$3
+grace_tenths=$(( ${grace%.*} * 10 ))
 dir="$root/$gid/$did"
 mkdir -p "$dir/logs" "$root/ongoing-deployment"
 printf '%s\n%s\n' "$event" "$dir" > "$root/ongoing-deployment/$did"
@@ -53,14 +54,20 @@ else
 fi
 setsid "$@" < /dev/null > "$base.out" 2> "$base.err" &
 pid=$!
-setsid sh -c 'sleep "$1"; : > "$3"; kill -TERM -- "-$2" 2> /dev/null; sleep "$4"; kill -KILL -- "-$2" 2> /dev/null' \
+setsid sh -c 'sleep "$1"; : > "$3"; kill -TERM "-$2" 2> /dev/null; sleep "$4"; kill -KILL "-$2" 2> /dev/null' \
     watchdog "$timeout" "$pid" "$base.timedout" "$grace" < /dev/null > /dev/null 2>&1 &
 watchdog=$!
 wait "$pid"
 code=$?
-kill -- "-$watchdog" 2> /dev/null
+if [ -f "$base.timedout" ]; then
+    # The group got SIGTERM; whatever of it survives the grace gets SIGKILL.
+    i=0
+    while kill -0 "-$pid" 2> /dev/null && [ "$i" -lt "$grace_tenths" ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "-$pid" 2> /dev/null
+fi
+kill -TERM "-$watchdog" 2> /dev/null
 warning=""
-if kill -0 -- "-$pid" 2> /dev/null; then
+if kill -0 "-$pid" 2> /dev/null; then
     warning="the script exited but a process it started still runs (process group $pid); its output was not waited for"
 fi
 as=""
