@@ -1,0 +1,74 @@
+"""A scripted in-memory transport: each host answers the shipped programs from a script."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.errors import Unreachable
+from orchestrator.models.inventory import HostSpec
+from orchestrator.transport.base import CommandResult
+
+
+@dataclass
+class FakeFleet:
+    unreachable: set[str] = field(default_factory=set)
+    failing_hooks: set[tuple[str, str]] = field(default_factory=set)  # (host, event)
+    calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (host, program, args)
+
+
+class FakeSession:
+    def __init__(self, host: HostSpec, fleet: FakeFleet) -> None:
+        self._host = host
+        self.fleet = fleet
+
+    @property
+    def host(self) -> HostSpec:
+        return self._host
+
+    async def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        stdin_file: Path | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        tokens = shlex.split(command)
+        at = tokens.index("-c")
+        program, args = tokens[at + 2], tokens[at + 3 :]
+        self.fleet.calls.append((self._host.name, program, args))
+        if program == "probe":
+            return CommandResult(
+                0, "last_successful=\nuser=root\n---appspec---\n---cleanup---\n", ""
+            )
+        if program == "hook":
+            event = args[6]
+            if (self._host.name, event) in self.fleet.failing_hooks:
+                return CommandResult(
+                    0,
+                    "status=1 ScriptFailed\nmessage=failed with exit code 1\nwarning=\n"
+                    "---stdout---\n---stderr---\nboom\n",
+                    "",
+                )
+            return CommandResult(
+                0, "status=0 Success\nmessage=ok\nwarning=\n---stdout---\nfine\n---stderr---\n", ""
+            )
+        return CommandResult(0, f"{program} done\n", "")
+
+    async def put(self, local: Path, remote: str) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+class FakeTransport:
+    def __init__(self, fleet: FakeFleet) -> None:
+        self.fleet = fleet
+
+    async def connect(self, host: HostSpec) -> FakeSession:
+        if host.name in self.fleet.unreachable:
+            raise Unreachable(host.name, "connection refused")
+        return FakeSession(host, self.fleet)

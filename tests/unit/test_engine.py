@@ -1,0 +1,130 @@
+"""The fleet loop and a host's lifecycle on a scripted transport (no SSH)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.events import Event, LifecycleEventFinished, TargetStarted
+from orchestrator.install_plan import build_install_plan
+from orchestrator.models.deployment_config import PREDEFINED
+from orchestrator.models.inventory import parse_inventory
+from orchestrator.models.results import Deployment, RevisionInfo
+from orchestrator.revision import build_revision
+from tests.paths import HELLO_WEB
+from tests.unit.fake_transport import FakeFleet, FakeTransport
+
+INVENTORY = parse_inventory(
+    "hosts:\n"
+    + "".join(f"  web-{i}: {{address: 127.0.0.{i}, tags: {{role: web}}}}\n" for i in range(1, 6))
+    + "applications:\n  hello:\n    deployment_groups:\n      web: {tag_sets: [[{key: role}]]}\n"
+)
+
+
+def run(
+    tmp_path: Path, config: str, fleet: FakeFleet, stop_after_first: bool = False
+) -> tuple[Deployment, list[Event]]:
+    revision = build_revision(str(HELLO_WEB), tmp_path / "cache")
+    deployment = Deployment(
+        "d-TEST00001",
+        "hello",
+        "web",
+        INVENTORY.group_id("hello", "web"),
+        RevisionInfo("hello-web", revision.sha256, revision.size, "directory"),
+        config,
+    )
+    plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
+    hosts = [INVENTORY.resolve_host(f"web-{i}") for i in range(1, 6)]
+    events: list[Event] = []
+
+    async def go() -> Deployment:
+        rollout = Rollout(deployment, revision, plan, PREDEFINED[config], hosts)
+
+        def sink(event: Event) -> None:
+            events.append(event)
+            if stop_after_first and isinstance(event, TargetStarted):
+                rollout.stop.set()
+
+        return await DeploymentRunner(rollout, FakeTransport(fleet), [sink]).run()
+
+    return asyncio.run(go()), events
+
+
+def statuses(deployment: Deployment) -> list[str]:
+    return [t.status for t in deployment.targets.values()]
+
+
+def test_every_host_runs_every_event_in_order(tmp_path: Path) -> None:
+    fleet = FakeFleet()
+    deployment, events = run(tmp_path, "CodeDeployDefault.AllAtOnce", fleet)
+    assert deployment.status == "Succeeded"
+    assert statuses(deployment) == ["Succeeded"] * 5
+    web1 = [
+        e.event.name
+        for e in events
+        if isinstance(e, LifecycleEventFinished) and e.target.host == "web-1"
+    ]
+    assert web1 == [
+        "ApplicationStop",
+        "DownloadBundle",
+        "BeforeInstall",
+        "Install",
+        "AfterInstall",
+        "ApplicationStart",
+        "ValidateService",
+    ]
+    programs = [program for host, program, _ in fleet.calls if host == "web-1"]
+    assert programs[0] == "probe" and programs[-1] == "finish"
+    assert programs.count("download") == programs.count("install") == 1
+
+
+def test_half_at_a_time_stops_when_the_minimum_would_be_breached(tmp_path: Path) -> None:
+    fleet = FakeFleet(failing_hooks={("web-1", "ValidateService"), ("web-2", "ValidateService")})
+    deployment, _ = run(tmp_path, "CodeDeployDefault.HalfAtATime", fleet)
+    assert deployment.status == "Failed"
+    assert deployment.error_code == "HEALTH_CONSTRAINTS"
+    assert statuses(deployment) == ["Failed", "Failed", "Skipped", "Skipped", "Skipped"]
+    failed = deployment.targets["web-1"].event("ValidateService")
+    assert failed.diagnostics is not None and failed.diagnostics.error_code == "ScriptFailed"
+    assert "[stderr]boom" in failed.diagnostics.log_tail
+    assert {e.status for e in deployment.targets["web-3"].events} == {"Skipped"}
+    assert not [c for c in fleet.calls if c[0] == "web-3" and c[1] != "probe"]  # never touched
+
+
+def test_an_unreachable_host_is_a_failed_target(tmp_path: Path) -> None:
+    deployment, _ = run(tmp_path, "CodeDeployDefault.AllAtOnce", FakeFleet(unreachable={"web-4"}))
+    assert deployment.status == "Succeeded"
+    assert statuses(deployment) == ["Succeeded", "Succeeded", "Succeeded", "Failed", "Succeeded"]
+    first = deployment.targets["web-4"].events[0]
+    assert first.diagnostics is not None and "unreachable" in first.diagnostics.message
+
+
+def test_a_stop_request_starts_no_more_hosts(tmp_path: Path) -> None:
+    deployment, _ = run(
+        tmp_path, "CodeDeployDefault.OneAtATime", FakeFleet(), stop_after_first=True
+    )
+    assert deployment.status == "Stopped"
+    assert deployment.error_code == "MANUAL_STOP"
+    assert statuses(deployment) == ["Succeeded", "Skipped", "Skipped", "Skipped", "Skipped"]
+
+
+def test_the_document_has_codedeploys_fields(tmp_path: Path) -> None:
+    deployment, _ = run(tmp_path, "CodeDeployDefault.AllAtOnce", FakeFleet())
+    document = deployment.to_document()
+    assert {
+        "deploymentId",
+        "applicationName",
+        "deploymentGroupName",
+        "status",
+        "errorInformation",
+        "deploymentOverview",
+        "revision",
+        "rollbackInfo",
+        "createTime",
+        "completeTime",
+        "targets",
+    } <= set(document)
+    event = document["targets"][0]["lifecycleEvents"][2]
+    assert set(event) >= {"lifecycleEventName", "status", "startTime", "endTime", "diagnostics"}
+    assert set(event["diagnostics"]) == {"errorCode", "scriptName", "message", "logTail"}

@@ -1,0 +1,86 @@
+"""Parsing what host programs print, log tails, and the history store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.engine.remote import MISSING_APPSPEC, parse_hook_output, parse_probe
+from orchestrator.events import DeploymentFinished, DeploymentStarted, LifecycleEventFinished
+from orchestrator.models.results import Deployment, LifecycleEvent, RevisionInfo, Target, log_tail
+from orchestrator.state.store import HistoryStore, store_path
+
+
+def test_parse_probe() -> None:
+    probe = parse_probe(
+        "last_successful=/r/g/d-1\nlast_deployment=d-1 Succeeded abc\nbundle=abc /r/g/d-1/bundle.tar\n"
+        "user=root\n---appspec---\nversion: 0.0\nos: linux\n---cleanup---\n/srv/a\n/srv/a/b\n"
+    )
+    assert probe.last_successful == "/r/g/d-1"
+    assert probe.last_deployment == ("d-1", "Succeeded", "abc")
+    assert probe.bundles == {"abc": "/r/g/d-1/bundle.tar"}
+    assert probe.old_appspec == "version: 0.0\nos: linux\n"
+    assert probe.cleanup == ["/srv/a", "/srv/a/b"]
+    fresh = parse_probe("last_successful=\nuser=deploy\n---appspec---\n---cleanup---\n")
+    assert (fresh.last_successful, fresh.old_appspec, fresh.cleanup) == (None, None, [])
+    gone = parse_probe("last_successful=/r/g/d-0\n---appspec---\n__missing__\n---cleanup---\n")
+    assert gone.old_appspec == MISSING_APPSPEC
+
+
+def test_parse_hook_output() -> None:
+    result = parse_hook_output(
+        "status=124 ScriptTimedOut\nmessage=too slow\nwarning=\n---stdout---\na\n---stderr---\nb\n"
+    )
+    assert (result.code, result.error_code, result.ok) == (124, "ScriptTimedOut", False)
+    assert (result.stdout, result.stderr) == ("a\n", "b\n")
+    assert parse_hook_output("").error_code == "UnknownError"
+
+
+def test_log_tail_keeps_whole_lines_within_the_limit() -> None:
+    text = "".join(f"line {i}\n" for i in range(1000))
+    tail = log_tail(text, 100)
+    assert len(tail.encode()) <= 100
+    assert tail.endswith("line 999\n") and tail.startswith("line ")
+    assert log_tail("short\n") == "short\n"
+
+
+def test_store_path_forms(tmp_path: Path) -> None:
+    assert store_path(str(tmp_path / "h.sqlite")) == tmp_path / "h.sqlite"
+    assert store_path(f"sqlite://{tmp_path}/x.db") == tmp_path / "x.db"
+    assert store_path(str(tmp_path)) == tmp_path / "history.sqlite"
+
+
+def test_store_records_documents_and_logs(tmp_path: Path) -> None:
+    store = HistoryStore.open(str(tmp_path))
+    deployment = Deployment(
+        "d-A",
+        "app",
+        "grp",
+        "gid",
+        RevisionInfo("src", "sha", 1, "directory"),
+        "cfg",
+        create_time=1.0,
+    )
+    event = LifecycleEvent("AfterInstall", "Succeeded", 1.0, 2.0, output="[stdout]hi\n")
+    target = Target("h1", "127.0.0.1", [event], status="Succeeded")
+    deployment.targets["h1"] = target
+    store(DeploymentStarted(deployment))
+    store(LifecycleEventFinished(deployment, target, event))
+    deployment.status = "Succeeded"
+    store(DeploymentFinished(deployment))
+    later = Deployment(
+        "d-B",
+        "app",
+        "other",
+        "gid2",
+        RevisionInfo("src", "sha", 1, "directory"),
+        "cfg",
+        create_time=2.0,
+    )
+    store.save(later)
+    assert store.get("d-A") == deployment.to_document()
+    assert store.get()["deploymentId"] == "d-B"  # type: ignore[index]
+    assert [d["deploymentId"] for d in store.history("app", "grp")] == ["d-A"]
+    assert [d["deploymentId"] for d in store.history(limit=1)] == ["d-B"]
+    assert store.logs("d-A") == [("h1", "AfterInstall", "[stdout]hi\n")]
+    assert store.logs("d-A", host="h2") == []
+    store.close()
