@@ -61,10 +61,12 @@ def up(ctx: CliContext, count: int, directory: Path, base_address: str) -> None:
     mode = "private mount namespaces" if fleet.namespaced else "shared filesystem (not root)"
     ctx.err.print(f"[green]started[/] {count} hosts in {fleet.directory} ({mode})")
     ctx.out.print(str(fleet.inventory_path))
+    inventory = fleet.inventory_path
     ctx.err.print(
         "next:\n"
-        f"  orchestrator -i {fleet.inventory_path} hosts -a hello -g web --check\n"
-        f"  orchestrator -i {fleet.inventory_path} plan -a hello -g web -r playbooks/hello-web"
+        f"  orchestrator -i {inventory} hosts -a hello -g web --check\n"
+        f"  orchestrator -i {inventory} plan -a hello -g web -r playbooks/hello-web\n"
+        f"  orchestrator -i {inventory} rollout -a hello -g web -r playbooks/hello-web"
     )
 
 

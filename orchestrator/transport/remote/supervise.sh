@@ -67,6 +67,9 @@ if [ -f "$base.timedout" ]; then
 fi
 kill -TERM "-$watchdog" 2> /dev/null
 warning=""
+# A child that detaches (setsid, a daemon) leaves the group within moments: give it a second.
+i=0
+while kill -0 "-$pid" 2> /dev/null && [ "$i" -lt 10 ]; do sleep 0.1; i=$((i + 1)); done
 if kill -0 "-$pid" 2> /dev/null; then
     warning="the script exited but a process it started still runs (process group $pid); its output was not waited for"
 fi
