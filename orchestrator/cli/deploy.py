@@ -12,7 +12,7 @@ import click
 
 from orchestrator.cli.context import CliContext
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.inspect import APP, GROUP, OUTPUT, selected_hosts
+from orchestrator.cli.inspect import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVISION, selected_hosts
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
 from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, DeploymentRunner, Rollout
 from orchestrator.events import EventSink
@@ -44,20 +44,8 @@ def exit_code_for(deployment: Deployment, interrupted: bool = False) -> ExitCode
 @click.command()
 @APP
 @GROUP
-@click.option(
-    "-r",
-    "--revision",
-    "revision_spec",
-    required=True,
-    metavar="REVISION",
-    help="A directory, .tar, .tar.gz, .zip or git:REPO@REF with an appspec.yml.",
-)
-@click.option(
-    "--deployment-config",
-    "config_name",
-    metavar="NAME",
-    help="Use this deployment config instead of the group's (default OneAtATime).",
-)
+@REVISION
+@DEPLOYMENT_CONFIG
 @click.option("--description", default="", help="Free text kept with the deployment.")
 @click.option(
     "--file-exists-behavior",

@@ -33,6 +33,20 @@ OUTPUT = click.option(
 APP = click.option(
     "-a", "--application", "application", required=True, help="Application name in the inventory."
 )
+REVISION = click.option(
+    "-r",
+    "--revision",
+    "revision_spec",
+    required=True,
+    metavar="REVISION",
+    help="A directory, .tar, .tar.gz, .zip or git:REPO@REF with an appspec.yml.",
+)
+DEPLOYMENT_CONFIG = click.option(
+    "--deployment-config",
+    "config_name",
+    metavar="NAME",
+    help="Use this deployment config instead of the group's (default OneAtATime).",
+)
 GROUP = click.option(
     "-g", "--group", "group", required=True, help="Deployment group of the application."
 )
@@ -205,20 +219,8 @@ def _simulation_json(config: DeploymentConfig, sim: Simulation) -> dict[str, Any
 @click.command()
 @APP
 @GROUP
-@click.option(
-    "-r",
-    "--revision",
-    "revision_spec",
-    required=True,
-    metavar="REVISION",
-    help="A directory, .tar, .tar.gz, .zip or git:REPO@REF with an appspec.yml.",
-)
-@click.option(
-    "--deployment-config",
-    "config_name",
-    metavar="NAME",
-    help="Plan with this config instead of the group's (default OneAtATime).",
-)
+@REVISION
+@DEPLOYMENT_CONFIG
 @OUTPUT
 @pass_context
 def plan(

@@ -18,7 +18,7 @@ from orchestrator.engine.remote import MISSING_APPSPEC, HookResult, Probe, Remot
 from orchestrator.errors import ConfigError, HostError
 from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventStarted
 from orchestrator.install_plan import InstallPlan
-from orchestrator.models.appspec import HookScript, parse_appspec
+from orchestrator.models.appspec import LIFECYCLE_EVENTS, HookScript, parse_appspec
 from orchestrator.models.results import (
     FAILED,
     IN_PROGRESS,
@@ -30,17 +30,10 @@ from orchestrator.models.results import (
     log_tail,
 )
 from orchestrator.revision import Revision
+from orchestrator.transport.base import CommandResult
 
-# In-place lifecycle without a load balancer (DESIGN §5).
-EVENTS: tuple[str, ...] = (
-    "ApplicationStop",
-    "DownloadBundle",
-    "BeforeInstall",
-    "Install",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
-)
+# In-place lifecycle without a load balancer (DESIGN §5): no traffic events.
+EVENTS: tuple[str, ...] = tuple(e for e in LIFECYCLE_EVENTS if "Traffic" not in e)
 RECONNECT_DELAY = 0.5
 
 
@@ -161,34 +154,11 @@ class HostRun:
             self.remote.spec.max_revisions,
             self.probe.last_successful,
         )
-        output = result.stdout + result.stderr
-        if not result.ok:
-            return StepOutcome(
-                False,
-                Diagnostics(
-                    "UnknownError",
-                    message=result.stderr.strip()[-500:] or f"exit status {result.exit_status}",
-                    log_tail=log_tail(output),
-                ),
-                output,
-            )
-        return StepOutcome(True, output=output)
+        return _command_outcome(result)
 
     async def _install(self) -> StepOutcome:
         instructions = self.job.plan.render(self.probe.cleanup)
-        result = await self.remote.install(self.deployment_id, instructions)
-        output = result.stdout + result.stderr
-        if not result.ok:
-            return StepOutcome(
-                False,
-                Diagnostics(
-                    "UnknownError",
-                    message=result.stderr.strip()[-1000:] or f"exit status {result.exit_status}",
-                    log_tail=log_tail(output),
-                ),
-                output,
-            )
-        return StepOutcome(True, output=output)
+        return _command_outcome(await self.remote.install(self.deployment_id, instructions))
 
     async def _hooks(self, event: str, scripts: list[HookScript], archive: str) -> StepOutcome:
         if not scripts:
@@ -249,3 +219,14 @@ class HostRun:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(RECONNECT_DELAY)
+
+
+def _command_outcome(result: CommandResult) -> StepOutcome:
+    """DownloadBundle and Install: their output is the log; stderr's end explains a failure."""
+    output = result.stdout + result.stderr
+    if result.ok:
+        return StepOutcome(True, output=output)
+    message = result.stderr.strip()[-1000:] or f"exit status {result.exit_status}"
+    return StepOutcome(
+        False, Diagnostics("UnknownError", message=message, log_tail=log_tail(output)), output
+    )
