@@ -17,6 +17,8 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   ├── CommandFailed           a remote command exited non-zero
     │   ├── CommandTimeout          also a TimeoutError
     │   └── TransferFailed
+    ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
+    ├── RollbackImpossible          no revision to roll back to, or it is gone
     ├── LabError                    the local lab fleet could not be started or stopped
     └── NotImplementedYet           a command that a later release fills in           -> exit 1
 
@@ -121,6 +123,18 @@ class CommandTimeout(HostError, TimeoutError):
 
 class TransferFailed(HostError):
     """A file could not be sent to the host."""
+
+
+class LockHeld(OrchestratorError):
+    """Another deployment of the group is active: on this machine or on one of the hosts."""
+
+    def __init__(self, message: str, holder: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+class RollbackImpossible(OrchestratorError):
+    """There is no earlier successful revision, or it can no longer be read."""
 
 
 class LabError(OrchestratorError):

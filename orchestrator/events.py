@@ -58,6 +58,15 @@ class ZoneBaking:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """Something an operator should know that is not a failure (a lock taken over, a stop)."""
+
+    deployment: Deployment
+    message: str
+    host: str | None = None
+
+
+@dataclass(frozen=True)
 class DeploymentFinished:
     deployment: Deployment
 
@@ -70,6 +79,7 @@ Event = (
     | LifecycleEventFinished
     | TargetFinished
     | ZoneBaking
+    | Notice
     | DeploymentFinished
 )
 EventSink = Callable[[Event], None]
@@ -97,6 +107,8 @@ def event_record(event: Event) -> dict[str, Any]:
         record["message"] = event.message
     if isinstance(event, LifecycleEventStarted | LifecycleEventFinished):
         record["lifecycleEvent"] = event.event.to_document()
+    if isinstance(event, Notice):
+        record.update(message=event.message, host=event.host)
     if isinstance(event, ZoneBaking):
         record.update(zone=event.zone, seconds=event.seconds)
     return record

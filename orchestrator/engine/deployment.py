@@ -1,9 +1,12 @@
-"""The fleet loop: connect and probe every host, then let the scheduler decide who starts.
+"""The fleet loop: connect, probe and lock every host, then let the scheduler decide who starts.
 
-One connection per host for the whole deployment (opened under the transport's handshake cap);
-a host that cannot be reached at the start is a failed target. Hosts run as tasks; each time one
-ends the scheduler is told and asked who may start next, so the window slides with the healthy
-count. The engine emits events and never prints.
+One connection per host for the whole deployment (opened under the transport's handshake cap).
+Reading a host's state and taking the group's lock on it is one round trip; if another live
+deployment holds any host's lock, nothing starts (``LockHeld``). A host that cannot be reached
+is a failed target. Hosts run as tasks; each time one ends the scheduler is told and asked who
+may start next, so the window slides with the healthy count. A stop request lets running events
+finish (or, forced, terminates running hooks) and starts nothing new. The engine emits events and
+never prints.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.engine.host import EVENTS, HostJob, HostRun
-from orchestrator.engine.remote import Probe, RemoteHost
-from orchestrator.errors import HostError
+from orchestrator.engine.remote import LockState, Probe, RemoteHost
+from orchestrator.errors import HostError, LockHeld
 from orchestrator.events import (
     DeploymentFinished,
     DeploymentStarted,
+    Event,
     EventSink,
     HostUnreachable,
+    Notice,
     TargetFinished,
     TargetStarted,
     ZoneBaking,
@@ -42,9 +47,12 @@ from orchestrator.models.results import (
 )
 from orchestrator.planning import Health, RevisionState, Scheduler, TargetInfo, TargetState
 from orchestrator.revision import Revision
+from orchestrator.state.locks import describe
 from orchestrator.transport.base import Transport
 
 HOOK_GRACE_SECONDS = 10.0
+LOCK_TTL_SECONDS = 120
+MANUAL_STOP = "MANUAL_STOP"
 
 
 @dataclass
@@ -57,7 +65,12 @@ class Rollout:
     config: DeploymentConfig
     hosts: Sequence[HostSpec]
     hook_grace: float = HOOK_GRACE_SECONDS
+    update_outdated_only: bool = False
+    lock_ttl: int = LOCK_TTL_SECONDS
+    lock_holder: str = ""
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    force: asyncio.Event = field(default_factory=asyncio.Event)
+    touched: set[str] = field(default_factory=set)  # hosts that ran at least one event
 
 
 def new_target(host: HostSpec) -> Target:
@@ -86,55 +99,98 @@ class DeploymentRunner:
         self.deployment = rollout.deployment
         self.remotes: dict[str, RemoteHost] = {}
         self.probes: dict[str, Probe] = {}
+        self.runs: dict[str, HostRun] = {}
 
-    def emit(self, event: object) -> None:
+    def emit(self, event: Event) -> None:
         for sink in self.sinks:
-            sink(event)  # type: ignore[arg-type]
+            sink(event)
 
     async def run(self) -> Deployment:
+        """Run the deployment; ``LockHeld`` (nothing started, nothing recorded) if it is locked."""
         deployment = self.deployment
-        deployment.status = IN_PROGRESS
-        deployment.create_time = deployment.create_time or time.time()
-        for host in self.rollout.hosts:
-            deployment.targets[host.name] = new_target(host)
-        self.emit(DeploymentStarted(deployment))
         try:
-            unreachable = await self._connect_all()
+            unreachable, taken_over = await self._connect_all()
+            deployment.status = IN_PROGRESS
+            deployment.create_time = deployment.create_time or time.time()
+            hosts = self._targets()
+            self.emit(DeploymentStarted(deployment))
+            for name, previous in taken_over.items():
+                self.emit(
+                    Notice(deployment, f"took over a stale lock held by {describe(previous)}", name)
+                )
             scheduler = Scheduler(
                 self.rollout.config,
                 [
                     target_info(h, self.probes.get(h.name), self.rollout.revision.sha256)
-                    for h in self.rollout.hosts
+                    for h in hosts
                 ],
             )
             for name, message in unreachable.items():
-                scheduler.record_failure(name)
-                self._mark_unreachable(name, message)
-            await self._drive(scheduler)
+                if name in scheduler.states:
+                    scheduler.record_failure(name)
+                    self._mark_unreachable(name, message)
+            heartbeat = asyncio.create_task(self._heartbeat())
+            try:
+                await self._drive(scheduler)
+            finally:
+                heartbeat.cancel()
             self._conclude(scheduler)
         finally:
-            await self._close_all()
+            await self._release_and_close()
         deployment.complete_time = time.time()
         self.emit(DeploymentFinished(deployment))
         return deployment
 
-    async def _connect_all(self) -> dict[str, str]:
+    async def _connect_all(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         group_id = self.deployment.group_id
+        locks: dict[str, LockState] = {}
 
         async def connect(host: HostSpec) -> str | None:
             try:
                 session = await self.transport.connect(host)
                 remote = RemoteHost(session, host, group_id)
                 self.remotes[host.name] = remote
-                self.probes[host.name] = await remote.probe()
+                probe, lock = await remote.probe_and_lock(
+                    self.deployment.deployment_id, self.rollout.lock_ttl, self.rollout.lock_holder
+                )
+                self.probes[host.name] = probe
+                locks[host.name] = lock
             except HostError as exc:
                 return exc.message
             return None
 
         results = await asyncio.gather(*(connect(h) for h in self.rollout.hosts))
-        return {
+        held = {name: lock for name, lock in locks.items() if not lock.ours}
+        if held:
+            name, lock = sorted(held.items())[0]
+            await self._release_and_close()
+            raise LockHeld(
+                f"deployment group {self.deployment.application}/{self.deployment.group} is locked "
+                f"on {len(held)} host(s), {name} by {describe(lock.holder)}",
+                lock.holder,
+            )
+        unreachable = {
             h.name: m for h, m in zip(self.rollout.hosts, results, strict=True) if m is not None
         }
+        taken_over = {
+            name: lock.holder for name, lock in locks.items() if lock.state == "took-over"
+        }
+        return unreachable, taken_over
+
+    def _targets(self) -> list[HostSpec]:
+        """Every selected host is a target; with update-outdated-only, hosts already on the
+        revision are recorded as Skipped and left out of the scheduler's count."""
+        hosts = []
+        for host in self.rollout.hosts:
+            target = self.deployment.targets.setdefault(host.name, new_target(host))
+            info = target_info(host, self.probes.get(host.name), self.rollout.revision.sha256)
+            if self.rollout.update_outdated_only and info.revision is RevisionState.CURRENT:
+                target.status = SKIPPED
+                for event in target.events:
+                    event.status = SKIPPED
+                continue
+            hosts.append(host)
+        return hosts
 
     def _mark_unreachable(self, name: str, message: str) -> None:
         target = self.deployment.targets[name]
@@ -163,37 +219,61 @@ class DeploymentRunner:
             self.emit,
             self.rollout.hook_grace,
             self._reconnect,
+            self.rollout.stop.is_set,
         )
         running: dict[asyncio.Task[bool], str] = {}
+        forced = False
         while not scheduler.finished:
             if self.rollout.stop.is_set():
-                scheduler.stop("MANUAL_STOP", "the deployment was stopped")
+                scheduler.stop(MANUAL_STOP, "the deployment was stopped")
+            if self.rollout.force.is_set() and not forced:
+                forced = True
+                await self._abort_running_hooks()
             for name in scheduler.start_next():
                 target = self.deployment.targets[name]
+                self.rollout.touched.add(name)
                 self.emit(TargetStarted(self.deployment, target))
                 run = HostRun(job, target, self.remotes[name], self.probes[name])
+                self.runs[name] = run
                 running[asyncio.create_task(run.run(), name=f"host {name}")] = name
             if not running:
                 if scheduler.awaiting_next_zone:
                     await self._bake(scheduler)
                     continue
                 break
-            stop_wait = asyncio.create_task(self.rollout.stop.wait())
-            done, _ = await asyncio.wait([*running, stop_wait], return_when=asyncio.FIRST_COMPLETED)
-            stop_wait.cancel()
+            waiters = [
+                asyncio.create_task(self.rollout.stop.wait()),
+                asyncio.create_task(self.rollout.force.wait()),
+            ]
+            done, _ = await asyncio.wait([*running, *waiters], return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
             for task in done:
-                if task is stop_wait:
+                if task in waiters:
                     continue
                 name = running.pop(task)
-                succeeded = _result(task)
                 target = self.deployment.targets[name]
-                if succeeded:
+                if _result(task):
                     scheduler.record_success(name)
                 else:
                     target.status = FAILED
                     scheduler.record_failure(name)
                 self.emit(TargetFinished(self.deployment, target))
-                await self._close(name)
+
+    async def _abort_running_hooks(self) -> None:
+        self.emit(Notice(self.deployment, "stop --force: terminating running hooks"))
+        aborts = [run.abort_hook() for run in self.runs.values() if run.current_hook is not None]
+        await asyncio.gather(*aborts, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        """Keep the host locks fresh so nobody takes them over while we run."""
+        while True:
+            await asyncio.sleep(self.rollout.lock_ttl / 4)
+            beats = [
+                remote.lock("heartbeat", self.deployment.deployment_id)
+                for remote in self.remotes.values()
+            ]
+            await asyncio.gather(*beats, return_exceptions=True)
 
     async def _bake(self, scheduler: Scheduler) -> None:
         seconds = scheduler.bake_seconds()
@@ -205,26 +285,28 @@ class DeploymentRunner:
     def _conclude(self, scheduler: Scheduler) -> None:
         outcome = scheduler.outcome()
         for name, state in scheduler.states.items():
-            target = self.deployment.targets[name]
             if state is TargetState.SKIPPED:
+                target = self.deployment.targets[name]
                 target.status = SKIPPED
                 for event in target.events:
                     event.status = SKIPPED
-        if outcome.error_code == "MANUAL_STOP":
-            self.deployment.status = STOPPED
+        stopped = outcome.error_code == MANUAL_STOP or self.rollout.stop.is_set()
+        self.deployment.status = STOPPED if stopped else SUCCEEDED if outcome.succeeded else FAILED
+        self.deployment.error_code = MANUAL_STOP if stopped else outcome.error_code
+        if stopped:
+            self.deployment.error_message = "the deployment was stopped"
         else:
-            self.deployment.status = SUCCEEDED if outcome.succeeded else FAILED
-        self.deployment.error_code = outcome.error_code
-        self.deployment.error_message = None if outcome.succeeded else outcome.message
+            self.deployment.error_message = None if outcome.succeeded else outcome.message
 
-    async def _close(self, name: str) -> None:
-        remote = self.remotes.pop(name, None)
-        if remote is not None:
+    async def _release_and_close(self) -> None:
+        async def release(name: str) -> None:
+            remote = self.remotes.pop(name)
+            with contextlib.suppress(HostError):
+                await remote.lock("release", self.deployment.deployment_id)
             with contextlib.suppress(HostError):
                 await remote.session.close()
 
-    async def _close_all(self) -> None:
-        await asyncio.gather(*(self._close(name) for name in list(self.remotes)))
+        await asyncio.gather(*(release(name) for name in list(self.remotes)))
 
 
 def _result(task: asyncio.Task[bool]) -> bool:

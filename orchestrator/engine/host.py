@@ -56,6 +56,7 @@ class HostJob:
     emit: Callable[[Event], None]
     hook_grace: float
     reconnect: Callable[[RemoteHost], Awaitable[RemoteHost]]
+    stopping: Callable[[], bool] = lambda: False
 
 
 class HostRun:
@@ -64,6 +65,7 @@ class HostRun:
         self.target = target
         self.remote = remote
         self.probe = probe
+        self.current_hook: tuple[str, int] | None = None  # (event, script index) while one runs
 
     @property
     def deployment_id(self) -> str:
@@ -78,6 +80,12 @@ class HostRun:
         self.target.status = IN_PROGRESS
         succeeded = True
         for event in self.target.events:
+            if succeeded and self.job.stopping():
+                # A stop request: no new lifecycle event starts; this host did not finish.
+                succeeded = False
+                event.diagnostics = Diagnostics(
+                    "UnknownError", message="not run: the deployment was stopped"
+                )
             if not succeeded:
                 event.status = SKIPPED
                 continue
@@ -182,7 +190,22 @@ class HostRun:
         diagnostics = Diagnostics("Success", scripts[-1].location, "Succeeded", log_tail(output))
         return StepOutcome(True, diagnostics, output, tuple(warnings))
 
+    async def abort_hook(self) -> None:
+        """stop --force: terminate the hook that runs now (its supervisor then reports it)."""
+        if self.current_hook is not None:
+            event, index = self.current_hook
+            await self.remote.abort_hook(self.deployment_id, event, index, self.job.hook_grace)
+
     async def _hook(self, event: str, index: int, script: HookScript, archive: str) -> HookResult:
+        self.current_hook = (event, index)
+        try:
+            return await self._run_or_collect(event, index, script, archive)
+        finally:
+            self.current_hook = None
+
+    async def _run_or_collect(
+        self, event: str, index: int, script: HookScript, archive: str
+    ) -> HookResult:
         deployment = self.job.deployment
         env = {
             "APPLICATION_NAME": deployment.application,

@@ -31,6 +31,24 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class LockState:
+    """What ``lock.sh`` said: the outcome and, when someone else holds it, who."""
+
+    state: str
+    holder: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ours(self) -> bool:
+        return self.state in ("acquired", "reacquired", "took-over", "refreshed", "released")
+
+
+def parse_lock(text: str) -> LockState:
+    values = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+    state = values.pop("lock", "unknown")
+    return LockState(state, values)
+
+
+@dataclass(frozen=True)
 class HookResult:
     code: int
     error_code: str
@@ -113,6 +131,27 @@ class RemoteHost:
     async def probe(self) -> Probe:
         result = await self.session.run(self.command("probe", self.root, self.group_id))
         return parse_probe(result.stdout)
+
+    async def probe_and_lock(
+        self, deployment_id: str, ttl: int, holder: str
+    ) -> tuple[Probe, LockState]:
+        """Read the host's state and take the group's lock on it, in one round trip."""
+        probe = self.command("probe", self.root, self.group_id)
+        lock = self.lock_command("acquire", deployment_id, str(ttl), holder)
+        result = await self.session.run(f"{probe}; echo ---lock---; {lock}")
+        probe_text, _, lock_text = result.stdout.partition("---lock---\n")
+        return parse_probe(probe_text), parse_lock(lock_text)
+
+    def lock_command(self, mode: str, deployment_id: str = "-", *extra: str) -> str:
+        return self.command("lock", mode, self.root, self.group_id, deployment_id, *extra)
+
+    async def lock(self, mode: str, deployment_id: str = "-") -> LockState:
+        """``heartbeat``, ``release``, ``status`` or ``break`` the group's lock on this host."""
+        return parse_lock((await self.session.run(self.lock_command(mode, deployment_id))).stdout)
+
+    async def abort_hook(self, deployment_id: str, event: str, index: int, grace: float) -> None:
+        base = self.hook_base(deployment_id, event, index)
+        await self.session.run(self.command("hook", "abort", base, f"{grace:g}"))
 
     async def download(
         self,

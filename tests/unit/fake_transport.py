@@ -15,6 +15,7 @@ from orchestrator.transport.base import CommandResult
 class FakeFleet:
     unreachable: set[str] = field(default_factory=set)
     failing_hooks: set[tuple[str, str]] = field(default_factory=set)  # (host, event)
+    locked: set[str] = field(default_factory=set)  # hosts whose group lock another deployment holds
     calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (host, program, args)
 
 
@@ -40,9 +41,12 @@ class FakeSession:
         program, args = tokens[at + 2], tokens[at + 3 :]
         self.fleet.calls.append((self._host.name, program, args))
         if program == "probe":
-            return CommandResult(
-                0, "last_successful=\nuser=root\n---appspec---\n---cleanup---\n", ""
-            )
+            held = self._host.name in self.fleet.locked
+            lock = "lock=held\ndeployment=d-OTHER\n" if held else "lock=acquired\n"
+            text = f"last_successful=\nuser=root\n---appspec---\n---cleanup---\n---lock---\n{lock}"
+            return CommandResult(0, text, "")
+        if program == "lock":
+            return CommandResult(0, "lock=released\n", "")
         if program == "hook":
             event = args[6]
             if (self._host.name, event) in self.fleet.failing_hooks:

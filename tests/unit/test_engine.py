@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from orchestrator.engine.deployment import DeploymentRunner, Rollout
-from orchestrator.events import Event, LifecycleEventFinished, TargetStarted
+from orchestrator.events import Event, LifecycleEventFinished
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.deployment_config import PREDEFINED
 from orchestrator.models.inventory import parse_inventory
@@ -43,7 +43,11 @@ def run(
 
         def sink(event: Event) -> None:
             events.append(event)
-            if stop_after_first and isinstance(event, TargetStarted):
+            if (
+                stop_after_first
+                and isinstance(event, LifecycleEventFinished)
+                and event.event.name == "Install"
+            ):
                 rollout.stop.set()
 
         return await DeploymentRunner(rollout, FakeTransport(fleet), [sink]).run()
@@ -75,7 +79,7 @@ def test_every_host_runs_every_event_in_order(tmp_path: Path) -> None:
         "ValidateService",
     ]
     programs = [program for host, program, _ in fleet.calls if host == "web-1"]
-    assert programs[0] == "probe" and programs[-1] == "finish"
+    assert programs[0] == "probe" and programs[-2:] == ["finish", "lock"]  # lock released last
     assert programs.count("download") == programs.count("install") == 1
 
 
@@ -89,7 +93,7 @@ def test_half_at_a_time_stops_when_the_minimum_would_be_breached(tmp_path: Path)
     assert failed.diagnostics is not None and failed.diagnostics.error_code == "ScriptFailed"
     assert "[stderr]boom" in failed.diagnostics.log_tail
     assert {e.status for e in deployment.targets["web-3"].events} == {"Skipped"}
-    assert not [c for c in fleet.calls if c[0] == "web-3" and c[1] != "probe"]  # never touched
+    assert {c[1] for c in fleet.calls if c[0] == "web-3"} == {"probe", "lock"}  # never deployed to
 
 
 def test_an_unreachable_host_is_a_failed_target(tmp_path: Path) -> None:
@@ -128,3 +132,15 @@ def test_the_document_has_codedeploys_fields(tmp_path: Path) -> None:
     event = document["targets"][0]["lifecycleEvents"][2]
     assert set(event) >= {"lifecycleEventName", "status", "startTime", "endTime", "diagnostics"}
     assert set(event["diagnostics"]) == {"errorCode", "scriptName", "message", "logTail"}
+
+
+def test_a_lock_held_on_any_host_starts_nothing(tmp_path: Path) -> None:
+    import pytest
+
+    from orchestrator.errors import LockHeld
+
+    fleet = FakeFleet(locked={"web-3"})
+    with pytest.raises(LockHeld, match="locked on 1 host\\(s\\), web-3 by d-OTHER"):
+        run(tmp_path, "CodeDeployDefault.AllAtOnce", fleet)
+    programs = {program for _, program, _ in fleet.calls}
+    assert programs == {"probe", "lock"}  # probed, locked, released: nothing deployed

@@ -3,6 +3,8 @@
 #                                               it, print the result
 #   hook collect BASE                           wait for a supervisor started earlier (after a
 #                                               reconnect), print the result
+#   hook abort BASE GRACE                       terminate a running hook's process group: SIGTERM,
+#                                               SIGKILL after GRACE seconds (stop --force)
 # The result: "status=<code> <ErrorCode>" and "warning=...", then the script's stdout and stderr
 # after "---stdout---" and "---stderr---".
 set -u
@@ -21,12 +23,24 @@ start)
     program=$1
     shift
     mkdir -p "$(dirname "$base")"
-    rm -f "$base.status" "$base.out" "$base.err" "$base.timedout" "$base.pid"
+    rm -f "$base.status" "$base.out" "$base.err" "$base.timedout" "$base.pid" "$base.hookpid" "$base.aborted"
     setsid sh -c "$program" hook-supervisor "$base" "$@" < /dev/null > /dev/null 2>&1 &
     supervisor=$!
     echo "$supervisor" > "$base.pid"
     wait "$supervisor"
     report ;;
+abort)
+    grace=${1:-10}
+    if [ -f "$base.hookpid" ] && [ ! -f "$base.status" ]; then
+        group=$(cat "$base.hookpid")
+        : > "$base.aborted"
+        kill -TERM "-$group" 2> /dev/null
+        i=0
+        while kill -0 "-$group" 2> /dev/null && [ "$i" -lt $(( ${grace%.*} * 10 )) ]; do sleep 0.1; i=$((i + 1)); done
+        kill -KILL "-$group" 2> /dev/null
+        echo "aborted"
+    fi
+    exit 0 ;;
 collect)
     if [ -f "$base.pid" ]; then
         supervisor=$(cat "$base.pid")

@@ -54,6 +54,7 @@ else
 fi
 setsid "$@" < /dev/null > "$base.out" 2> "$base.err" &
 pid=$!
+echo "$pid" > "$base.hookpid"
 setsid sh -c 'sleep "$1"; : > "$3"; kill -TERM "-$2" 2> /dev/null; sleep "$4"; kill -KILL "-$2" 2> /dev/null' \
     watchdog "$timeout" "$pid" "$base.timedout" "$grace" < /dev/null > /dev/null 2>&1 &
 watchdog=$!
@@ -75,7 +76,9 @@ if kill -0 "-$pid" 2> /dev/null; then
 fi
 as=""
 [ -n "$runas" ] && as=" run as user $runas"
-if [ -f "$base.timedout" ]; then
+if [ -f "$base.aborted" ]; then
+    finish "$code" ScriptFailed "Script at specified location: $location$as was terminated: the deployment was stopped with --force" "$warning"
+elif [ -f "$base.timedout" ]; then
     finish "$code" ScriptTimedOut "Script at specified location: $location$as failed to complete in $timeout seconds" "$warning"
 elif [ "$code" -ne 0 ]; then
     finish "$code" ScriptFailed "Script at specified location: $location$as failed with exit code $code" "$warning"

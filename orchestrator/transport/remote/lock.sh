@@ -1,0 +1,46 @@
+# lock MODE ROOT GROUP_ID DEPLOYMENT_ID [TTL HOLDER]: the deployment group's lock on this host.
+#   acquire    take it (mkdir is atomic); ours already (a resumed deployment) is fine; a lock
+#              whose heartbeat is older than TTL seconds is moved aside and taken over
+#   heartbeat  refresh ours;  release  drop ours;  status  print it;  break  drop it, whoever holds it
+# Prints "lock=<acquired|reacquired|took-over|held|released|free|...>" then the holder's lines.
+set -u
+mode=$1 root=$2 gid=$3 did=$4 ttl=${5:-120} holder=${6:-}
+locks="$root/locks"
+dir="$locks/$gid"
+now=$(date +%s)
+show() {
+    [ -f "$1/holder" ] && cat "$1/holder"
+    beat=$(cat "$1/heartbeat" 2> /dev/null || echo 0)
+    echo "heartbeat_age=$((now - beat))"
+}
+take() {
+    mkdir "$dir" 2> /dev/null || return 1
+    printf '%s\ndeployment=%s\n' "$holder" "$did" > "$dir/holder"
+    echo "$did" > "$dir/deployment"
+    echo "$now" > "$dir/heartbeat"
+}
+ours() { [ "$(cat "$dir/deployment" 2> /dev/null)" = "$did" ]; }
+case $mode in
+acquire)
+    mkdir -p "$locks"
+    if take; then echo "lock=acquired"; exit 0; fi
+    if ours; then echo "$now" > "$dir/heartbeat"; echo "lock=reacquired"; exit 0; fi
+    beat=$(cat "$dir/heartbeat" 2> /dev/null || echo 0)
+    if [ $((now - beat)) -gt "$ttl" ]; then
+        aside="$dir.stale.$did.$$"
+        # Of two takers, one wins the rename; the other finds the lock gone or taken.
+        if mv "$dir" "$aside" 2> /dev/null && take; then
+            echo "lock=took-over"
+            show "$aside"
+            rm -rf "$aside"
+            exit 0
+        fi
+    fi
+    echo "lock=held"
+    show "$dir"
+    exit 0 ;;
+heartbeat) if ours; then echo "$now" > "$dir/heartbeat"; echo "lock=refreshed"; else echo "lock=lost"; fi ;;
+release) if ours; then rm -rf "$dir"; echo "lock=released"; else echo "lock=not-ours"; fi ;;
+status) if [ -d "$dir" ]; then echo "lock=held"; show "$dir"; else echo "lock=free"; fi ;;
+break) if [ -d "$dir" ]; then show "$dir"; rm -rf "$dir"; echo "lock=broken"; else echo "lock=free"; fi ;;
+esac
