@@ -104,13 +104,16 @@ def test_an_unreachable_host_is_a_failed_target(tmp_path: Path) -> None:
     assert first.diagnostics is not None and "unreachable" in first.diagnostics.message
 
 
-def test_a_stop_request_starts_no_more_hosts(tmp_path: Path) -> None:
+def test_a_stop_request_starts_no_new_event_and_no_new_host(tmp_path: Path) -> None:
     deployment, _ = run(
         tmp_path, "CodeDeployDefault.OneAtATime", FakeFleet(), stop_after_first=True
     )
     assert deployment.status == "Stopped"
     assert deployment.error_code == "MANUAL_STOP"
-    assert statuses(deployment) == ["Succeeded", "Skipped", "Skipped", "Skipped", "Skipped"]
+    assert statuses(deployment) == ["Failed", "Skipped", "Skipped", "Skipped", "Skipped"]
+    web1 = {e.name: e.status for e in deployment.targets["web-1"].events}
+    assert web1["Install"] == "Succeeded"
+    assert web1["AfterInstall"] == web1["ValidateService"] == "Skipped"
 
 
 def test_the_document_has_codedeploys_fields(tmp_path: Path) -> None:
