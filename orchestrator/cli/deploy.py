@@ -1,4 +1,4 @@
-"""``orchestrator rollout``: deploy a revision to a deployment group."""
+"""``rollout``, ``rollback`` and ``sync``: deployments, run under the group's locks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import json
 import signal
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,9 +16,12 @@ from orchestrator.cli.context import CliContext
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.inspect import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVISION, selected_hosts
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
-from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, DeploymentRunner, Rollout
+from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, Rollout
+from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
+from orchestrator.errors import RollbackImpossible
 from orchestrator.events import EventSink
 from orchestrator.install_plan import build_install_plan
+from orchestrator.models.inventory import Inventory
 from orchestrator.models.results import (
     FAILED,
     STOPPED,
@@ -25,6 +30,8 @@ from orchestrator.models.results import (
     RevisionInfo,
     new_deployment_id,
 )
+from orchestrator.revision import Revision
+from orchestrator.state.locks import holder_info
 from orchestrator.state.store import HistoryStore
 from orchestrator.transport.ssh import SshTransport
 
@@ -41,95 +48,89 @@ def exit_code_for(deployment: Deployment, interrupted: bool = False) -> ExitCode
     return ExitCode.SUCCEEDED
 
 
-@click.command()
-@APP
-@GROUP
-@REVISION
-@DEPLOYMENT_CONFIG
-@click.option("--description", default="", help="Free text kept with the deployment.")
-@click.option(
-    "--file-exists-behavior",
-    type=click.Choice(["DISALLOW", "OVERWRITE", "RETAIN"]),
-    help="For files that exist where the revision installs and that the previous install "
-    "did not place; the appspec's own setting wins (default DISALLOW).",
-)
-@click.option(
-    "--ignore-application-stop-failures",
-    is_flag=True,
-    help="Go on when the previous revision's ApplicationStop fails.",
-)
-@click.option(
-    "--auto-rollback/--no-auto-rollback",
-    default=None,
-    help="Override the group's automatic rollback setting (rollback: a later release).",
-)
-@click.option(
-    "--update-outdated-only",
-    is_flag=True,
-    help="Deploy only to hosts that do not have this revision (a later release).",
-)
-@click.option(
-    "--lock-wait",
-    type=float,
-    metavar="SECONDS",
-    help="Wait this long for another deployment of the group (a later release).",
-)
-@click.option(
-    "--hook-kill-grace",
-    type=click.FloatRange(min=0),
-    default=HOOK_GRACE_SECONDS,
-    show_default=True,
-    metavar="SECONDS",
-    help="After a hook's timeout its process group gets SIGTERM, then SIGKILL this much later.",
-)
-@click.option(
-    "--events",
-    "events_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="FILE",
-    help="Also write every event as one JSON line to FILE.",
-)
-@OUTPUT
-@pass_context
-def rollout(
+@dataclass
+class Options:
+    """What every deploying command accepts beyond its own arguments."""
+
+    config_name: str | None = None
+    description: str = ""
+    file_exists_behavior: str | None = None
+    ignore_application_stop_failures: bool = False
+    auto_rollback: bool | None = None
+    update_outdated_only: bool = False
+    lock_wait: float | None = None
+    hook_kill_grace: float = HOOK_GRACE_SECONDS
+    events_path: Path | None = None
+    output: str = "text"
+
+
+def common_options(function: Any) -> Any:
+    for option in reversed(
+        [
+            DEPLOYMENT_CONFIG,
+            click.option("--description", default="", help="Free text kept with the deployment."),
+            click.option(
+                "--ignore-application-stop-failures",
+                is_flag=True,
+                help="Go on when the previous revision's ApplicationStop fails.",
+            ),
+            click.option(
+                "--auto-rollback/--no-auto-rollback",
+                default=None,
+                help="Roll back automatically if this deployment fails (default: the group's "
+                "auto_rollback setting).",
+            ),
+            click.option(
+                "--lock-wait",
+                type=click.FloatRange(min=0),
+                metavar="SECONDS",
+                help="Wait up to this long for another deployment of the group to finish, "
+                "instead of exiting 7 at once.",
+            ),
+            click.option(
+                "--hook-kill-grace",
+                type=click.FloatRange(min=0),
+                default=HOOK_GRACE_SECONDS,
+                show_default=True,
+                metavar="SECONDS",
+                help="After a hook's timeout (or stop --force) its process group gets SIGTERM, "
+                "then SIGKILL this much later.",
+            ),
+            click.option(
+                "--events",
+                "events_path",
+                type=click.Path(dir_okay=False, path_type=Path),
+                metavar="FILE",
+                help="Also write every event as one JSON line to FILE.",
+            ),
+            OUTPUT,
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def prepare(
     ctx: CliContext,
+    inventory: Inventory,
     application: str,
     group: str,
-    revision_spec: str,
-    config_name: str | None,
-    description: str,
-    file_exists_behavior: str | None,
-    ignore_application_stop_failures: bool,
-    auto_rollback: bool | None,
-    update_outdated_only: bool,
-    lock_wait: float | None,
-    hook_kill_grace: float,
-    events_path: Path | None,
-    output: str,
-) -> None:
-    """Deploy a revision to a deployment group over SSH.
-
-    Every host runs ApplicationStop (the last successful install's scripts), DownloadBundle,
-    BeforeInstall, Install, AfterInstall, ApplicationStart and ValidateService, in the order and
-    concurrency that the deployment config's minimum of healthy hosts allows. The deployment is
-    recorded in the history (see status, history, logs). Ctrl-C stops starting new hosts, lets
-    running ones finish, records the deployment as Stopped and exits 130.
-    """
-    for flag, given in (
-        ("--auto-rollback", auto_rollback is not None),
-        ("--update-outdated-only", update_outdated_only),
-        ("--lock-wait", lock_wait is not None),
-    ):
-        if given:
-            raise click.UsageError(f"{flag} is not implemented yet")
-    inventory = ctx.inventory()
+    revision: Revision,
+    options: Options,
+    *,
+    creator: str = "user",
+    rollback_info: dict[str, Any] | None = None,
+    behavior: str | None = None,
+) -> Rollout:
+    """Everything checked and planned before any host is contacted (errors exit 3)."""
     group_spec = inventory.group(application, group)
     hosts = selected_hosts(inventory, application, group)
-    config = inventory.deployment_config(inventory.config_name_for(application, group, config_name))
-    revision = ctx.revision(revision_spec)
-    behavior = (
+    config = inventory.deployment_config(
+        inventory.config_name_for(application, group, options.config_name)
+    )
+    behavior = behavior or (
         revision.appspec.model.file_exists_behavior
-        or file_exists_behavior
+        or options.file_exists_behavior
         or group_spec.file_exists_behavior
         or "DISALLOW"
     )
@@ -140,44 +141,207 @@ def rollout(
         group=group,
         group_id=inventory.group_id(application, group),
         revision=RevisionInfo(
-            revision_spec, revision.sha256, revision.size, revision.kind, revision.commit
+            revision.source, revision.sha256, revision.size, revision.kind, revision.commit
         ),
         config_name=config.name,
-        description=description,
+        creator=creator,
+        description=options.description,
         file_exists_behavior=behavior,
-        ignore_application_stop_failures=ignore_application_stop_failures
+        ignore_application_stop_failures=options.ignore_application_stop_failures
         or group_spec.ignore_application_stop_failures,
+        rollback_info=rollback_info,
     )
+    holder = holder_info(deployment.deployment_id)
+    return Rollout(
+        deployment,
+        revision,
+        plan,
+        config,
+        hosts,
+        options.hook_kill_grace,
+        update_outdated_only=options.update_outdated_only,
+        lock_holder=f"holder={holder['holder']}\npid={holder['pid']}\nsince={holder['since']}",
+    )
+
+
+def policy_for(
+    inventory: Inventory, application: str, group: str, options: Options
+) -> ReleasePolicy:
+    settings = inventory.group(application, group).auto_rollback
+    return ReleasePolicy(
+        auto_rollback=settings.enabled if options.auto_rollback is None else options.auto_rollback,
+        rollback_on_failure="DEPLOYMENT_FAILURE" in settings.events,
+        rollback_on_stop="DEPLOYMENT_STOP_ON_REQUEST" in settings.events,
+        lock_wait=options.lock_wait or 0.0,
+    )
+
+
+def execute(ctx: CliContext, rollout: Rollout, policy: ReleasePolicy, options: Options) -> None:
+    """Run a release with progress on stderr, the result on stdout; exit with its code."""
     store = HistoryStore.open(ctx.state)
     sinks: list[EventSink] = [store]
     sinks.append(LiveProgress(ctx.err) if ctx.err.is_terminal else PlainProgress(ctx.err))
     with contextlib.ExitStack() as stack:
-        if events_path is not None:
-            sinks.append(NdjsonSink(stack.enter_context(events_path.open("w", encoding="utf-8"))))
-        rollout_ = Rollout(deployment, revision, plan, config, hosts, hook_kill_grace)
-        interrupted = asyncio.run(_run(rollout_, sinks))
-    store.close()
-    if output == "json":
-        click.echo(json.dumps(deployment.to_document(), indent=2))
+        stack.callback(store.close)
+        if options.events_path is not None:
+            sinks.append(
+                NdjsonSink(stack.enter_context(options.events_path.open("w", encoding="utf-8")))
+            )
+        releaser = Releaser(store, SshTransport, sinks, ctx.state_dir, ctx.cache_dir / "bundles")
+        release, interrupted = asyncio.run(_run(releaser, rollout, policy, store))
+    for note in release.notes:
+        ctx.err.print(f"note: {note}")
+    document = release.deployment.to_document()
+    if options.output == "json":
+        click.echo(json.dumps(document, indent=2))
     else:
-        ctx.out.print(deployment_table(deployment.to_document()))
-    raise click.exceptions.Exit(exit_code_for(deployment, interrupted))
+        ctx.out.print(deployment_table(document))
+        if release.rollback is not None:
+            ctx.out.print(deployment_table(release.rollback.to_document()))
+    raise click.exceptions.Exit(exit_code_for(release.deployment, interrupted))
 
 
-async def _run(rollout_: Rollout, sinks: list[EventSink]) -> bool:
-    """Run the deployment; SIGINT and SIGTERM ask it to stop. True if it was interrupted."""
+async def _run(
+    releaser: Releaser, rollout: Rollout, policy: ReleasePolicy, store: HistoryStore
+) -> tuple[Release, bool]:
+    """SIGINT/SIGTERM stop the deployment (twice: terminate running hooks); SIGUSR1 is
+    `orchestrator stop` from another terminal, whose options are in the store."""
     loop = asyncio.get_running_loop()
     signals: list[int] = []
 
-    def request_stop(signum: int) -> None:
+    def on_signal(signum: int) -> None:
         signals.append(signum)
-        rollout_.stop.set()
+        if signum == signal.SIGUSR1:
+            current = releaser.current.deployment.deployment_id if releaser.current else ""
+            rollback, force = store.stop_request(current) or (False, False)
+            releaser.request_stop(force=force, rollback=rollback)
+        else:
+            releaser.request_stop()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, request_stop, signum)
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    for signum in handled:
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
-        await DeploymentRunner(rollout_, SshTransport(), sinks).run()
+        release = await releaser.run(rollout, policy)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in handled:
             loop.remove_signal_handler(signum)
-    return signal.SIGINT in signals
+    return release, signal.SIGINT in signals
+
+
+@click.command()
+@APP
+@GROUP
+@REVISION
+@click.option(
+    "--file-exists-behavior",
+    type=click.Choice(["DISALLOW", "OVERWRITE", "RETAIN"]),
+    help="For files that exist where the revision installs and that the previous install "
+    "did not place; the appspec's own setting wins (default DISALLOW).",
+)
+@click.option(
+    "--update-outdated-only",
+    is_flag=True,
+    help="Deploy only to hosts that do not already run this revision successfully.",
+)
+@common_options
+@pass_context
+def rollout(
+    ctx: CliContext, /, application: str, group: str, revision_spec: str, **options: Any
+) -> None:
+    """Deploy a revision to a deployment group over SSH.
+
+    Every host runs ApplicationStop (the last successful install's scripts), DownloadBundle,
+    BeforeInstall, Install, AfterInstall, ApplicationStart and ValidateService, in the order and
+    concurrency that the deployment config's minimum of healthy hosts allows. One deployment per
+    group at a time (exit 7, or --lock-wait). A failed deployment is rolled back when automatic
+    rollback is on. Ctrl-C stops starting new events (twice: terminates running hooks) and records
+    the deployment as Stopped (exit 130).
+    """
+    opts = Options(**options)
+    inventory = ctx.inventory()
+    rollout_ = prepare(ctx, inventory, application, group, ctx.revision(revision_spec), opts)
+    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)
+
+
+@click.command()
+@APP
+@GROUP
+@click.option(
+    "--to",
+    "to",
+    metavar="DEPLOYMENT_ID",
+    help="Redeploy this deployment's revision instead of the last successful one.",
+)
+@common_options
+@pass_context
+def rollback(
+    ctx: CliContext, /, application: str, group: str, to: str | None, **options: Any
+) -> None:
+    """Redeploy the group's last successful revision (or the one of --to) to all its hosts.
+
+    The revision comes from the bundle cache, so hosts that still hold it receive nothing.
+    """
+    opts = Options(**options)
+    inventory = ctx.inventory()
+    store = HistoryStore.open(ctx.state)
+    previous = store.get(to) if to else store.last_successful(application, group)
+    store.close()
+    if previous is None:
+        raise RollbackImpossible(
+            f"no deployment {to}"
+            if to
+            else f"{application}/{group} has no successful deployment to roll back to"
+        )
+    revision = cached_revision(
+        ctx.cache_dir / "bundles", previous["revision"]["sha256"], previous["revision"]["source"]
+    )
+    info = {"rollbackMessage": f"manual rollback to the revision of {previous['deploymentId']}"}
+    rollout_ = prepare(
+        ctx,
+        inventory,
+        application,
+        group,
+        revision,
+        opts,
+        creator="rollback",
+        rollback_info=info,
+        behavior=previous["fileExistsBehavior"],
+    )
+    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)
+
+
+@click.command()
+@APP
+@GROUP
+@common_options
+@pass_context
+def sync(ctx: CliContext, /, application: str, group: str, **options: Any) -> None:
+    """Deploy the group's last successful revision to the hosts that do not have it.
+
+    For hosts added to the inventory later (CodeDeploy's Auto Scaling catch-up); hosts already on
+    that revision are recorded as Skipped. Exit 0 when every host is up to date.
+    """
+    opts = Options(**options, update_outdated_only=True)
+    inventory = ctx.inventory()
+    store = HistoryStore.open(ctx.state)
+    previous = store.last_successful(application, group)
+    store.close()
+    if previous is None:
+        raise RollbackImpossible(
+            f"{application}/{group} has no successful deployment to sync hosts to"
+        )
+    revision = cached_revision(
+        ctx.cache_dir / "bundles", previous["revision"]["sha256"], previous["revision"]["source"]
+    )
+    rollout_ = prepare(
+        ctx,
+        inventory,
+        application,
+        group,
+        revision,
+        opts,
+        creator="sync",
+        behavior=previous["fileExistsBehavior"],
+    )
+    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)

@@ -7,10 +7,16 @@ from typing import Any
 
 import click
 
-from orchestrator.cli import deploy, inspect, lab, pending, records
+from orchestrator.cli import control, deploy, inspect, lab, records
 from orchestrator.cli.context import CliContext
 from orchestrator.cli.exit_codes import EXIT_CODE_HELP, ExitCode
-from orchestrator.errors import ConfigError, LabError, NotImplementedYet, OrchestratorError
+from orchestrator.errors import (
+    ConfigError,
+    LabError,
+    LockHeld,
+    NotImplementedYet,
+    OrchestratorError,
+)
 
 
 class _Cli(click.Group):
@@ -23,6 +29,9 @@ class _Cli(click.Group):
             for issue in exc.issues:
                 click.echo(f"error: {issue}", err=True)
             ctx.exit(ExitCode.INVALID_INPUT)
+        except LockHeld as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(ExitCode.LOCKED)
         except (LabError, NotImplementedYet) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(ExitCode.INTERNAL_ERROR)
@@ -69,11 +78,14 @@ for command in (
     inspect.hosts,
     inspect.plan,
     deploy.rollout,
+    deploy.rollback,
+    deploy.sync,
+    control.stop,
+    control.lock,
     records.status,
     records.history,
     records.logs,
     lab.lab,
-    *pending.COMMANDS,
 ):
     cli.add_command(command)
 

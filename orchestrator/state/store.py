@@ -42,6 +42,12 @@ CREATE TABLE IF NOT EXISTS deployments (
 );
 CREATE INDEX IF NOT EXISTS deployments_by_group
     ON deployments (application, group_name, create_time);
+CREATE TABLE IF NOT EXISTS stop_requests (
+    deployment_id TEXT PRIMARY KEY,
+    rollback INTEGER NOT NULL,
+    force INTEGER NOT NULL,
+    requested REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS event_logs (
     deployment_id TEXT NOT NULL,
     host TEXT NOT NULL,
@@ -51,6 +57,14 @@ CREATE TABLE IF NOT EXISTS event_logs (
 );
 """
 SAVE_INTERVAL = 1.0
+
+
+def process_runs_orchestrator(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"orchestrator" in command
 
 
 def store_path(state: str | None) -> Path:
@@ -116,10 +130,64 @@ class HistoryStore:
             ),
         )
 
+    def request_stop(self, deployment_id: str, *, rollback: bool, force: bool) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO stop_requests VALUES (?, ?, ?, ?)",
+            (deployment_id, int(rollback), int(force), time.time()),
+        )
+
+    def mark_stopped(self, deployment_id: str, message: str) -> None:
+        """Record an interrupted deployment as Stopped (its process is gone)."""
+        document = self.get(deployment_id)
+        if document is None:
+            return
+        document.pop("interrupted", None)
+        document.update(
+            status="Stopped",
+            errorInformation={"code": "MANUAL_STOP", "message": message},
+            completeTime=document.get("completeTime"),
+        )
+        self._db.execute(
+            "UPDATE deployments SET status = 'Stopped', document = ? WHERE id = ?",
+            (json.dumps(document), deployment_id),
+        )
+
+    def stop_request(self, deployment_id: str) -> tuple[bool, bool] | None:
+        """(rollback, force) asked by ``orchestrator stop``, if anything was asked."""
+        row = self._db.execute(
+            "SELECT rollback, force FROM stop_requests WHERE deployment_id = ?", (deployment_id,)
+        ).fetchone()
+        return None if row is None else (bool(row[0]), bool(row[1]))
+
     # -- reading ---------------------------------------------------------------------------------
 
+    def runner(self, deployment_id: str) -> tuple[int, str] | None:
+        """(pid, machine) of the process that ran or runs the deployment."""
+        row = self._db.execute(
+            "SELECT pid, machine FROM deployments WHERE id = ?", (deployment_id,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def last_successful(
+        self, application: str, group: str, *, before: str | None = None
+    ) -> dict[str, Any] | None:
+        """The newest Succeeded deployment of the group (older than ``before``, if given)."""
+        newest = 1e18
+        if before is not None:
+            row = self._db.execute(
+                "SELECT create_time FROM deployments WHERE id = ?", (before,)
+            ).fetchone()
+            newest = row[0] if row else newest
+        row = self._db.execute(
+            "SELECT document FROM deployments WHERE application = ? AND group_name = ? "
+            "AND status = 'Succeeded' AND create_time < ? ORDER BY create_time DESC LIMIT 1",
+            (application, group, newest),
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
     def get(self, deployment_id: str | None = None) -> dict[str, Any] | None:
-        """One deployment's document; the most recent one when no id is given."""
+        """One deployment's document; the most recent one when no id is given. A deployment still
+        InProgress whose process is gone from this machine is marked ``interrupted``."""
         if deployment_id is None:
             row = self._db.execute(
                 "SELECT document FROM deployments ORDER BY create_time DESC LIMIT 1"
@@ -128,7 +196,18 @@ class HistoryStore:
             row = self._db.execute(
                 "SELECT document FROM deployments WHERE id = ?", (deployment_id,)
             ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        if row is None:
+            return None
+        document = dict(json.loads(row[0]))
+        if document["status"] == "InProgress" and self._process_gone(document["deploymentId"]):
+            document["interrupted"] = True
+        return document
+
+    def _process_gone(self, deployment_id: str) -> bool:
+        runner = self.runner(deployment_id)
+        if runner is None or runner[1] != socket.gethostname():
+            return False  # another machine's: we cannot tell
+        return not process_runs_orchestrator(runner[0])
 
     def history(
         self, application: str | None = None, group: str | None = None, limit: int = 20

@@ -43,20 +43,16 @@ def test_top_level_help_documents_exit_codes() -> None:
         assert f"  {code}" in result.output
 
 
-@pytest.mark.parametrize("args", [["rollback", "-a", "shop", "-g", "web"], ["stop", "d-1"]])
-def test_commands_not_built_yet_exit_1(args: list[str]) -> None:
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 1
-    assert "not implemented yet" in result.stderr
+def test_rollback_without_history_fails_with_a_reason() -> None:
+    result = CliRunner().invoke(cli, ["-i", EXAMPLE, "rollback", "-a", "shop", "-g", "web-prod"])
+    assert result.exit_code == 5
+    assert "no successful deployment to roll back to" in result.stderr
 
 
-def test_rollout_options_of_a_later_release_are_usage_errors() -> None:
-    result = CliRunner().invoke(
-        cli,
-        ["-i", EXAMPLE, "rollout", "-a", "shop", "-g", "web-prod", "-r", ".", "--lock-wait", "5"],
-    )
+def test_stop_of_an_unknown_deployment_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["stop", "d-NOPE"])
     assert result.exit_code == 2
-    assert "--lock-wait is not implemented yet" in result.stderr
+    assert "no deployment d-NOPE" in result.stderr
 
 
 def test_status_with_an_empty_history_exits_2() -> None:

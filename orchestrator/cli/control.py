@@ -1,0 +1,188 @@
+"""``stop`` and ``lock``: acting on deployments that run, and on the group locks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+
+import click
+from rich.table import Table
+
+from orchestrator.cli.context import CliContext
+from orchestrator.cli.inspect import APP, GROUP, selected_hosts
+from orchestrator.cli.records import NotInHistory
+from orchestrator.engine.remote import LockState, RemoteHost
+from orchestrator.errors import HostError
+from orchestrator.models.inventory import HostSpec
+from orchestrator.state.locks import LocalLock, describe
+from orchestrator.state.store import HistoryStore, process_runs_orchestrator
+from orchestrator.transport.ssh import SshTransport
+
+pass_context = click.make_pass_decorator(CliContext)
+STOP_POLL = 0.2
+
+
+@click.command()
+@click.argument("deployment_id")
+@click.option("--rollback", is_flag=True, help="Then roll back the hosts the deployment updated.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Terminate running hooks (SIGTERM, then SIGKILL after the rollout's grace) "
+    "instead of letting them finish.",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=600,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the deployment to stop (0: do not wait).",
+)
+@pass_context
+def stop(
+    ctx: CliContext, deployment_id: str, rollback: bool, force: bool, wait_seconds: float
+) -> None:
+    """Ask a running deployment (run by any process on this machine) to stop.
+
+    No new lifecycle event starts; running hooks finish (or, with --force, are terminated). The
+    deployment is recorded as Stopped (MANUAL_STOP) and its rollout exits 6. An interrupted
+    deployment (its process is gone) is recorded as Stopped at once.
+    """
+    store = HistoryStore.open(ctx.state)
+    try:
+        document = store.get(deployment_id)
+        if document is None:
+            raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
+        if document["status"] != "InProgress":
+            raise click.UsageError(
+                f"deployment {deployment_id} is not running: it {document['status']}"
+            )
+        runner = store.runner(deployment_id)
+        assert runner is not None
+        pid, machine = runner
+        if machine != socket.gethostname():
+            raise click.UsageError(f"deployment {deployment_id} runs on {machine}: stop it there")
+        if not process_runs_orchestrator(pid):
+            store.mark_stopped(deployment_id, "stopped after its orchestrator process was gone")
+            ctx.err.print(
+                f"{deployment_id} was interrupted (process {pid} is gone): recorded as Stopped"
+            )
+            return
+        store.request_stop(deployment_id, rollback=rollback, force=force)
+        os.kill(pid, signal.SIGUSR1)
+        ctx.err.print(f"stop requested for {deployment_id} (process {pid})")
+        deadline = time.monotonic() + wait_seconds
+        while wait_seconds and time.monotonic() < deadline:
+            current = store.get(deployment_id)
+            if current is not None and current["status"] != "InProgress":
+                ctx.err.print(f"{deployment_id} {current['status']}")
+                return
+            time.sleep(STOP_POLL)  # a person waiting for another process; bounded by --wait
+        if wait_seconds:
+            ctx.err.print(
+                f"{deployment_id} is still stopping after {wait_seconds:g}s (hooks finishing)"
+            )
+    finally:
+        store.close()
+
+
+@click.group()
+def lock() -> None:
+    """The deployment group's locks: one on this machine, one on every host."""
+
+
+async def _host_locks(
+    hosts: list[HostSpec], group_id: str, mode: str
+) -> list[tuple[str, LockState | str]]:
+    transport = SshTransport()
+
+    async def one(host: HostSpec) -> tuple[str, LockState | str]:
+        try:
+            session = await transport.connect(host)
+        except HostError as exc:
+            return host.name, exc.message
+        try:
+            return host.name, await RemoteHost(session, host, group_id).lock(mode)
+        except HostError as exc:
+            return host.name, exc.message
+        finally:
+            await session.close()
+
+    return list(await asyncio.gather(*(one(h) for h in hosts)))
+
+
+def _show(
+    ctx: CliContext, local: LocalLock, rows: list[tuple[str, LockState | str]], title: str
+) -> None:
+    holder = local.holder()
+    ctx.out.print(f"this machine: {'held by ' + describe(holder) if holder else 'free'}")
+    table = Table(title=title)
+    for column in ("host", "lock", "holder", "heartbeat age"):
+        table.add_column(column)
+    for name, state in rows:
+        if isinstance(state, str):
+            table.add_row(name, "[red]unreachable[/]", state, "")
+        else:
+            age = state.holder.get("heartbeat_age", "")
+            table.add_row(
+                name,
+                state.state,
+                describe(state.holder) if state.holder else "",
+                f"{age}s" if age else "",
+            )
+    ctx.out.print(table)
+
+
+@lock.command("status")
+@APP
+@GROUP
+@pass_context
+def lock_status(ctx: CliContext, application: str, group: str) -> None:
+    """Who holds the group's lock, here and on each host, and how fresh its heartbeat is."""
+    inventory = ctx.inventory()
+    group_id = inventory.group_id(application, group)
+    rows = asyncio.run(
+        _host_locks(selected_hosts(inventory, application, group), group_id, "status")
+    )
+    _show(
+        ctx,
+        LocalLock(ctx.state_dir, group_id, f"{application}/{group}"),
+        rows,
+        f"{application}/{group} locks",
+    )
+
+
+@lock.command("release")
+@APP
+@GROUP
+@click.option(
+    "--force",
+    is_flag=True,
+    required=True,
+    help="Required: break the locks whoever holds them. Only for a holder that is gone.",
+)
+@pass_context
+def lock_release(ctx: CliContext, application: str, group: str, force: bool) -> None:
+    """Break the group's locks on its hosts (after a controller died and will not resume).
+
+    The lock on this machine is released by the operating system when its process ends; a live
+    holder is named and left alone: stop its deployment instead.
+    """
+    inventory = ctx.inventory()
+    group_id = inventory.group_id(application, group)
+    local = LocalLock(ctx.state_dir, group_id, f"{application}/{group}")
+    holder = local.holder()
+    if holder is not None:
+        ctx.err.print(
+            f"the lock on this machine is held by a live process: {describe(holder)}; "
+            "stop that deployment instead"
+        )
+    rows = asyncio.run(
+        _host_locks(selected_hosts(inventory, application, group), group_id, "break")
+    )
+    _show(ctx, local, rows, f"{application}/{group} locks broken")

@@ -1,0 +1,207 @@
+"""A release: the group's locks, the deployment, and the rollback it may trigger.
+
+One active deployment per group: the local lock (flock) is taken first, then the engine takes the
+host locks; with ``lock_wait`` both are waited for. When the deployment fails (or is stopped with
+a rollback asked for), and automatic rollback is on, a new deployment of the group's last
+successful revision goes to the hosts the failed one touched: creator ``rollback``, the two linked
+through ``rollbackInfo``. The revision comes from the local bundle cache and is already on those
+hosts, so nothing is uploaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.errors import ConfigError, LockHeld, RollbackImpossible
+from orchestrator.events import EventSink
+from orchestrator.install_plan import build_install_plan
+from orchestrator.models.results import FAILED, STOPPED, Deployment, RevisionInfo, new_deployment_id
+from orchestrator.revision import Revision, build_revision
+from orchestrator.state.locks import LocalLock
+from orchestrator.state.store import HistoryStore
+from orchestrator.transport.base import Transport
+
+LOCK_RETRY_START = 0.5
+LOCK_RETRY_MAX = 5.0
+
+
+@dataclass
+class ReleasePolicy:
+    auto_rollback: bool = False
+    rollback_on_failure: bool = True  # DEPLOYMENT_FAILURE among the group's events
+    rollback_on_stop: bool = False  # DEPLOYMENT_STOP_ON_REQUEST, or stop --rollback
+    lock_wait: float = 0.0
+
+
+@dataclass
+class Release:
+    deployment: Deployment
+    rollback: Deployment | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def cached_revision(cache_dir: Path, sha256: str, source: str) -> Revision:
+    """A revision deployed before, from the bundle cache (or rebuilt from its source)."""
+    cached = cache_dir / f"{sha256}.tar"
+    for candidate in (str(cached), source):
+        if candidate == str(cached) and not cached.exists():
+            continue
+        try:
+            revision = build_revision(candidate, cache_dir)
+        except ConfigError:
+            continue
+        if revision.sha256 == sha256:
+            return revision
+    raise RollbackImpossible(
+        f"revision {sha256[:12]} is not in the bundle cache {cache_dir} "
+        f"and {source} no longer builds it"
+    )
+
+
+class Releaser:
+    def __init__(
+        self,
+        store: HistoryStore,
+        transport: Callable[[], Transport],
+        sinks: Sequence[EventSink],
+        state_dir: Path,
+        cache_dir: Path,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.sinks = list(sinks)
+        self.state_dir = state_dir
+        self.cache_dir = cache_dir
+        self.current: Rollout | None = None
+        self.rollback_requested = False
+
+    # -- control from signal handlers and `orchestrator stop` ------------------------------------
+
+    def request_stop(self, *, force: bool = False, rollback: bool = False) -> None:
+        self.rollback_requested = self.rollback_requested or rollback
+        if self.current is not None:
+            if self.current.stop.is_set() or force:
+                self.current.force.set()  # a second request escalates
+            self.current.stop.set()
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def run(self, rollout: Rollout, policy: ReleasePolicy) -> Release:
+        deployment = rollout.deployment
+        lock = LocalLock(
+            self.state_dir, deployment.group_id, f"{deployment.application}/{deployment.group}"
+        )
+        await asyncio.to_thread(lock.acquire, deployment.deployment_id, policy.lock_wait)
+        try:
+            deadline = time.monotonic() + policy.lock_wait
+            done = await self._deploy(rollout, deadline)
+            release = Release(done)
+            if self._wants_rollback(done, policy):
+                release.rollback = await self._roll_back(rollout, release)
+            return release
+        finally:
+            lock.release()
+
+    async def _deploy(self, rollout: Rollout, deadline: float) -> Deployment:
+        """Run it; while another deployment holds host locks, retry until the deadline."""
+        delay = LOCK_RETRY_START
+        self.current = rollout
+        while True:
+            try:
+                return await DeploymentRunner(rollout, self.transport(), self.sinks).run()
+            except LockHeld:
+                if time.monotonic() + delay > deadline or rollout.stop.is_set():
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LOCK_RETRY_MAX)
+
+    def _wants_rollback(self, deployment: Deployment, policy: ReleasePolicy) -> bool:
+        if deployment.status == FAILED:
+            return policy.auto_rollback and policy.rollback_on_failure
+        if deployment.status == STOPPED:
+            return self.rollback_requested or (policy.auto_rollback and policy.rollback_on_stop)
+        return False
+
+    async def _roll_back(self, failed: Rollout, release: Release) -> Deployment | None:
+        deployment = failed.deployment
+        previous = self.store.last_successful(
+            deployment.application, deployment.group, before=deployment.deployment_id
+        )
+        touched = [host for host in failed.hosts if host.name in failed.touched]
+        reason = None
+        if previous is None:
+            reason = "no earlier successful deployment of this group to roll back to"
+        elif not touched:
+            reason = "the failed deployment changed no host"
+        if reason is not None or previous is None:
+            deployment.rollback_info = {"rollbackMessage": f"no rollback: {reason}"}
+            self.store.save(deployment)
+            release.notes.append(f"no rollback: {reason}")
+            return None
+        try:
+            revision = cached_revision(
+                self.cache_dir, previous["revision"]["sha256"], previous["revision"]["source"]
+            )
+        except RollbackImpossible as exc:
+            deployment.rollback_info = {"rollbackMessage": f"no rollback: {exc}"}
+            self.store.save(deployment)
+            release.notes.append(str(exc))
+            return None
+        rollback = self.rollback_deployment(
+            deployment, previous, revision, f"automatic rollback of {deployment.deployment_id}"
+        )
+        deployment.rollback_info = {
+            "rollbackDeploymentId": rollback.deployment_id,
+            "rollbackMessage": f"rolling back to {previous['deploymentId']} "
+            f"on {len(touched)} host(s)",
+        }
+        self.store.save(deployment)
+        plan = build_install_plan(
+            revision.appspec, revision.entries, previous["fileExistsBehavior"]
+        )
+        rollout = Rollout(
+            rollback,
+            revision,
+            plan,
+            failed.config,
+            touched,
+            failed.hook_grace,
+            lock_holder=failed.lock_holder,
+        )
+        done = await self._deploy(rollout, time.monotonic())
+        deployment.rollback_info["rollbackStatus"] = done.status
+        self.store.save(deployment)
+        return done
+
+    @staticmethod
+    def rollback_deployment(
+        failed: Deployment, previous: dict[str, Any], revision: Revision, message: str
+    ) -> Deployment:
+        return Deployment(
+            deployment_id=new_deployment_id(),
+            application=failed.application,
+            group=failed.group,
+            group_id=failed.group_id,
+            revision=RevisionInfo(
+                previous["revision"]["source"],
+                revision.sha256,
+                revision.size,
+                revision.kind,
+                revision.commit,
+            ),
+            config_name=failed.config_name,
+            creator="rollback",
+            description=f"rollback to the revision of {previous['deploymentId']}",
+            file_exists_behavior=previous["fileExistsBehavior"],
+            ignore_application_stop_failures=failed.ignore_application_stop_failures,
+            rollback_info={
+                "rollbackTriggeringDeploymentId": failed.deployment_id,
+                "rollbackMessage": message,
+            },
+        )
