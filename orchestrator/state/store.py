@@ -24,6 +24,7 @@ from orchestrator.events import (
     Event,
     HostUnreachable,
     LifecycleEventFinished,
+    LifecycleEventStarted,
     TargetFinished,
 )
 from orchestrator.models.results import Deployment
@@ -48,10 +49,11 @@ CREATE TABLE IF NOT EXISTS stop_requests (
     force INTEGER NOT NULL,
     requested REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS event_logs (
+CREATE TABLE IF NOT EXISTS lifecycle_events (
     deployment_id TEXT NOT NULL,
     host TEXT NOT NULL,
     event TEXT NOT NULL,
+    record TEXT NOT NULL,
     output TEXT NOT NULL,
     PRIMARY KEY (deployment_id, host, event)
 );
@@ -97,13 +99,15 @@ class HistoryStore:
     def __call__(self, event: Event) -> None:
         if isinstance(event, DeploymentStarted | DeploymentFinished):
             self.save(event.deployment)
-        elif isinstance(event, LifecycleEventFinished) and event.event.output:
+        elif isinstance(event, LifecycleEventStarted | LifecycleEventFinished):
+            # One row per event as it starts and ends: cheap, and a crash loses nothing.
             self._db.execute(
-                "INSERT OR REPLACE INTO event_logs VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO lifecycle_events VALUES (?, ?, ?, ?, ?)",
                 (
                     event.deployment.deployment_id,
                     event.target.host,
                     event.event.name,
+                    json.dumps(event.event.to_document()),
                     event.event.output,
                 ),
             )
@@ -199,9 +203,27 @@ class HistoryStore:
         if row is None:
             return None
         document = dict(json.loads(row[0]))
-        if document["status"] == "InProgress" and self._process_gone(document["deploymentId"]):
-            document["interrupted"] = True
+        if document["status"] == "InProgress":
+            self._overlay_events(document)
+            if self._process_gone(document["deploymentId"]):
+                document["interrupted"] = True
         return document
+
+    def _overlay_events(self, document: dict[str, Any]) -> None:
+        """A running deployment's document is saved now and then; its events, as they happen."""
+        rows = self._db.execute(
+            "SELECT host, event, record FROM lifecycle_events WHERE deployment_id = ?",
+            (document["deploymentId"],),
+        ).fetchall()
+        latest = {(host, event): json.loads(record) for host, event, record in rows}
+        for target in document.get("targets", []):
+            events = target["lifecycleEvents"]
+            for index, event in enumerate(events):
+                record = latest.get((target["host"], event["lifecycleEventName"]))
+                if record is not None:
+                    events[index] = record
+            if target["status"] == "Pending" and any(e["status"] != "Pending" for e in events):
+                target["status"] = "InProgress"
 
     def _process_gone(self, deployment_id: str) -> bool:
         runner = self.runner(deployment_id)
@@ -236,8 +258,8 @@ class HistoryStore:
     ) -> list[tuple[str, str, str]]:
         """(host, event, output) rows in host and lifecycle order."""
         rows = self._db.execute(
-            "SELECT host, event, output FROM event_logs WHERE deployment_id = ? "
-            "AND (? IS NULL OR host = ?) AND (? IS NULL OR event = ?) ORDER BY rowid",
+            "SELECT host, event, output FROM lifecycle_events WHERE deployment_id = ? "
+            "AND output != '' AND (? IS NULL OR host = ?) AND (? IS NULL OR event = ?) ORDER BY rowid",
             (deployment_id, host, host, event, event),
         ).fetchall()
         return [(str(h), str(e), str(o)) for h, e, o in rows]
