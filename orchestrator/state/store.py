@@ -259,7 +259,8 @@ class HistoryStore:
         """(host, event, output) rows in host and lifecycle order."""
         rows = self._db.execute(
             "SELECT host, event, output FROM lifecycle_events WHERE deployment_id = ? "
-            "AND output != '' AND (? IS NULL OR host = ?) AND (? IS NULL OR event = ?) ORDER BY rowid",
+            "AND output != '' AND (? IS NULL OR host = ?) AND (? IS NULL OR event = ?) "
+            "ORDER BY rowid",
             (deployment_id, host, host, event, event),
         ).fetchall()
         return [(str(h), str(e), str(o)) for h, e, o in rows]
