@@ -234,6 +234,21 @@ class Scheduler:
             self._healthy_idle -= 1
             self._zone_of(name).healthy_idle -= 1
 
+    def restore(self, name: str, state: TargetState) -> None:
+        """Put a pending host in the state an interrupted deployment left it in (resume)."""
+        if self.states[name] is not TargetState.PENDING:
+            raise RuntimeError(f"{name} is already {self.states[name].value}")
+        if state is TargetState.PENDING:
+            return
+        zone = self._zone_of(name)
+        if self._info[name].counts_healthy:
+            self._healthy_idle -= 1
+            zone.healthy_idle -= 1
+        if state is TargetState.SUCCEEDED:
+            self._healthy_idle += 1
+            zone.healthy_idle += 1
+        self.states[name] = state
+
     def stop(self, reason_code: str, message: str) -> None:
         """No new host starts (a stop request); pending hosts are skipped."""
         if self._error is None:

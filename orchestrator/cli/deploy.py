@@ -14,7 +14,7 @@ import click
 
 from orchestrator.cli.context import CliContext
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.inspect import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVISION, selected_hosts
+from orchestrator.cli.inspect import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, selected_hosts
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
 from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
@@ -230,9 +230,15 @@ async def _run(
 
 
 @click.command()
-@APP
-@GROUP
-@REVISION
+@click.option("-a", "--application", "application", help="Application name in the inventory.")
+@click.option("-g", "--group", "group", help="Deployment group of the application.")
+@click.option(
+    "-r",
+    "--revision",
+    "revision_spec",
+    metavar="REVISION",
+    help="A directory, .tar, .tar.gz, .zip or git:REPO@REF with an appspec.yml.",
+)
 @click.option(
     "--file-exists-behavior",
     type=click.Choice(["DISALLOW", "OVERWRITE", "RETAIN"]),
@@ -244,12 +250,25 @@ async def _run(
     is_flag=True,
     help="Deploy only to hosts that do not already run this revision successfully.",
 )
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="DEPLOYMENT_ID",
+    help="Complete a deployment whose orchestrator process died (see status): hooks "
+    "that finished meanwhile are collected, the rest runs with the same rules.",
+)
 @common_options
 @pass_context
 def rollout(
-    ctx: CliContext, /, application: str, group: str, revision_spec: str, **options: Any
+    ctx: CliContext,
+    /,
+    application: str | None,
+    group: str | None,
+    revision_spec: str | None,
+    resume_id: str | None,
+    **options: Any,
 ) -> None:
-    """Deploy a revision to a deployment group over SSH.
+    """Deploy a revision to a deployment group over SSH (-a, -g and -r are required).
 
     Every host runs ApplicationStop (the last successful install's scripts), DownloadBundle,
     BeforeInstall, Install, AfterInstall, ApplicationStart and ValidateService, in the order and
@@ -259,8 +278,46 @@ def rollout(
     the deployment as Stopped (exit 130).
     """
     opts = Options(**options)
+    if resume_id is not None:
+        resume(ctx, resume_id, opts)
+        return
+    if not (application and group and revision_spec):
+        raise click.UsageError(
+            "rollout needs -a/--application, -g/--group and -r/--revision (or --resume)"
+        )
     inventory = ctx.inventory()
     rollout_ = prepare(ctx, inventory, application, group, ctx.revision(revision_spec), opts)
+    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)
+
+
+def resume(ctx: CliContext, deployment_id: str, opts: Options) -> None:
+    store = HistoryStore.open(ctx.state)
+    document = store.get(deployment_id)
+    store.close()
+    if document is None:
+        raise click.UsageError(f"no deployment {deployment_id} in the history")
+    if not document.get("interrupted"):
+        state = "still running" if document["status"] == "InProgress" else document["status"]
+        raise click.UsageError(f"deployment {deployment_id} was not interrupted: it is {state}")
+    inventory = ctx.inventory()
+    application, group = document["applicationName"], document["deploymentGroupName"]
+    revision = cached_revision(
+        ctx.cache_dir / "bundles", document["revision"]["sha256"], document["revision"]["source"]
+    )
+    opts.config_name = document["deploymentConfigName"]
+    rollout_ = prepare(
+        ctx, inventory, application, group, revision, opts, behavior=document["fileExistsBehavior"]
+    )
+    deployment = Deployment.from_document(document)
+    known = {host.name for host in rollout_.hosts}
+    missing = sorted(set(deployment.targets) - known)
+    if missing:
+        raise click.UsageError(
+            f"the inventory no longer selects {', '.join(missing)} for {application}/{group}"
+        )
+    rollout_.deployment = deployment
+    rollout_.hosts = [host for host in rollout_.hosts if host.name in deployment.targets]
+    rollout_.resume = True
     execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)
 
 

@@ -19,6 +19,7 @@ from orchestrator.events import (
     HostUnreachable,
     LifecycleEventFinished,
     LifecycleEventStarted,
+    Notice,
     TargetFinished,
     ZoneBaking,
     event_record,
@@ -70,6 +71,8 @@ class PlainProgress:
             line = f"{event.target.host}: {event.target.status}"
         elif isinstance(event, ZoneBaking):
             line = f"zone {event.zone} done: monitoring for {event.seconds}s"
+        elif isinstance(event, Notice):
+            line = f"{event.host}: {event.message}" if event.host else event.message
         elif isinstance(event, DeploymentFinished):
             line = summary_line(deployment)
         if line is not None:
@@ -100,6 +103,8 @@ class LiveProgress:
             self.console.print(f"[red]{event.target.host}[/] {event.event.name} failed: {detail}")
         elif isinstance(event, HostUnreachable):
             self.failures.append(f"{event.target.host}: unreachable: {event.message}")
+        elif isinstance(event, Notice):
+            self.console.print(f"{event.host + ': ' if event.host else ''}{event.message}")
         elif isinstance(event, TargetFinished):
             self.current.pop(event.target.host, None)
         if isinstance(event, DeploymentFinished):
@@ -161,6 +166,13 @@ def deployment_table(document: dict[str, Any]) -> Group:
         f"  config {document.get('deploymentConfigName')}  created {document.get('createTime')}"
         f"  completed {document.get('completeTime') or '-'}",
     ]
+    if document.get("interrupted"):
+        lines.append(
+            "[yellow]interrupted[/]: the orchestrator process that ran it is gone; "
+            "complete it with "
+            f"'orchestrator rollout --resume {document['deploymentId']}' "
+            f"(or record it as stopped with 'orchestrator stop {document['deploymentId']}')"
+        )
     if document.get("rollbackInfo"):
         lines.append(f"rollback: {json.dumps(document['rollbackInfo'])}")
     table = Table()

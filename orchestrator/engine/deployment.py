@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.engine.host import EVENTS, HostJob, HostRun
@@ -37,6 +37,7 @@ from orchestrator.models.inventory import HostSpec
 from orchestrator.models.results import (
     FAILED,
     IN_PROGRESS,
+    PENDING,
     SKIPPED,
     STOPPED,
     SUCCEEDED,
@@ -66,11 +67,14 @@ class Rollout:
     hosts: Sequence[HostSpec]
     hook_grace: float = HOOK_GRACE_SECONDS
     update_outdated_only: bool = False
+    resume: bool = False  # continue an interrupted deployment from what the hosts report
     lock_ttl: int = LOCK_TTL_SECONDS
     lock_holder: str = ""
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     force: asyncio.Event = field(default_factory=asyncio.Event)
     touched: set[str] = field(default_factory=set)  # hosts that ran at least one event
+    # Whether a deployment id is known to have ended (its host locks are left-overs).
+    finished: Callable[[str], bool] = lambda deployment_id: False
 
 
 def new_target(host: HostSpec) -> Target:
@@ -125,16 +129,21 @@ class DeploymentRunner:
                     for h in hosts
                 ],
             )
+            resumed = self._restore(scheduler, hosts) if self.rollout.resume else {}
             for name, message in unreachable.items():
-                if name in scheduler.states:
+                if scheduler.states.get(name) is TargetState.PENDING:
                     scheduler.record_failure(name)
                     self._mark_unreachable(name, message)
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
-                await self._drive(scheduler)
+                await self._drive(scheduler, resumed)
             finally:
                 heartbeat.cancel()
             self._conclude(scheduler)
+            if self.rollout.update_outdated_only and not hosts and self.deployment.targets:
+                # Nothing outdated: every selected host already runs this revision.
+                self.deployment.status = SUCCEEDED
+                self.deployment.error_code = self.deployment.error_message = None
         finally:
             await self._release_and_close()
         deployment.complete_time = time.time()
@@ -160,6 +169,16 @@ class DeploymentRunner:
             return None
 
         results = await asyncio.gather(*(connect(h) for h in self.rollout.hosts))
+        for name, lock in list(locks.items()):
+            left_over = lock.holder.get("deployment", "")
+            if not lock.ours and left_over and self.rollout.finished(left_over):
+                with contextlib.suppress(HostError):
+                    locks[name] = await self.remotes[name].take_over_lock(
+                        self.deployment.deployment_id,
+                        self.rollout.lock_ttl,
+                        self.rollout.lock_holder,
+                        left_over,
+                    )
         held = {name: lock for name, lock in locks.items() if not lock.ours}
         if held:
             name, lock = sorted(held.items())[0]
@@ -192,6 +211,34 @@ class DeploymentRunner:
             hosts.append(host)
         return hosts
 
+    def _restore(self, scheduler: Scheduler, hosts: list[HostSpec]) -> dict[str, str]:
+        """Resume: each host's state from what it reports (its last-deployment record and its
+        ongoing-deployment marker), else from the history. Returns the hosts to continue, with
+        the event each was in."""
+        deployment_id = self.deployment.deployment_id
+        resumed: dict[str, str] = {}
+        self.emit(Notice(self.deployment, "resuming an interrupted deployment"))
+        for host in hosts:
+            target = self.deployment.targets[host.name]
+            probe = self.probes.get(host.name)
+            last = probe.last_deployment if probe else None
+            if last is not None and last[0] == deployment_id:
+                target.status = SUCCEEDED if last[1] == SUCCEEDED else FAILED
+                for event in target.events:
+                    if event.status in (IN_PROGRESS, PENDING) and target.status == SUCCEEDED:
+                        event.status = SUCCEEDED
+                scheduler.restore(host.name, TargetState(target.status))
+            elif probe is not None and probe.ongoing_event is not None:
+                scheduler.restore(host.name, TargetState.IN_PROGRESS)
+                resumed[host.name] = probe.ongoing_event
+            elif target.status in (SUCCEEDED, FAILED) and probe is None:
+                scheduler.restore(host.name, TargetState(target.status))  # e.g. unreachable before
+            else:
+                target.status = PENDING
+                for event in target.events:
+                    event.status = PENDING
+        return resumed
+
     def _mark_unreachable(self, name: str, message: str) -> None:
         target = self.deployment.targets[name]
         target.status = FAILED
@@ -211,7 +258,7 @@ class DeploymentRunner:
         self.remotes[remote.spec.name] = fresh
         return fresh
 
-    async def _drive(self, scheduler: Scheduler) -> None:
+    async def _drive(self, scheduler: Scheduler, resumed: dict[str, str]) -> None:
         job = HostJob(
             self.deployment,
             self.rollout.revision,
@@ -222,6 +269,8 @@ class DeploymentRunner:
             self.rollout.stop.is_set,
         )
         running: dict[asyncio.Task[bool], str] = {}
+        for name, event in resumed.items():
+            running[self._start(job, name, event)] = name
         forced = False
         while not scheduler.finished:
             if self.rollout.stop.is_set():
@@ -230,21 +279,17 @@ class DeploymentRunner:
                 forced = True
                 await self._abort_running_hooks()
             for name in scheduler.start_next():
-                target = self.deployment.targets[name]
-                self.rollout.touched.add(name)
-                self.emit(TargetStarted(self.deployment, target))
-                run = HostRun(job, target, self.remotes[name], self.probes[name])
-                self.runs[name] = run
-                running[asyncio.create_task(run.run(), name=f"host {name}")] = name
+                running[self._start(job, name)] = name
             if not running:
                 if scheduler.awaiting_next_zone:
                     await self._bake(scheduler)
                     continue
                 break
-            waiters = [
-                asyncio.create_task(self.rollout.stop.wait()),
-                asyncio.create_task(self.rollout.force.wait()),
+            # Wake up for a host that ends, or for a stop (or force) request not seen yet.
+            signals = [
+                flag for flag in (self.rollout.stop, self.rollout.force) if not flag.is_set()
             ]
+            waiters = [asyncio.create_task(flag.wait()) for flag in signals]
             done, _ = await asyncio.wait([*running, *waiters], return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
@@ -260,8 +305,15 @@ class DeploymentRunner:
                     scheduler.record_failure(name)
                 self.emit(TargetFinished(self.deployment, target))
 
+    def _start(self, job: HostJob, name: str, resume_at: str | None = None) -> asyncio.Task[bool]:
+        target = self.deployment.targets[name]
+        self.rollout.touched.add(name)
+        self.emit(TargetStarted(self.deployment, target))
+        run = HostRun(job, target, self.remotes[name], self.probes[name])
+        self.runs[name] = run
+        return asyncio.create_task(run.run(resume_at), name=f"host {name}")
+
     async def _abort_running_hooks(self) -> None:
-        self.emit(Notice(self.deployment, "stop --force: terminating running hooks"))
         aborts = [run.abort_hook() for run in self.runs.values() if run.current_hook is not None]
         await asyncio.gather(*aborts, return_exceptions=True)
 
@@ -301,8 +353,15 @@ class DeploymentRunner:
     async def _release_and_close(self) -> None:
         async def release(name: str) -> None:
             remote = self.remotes.pop(name)
-            with contextlib.suppress(HostError):
+            try:
                 await remote.lock("release", self.deployment.deployment_id)
+            except HostError:
+                # The connection died (the host's sshd, say): one fresh one to release the lock,
+                # or the next deployment waits for the lock's TTL.
+                with contextlib.suppress(HostError):
+                    remote = await self._reconnect(remote)
+                    self.remotes.pop(name, None)
+                    await remote.lock("release", self.deployment.deployment_id)
             with contextlib.suppress(HostError):
                 await remote.session.close()
 

@@ -22,6 +22,7 @@ from orchestrator.models.appspec import LIFECYCLE_EVENTS, HookScript, parse_apps
 from orchestrator.models.results import (
     FAILED,
     IN_PROGRESS,
+    PENDING,
     SKIPPED,
     SUCCEEDED,
     Deployment,
@@ -66,6 +67,7 @@ class HostRun:
         self.remote = remote
         self.probe = probe
         self.current_hook: tuple[str, int] | None = None  # (event, script index) while one runs
+        self.collecting = False  # resuming: a hook may have run, or still run, on the host
 
     @property
     def deployment_id(self) -> str:
@@ -75,11 +77,18 @@ class HostRun:
     def archive(self) -> str:
         return f"{self.remote.deployment_dir(self.deployment_id)}/deployment-archive"
 
-    async def run(self) -> bool:
-        """Run every event; True when the host succeeded."""
+    async def run(self, resume_at: str | None = None) -> bool:
+        """Run every event; True when the host succeeded. ``resume_at``: the event an interrupted
+        deployment was in; those before it succeeded, its hooks are collected, not rerun."""
         self.target.status = IN_PROGRESS
         succeeded = True
-        for event in self.target.events:
+        self.collecting = resume_at is not None
+        names = [event.name for event in self.target.events]
+        done = names.index(resume_at) if resume_at in names else 0
+        for event in self.target.events[:done]:
+            if event.status in (PENDING, IN_PROGRESS):
+                event.status = SUCCEEDED  # the host got past it, so it succeeded
+        for event in self.target.events[done:]:
             if succeeded and self.job.stopping():
                 # A stop request: no new lifecycle event starts; this host did not finish.
                 succeeded = False
@@ -206,6 +215,11 @@ class HostRun:
     async def _run_or_collect(
         self, event: str, index: int, script: HookScript, archive: str
     ) -> HookResult:
+        if self.collecting:
+            collected = await self.remote.collect_hook(self.deployment_id, event, index)
+            if collected.started:
+                return collected
+            self.collecting = False  # from here on nothing ran before the interruption
         deployment = self.job.deployment
         env = {
             "APPLICATION_NAME": deployment.application,

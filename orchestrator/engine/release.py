@@ -19,7 +19,7 @@ from typing import Any
 
 from orchestrator.engine.deployment import DeploymentRunner, Rollout
 from orchestrator.errors import ConfigError, LockHeld, RollbackImpossible
-from orchestrator.events import EventSink
+from orchestrator.events import EventSink, Notice
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.results import FAILED, STOPPED, Deployment, RevisionInfo, new_deployment_id
 from orchestrator.revision import Revision, build_revision
@@ -85,10 +85,20 @@ class Releaser:
 
     def request_stop(self, *, force: bool = False, rollback: bool = False) -> None:
         self.rollback_requested = self.rollback_requested or rollback
-        if self.current is not None:
-            if self.current.stop.is_set() or force:
-                self.current.force.set()  # a second request escalates
-            self.current.stop.set()
+        current = self.current
+        if current is None:
+            return
+        if current.stop.is_set() or force:
+            current.force.set()  # a second request escalates
+            message = "stopping: terminating running hooks"
+        else:
+            message = (
+                "stopping: no new lifecycle event starts; running hooks finish "
+                "(ask again to terminate them)"
+            )
+        current.stop.set()
+        for sink in self.sinks:
+            sink(Notice(current.deployment, message))
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -112,6 +122,7 @@ class Releaser:
         """Run it; while another deployment holds host locks, retry until the deadline."""
         delay = LOCK_RETRY_START
         self.current = rollout
+        rollout.finished = self._finished
         while True:
             try:
                 return await DeploymentRunner(rollout, self.transport(), self.sinks).run()
@@ -120,6 +131,11 @@ class Releaser:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LOCK_RETRY_MAX)
+
+    def _finished(self, deployment_id: str) -> bool:
+        """A deployment this machine ran that has ended: its host locks are left-overs."""
+        document = self.store.get(deployment_id)
+        return document is not None and document["status"] != "InProgress"
 
     def _wants_rollback(self, deployment: Deployment, policy: ReleasePolicy) -> bool:
         if deployment.status == FAILED:

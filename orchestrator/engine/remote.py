@@ -16,6 +16,7 @@ from orchestrator.transport.base import CommandResult, HostSession
 from orchestrator.transport.remote import program
 
 MISSING_APPSPEC = "__missing__"
+NOT_STARTED = "NotStarted"  # `hook collect` of a script that never started
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Probe:
     bundles: dict[str, str] = field(default_factory=dict)  # sha256 -> bundle.tar path
     user: str = ""
     old_appspec: str | None = None  # None: no last successful install; MISSING_APPSPEC: gone
+    ongoing_event: str | None = None  # the event the probed deployment was in (resume)
     cleanup: list[str] = field(default_factory=list)
 
 
@@ -61,6 +63,10 @@ class HookResult:
     def ok(self) -> bool:
         return self.error_code == "Success"
 
+    @property
+    def started(self) -> bool:
+        return self.error_code != NOT_STARTED
+
 
 def parse_probe(text: str) -> Probe:
     probe = Probe()
@@ -78,6 +84,8 @@ def parse_probe(text: str) -> Probe:
             probe.bundles.setdefault(sha, path)
         elif key == "user":
             probe.user = value
+        elif key == "ongoing":
+            probe.ongoing_event = value or None
     if probe.last_successful:
         probe.old_appspec = MISSING_APPSPEC if appspec.strip() == MISSING_APPSPEC else appspec
     probe.cleanup = [line for line in cleanup.split("\n") if line]
@@ -136,11 +144,18 @@ class RemoteHost:
         self, deployment_id: str, ttl: int, holder: str
     ) -> tuple[Probe, LockState]:
         """Read the host's state and take the group's lock on it, in one round trip."""
-        probe = self.command("probe", self.root, self.group_id)
+        probe = self.command("probe", self.root, self.group_id, deployment_id)
         lock = self.lock_command("acquire", deployment_id, str(ttl), holder)
         result = await self.session.run(f"{probe}; echo ---lock---; {lock}")
         probe_text, _, lock_text = result.stdout.partition("---lock---\n")
         return parse_probe(probe_text), parse_lock(lock_text)
+
+    async def take_over_lock(
+        self, deployment_id: str, ttl: int, holder: str, finished: str
+    ) -> LockState:
+        """Take the lock from ``finished``, a deployment known to have ended."""
+        command = self.lock_command("acquire", deployment_id, str(ttl), holder, finished)
+        return parse_lock((await self.session.run(command)).stdout)
 
     def lock_command(self, mode: str, deployment_id: str = "-", *extra: str) -> str:
         return self.command("lock", mode, self.root, self.group_id, deployment_id, *extra)

@@ -36,6 +36,10 @@ def iso(timestamp: float | None) -> str | None:
     )
 
 
+def epoch(text: str | None) -> float | None:
+    return None if not text else datetime.datetime.fromisoformat(text).timestamp()
+
+
 def log_tail(text: str, limit: int = LOG_TAIL_BYTES) -> str:
     """The last ``limit`` bytes of ``text``, as whole lines."""
     data = text.encode("utf-8", errors="replace")
@@ -63,6 +67,17 @@ class Diagnostics:
             "logTail": self.log_tail,
         }
 
+    @classmethod
+    def from_document(cls, document: dict[str, str] | None) -> Diagnostics | None:
+        if not document:
+            return None
+        return cls(
+            document["errorCode"],
+            document.get("scriptName", ""),
+            document.get("message", ""),
+            document.get("logTail", ""),
+        )
+
 
 @dataclass
 class LifecycleEvent:
@@ -87,6 +102,17 @@ class LifecycleEvent:
             document["warnings"] = list(self.warnings)
         return document
 
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> LifecycleEvent:
+        return cls(
+            document["lifecycleEventName"],
+            document["status"],
+            epoch(document.get("startTime")),
+            epoch(document.get("endTime")),
+            Diagnostics.from_document(document.get("diagnostics")),
+            warnings=list(document.get("warnings", [])),
+        )
+
 
 @dataclass
 class Target:
@@ -107,6 +133,13 @@ class Target:
             "status": self.status,
             "lifecycleEvents": [e.to_document() for e in self.events],
         }
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Target:
+        events = [LifecycleEvent.from_document(e) for e in document["lifecycleEvents"]]
+        return cls(
+            document["host"], document["address"], events, document["status"], document.get("zone")
+        )
 
 
 @dataclass
@@ -181,3 +214,34 @@ class Deployment:
         if with_targets:
             document["targets"] = [t.to_document() for t in self.targets.values()]
         return document
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Deployment:
+        """The deployment a document describes (to resume it after a crash)."""
+        revision = document["revision"]
+        error = document.get("errorInformation") or {}
+        return cls(
+            deployment_id=document["deploymentId"],
+            application=document["applicationName"],
+            group=document["deploymentGroupName"],
+            group_id=document["deploymentGroupId"],
+            revision=RevisionInfo(
+                revision["source"],
+                revision["sha256"],
+                revision["size"],
+                revision["type"],
+                revision.get("commit"),
+            ),
+            config_name=document["deploymentConfigName"],
+            creator=document["creator"],
+            description=document["description"],
+            file_exists_behavior=document["fileExistsBehavior"],
+            ignore_application_stop_failures=document["ignoreApplicationStopFailures"],
+            status=document["status"],
+            error_code=error.get("code"),
+            error_message=error.get("message"),
+            create_time=epoch(document["createTime"]) or 0.0,
+            complete_time=epoch(document.get("completeTime")),
+            targets={t["host"]: Target.from_document(t) for t in document.get("targets", [])},
+            rollback_info=document.get("rollbackInfo"),
+        )

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import subprocess
+import sys
+import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +105,50 @@ def rollout(
 def fetch(address: str, path: str = "/index.html", port: int = 8080) -> str:
     with urllib.request.urlopen(f"http://{address}:{port}{path}", timeout=5) as response:
         return str(response.read().decode())
+
+
+def start_orchestrator(args: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    """``python -m orchestrator ARGS`` as a separate process (another terminal, another CI job)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with (workdir / "stdout").open("wb") as out, (workdir / "stderr").open("wb") as err:
+        # The child keeps its own copies of the descriptors.
+        return subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", *args],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def wait_for_event(
+    events_file: Path, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60
+) -> dict[str, Any]:
+    """The first NDJSON record matching ``predicate``; waits for it (bounded) as it is written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if events_file.exists():
+            for line in events_file.read_text().splitlines():
+                if line.strip() and predicate(json.loads(line)):
+                    return dict(json.loads(line))
+        time.sleep(0.05)
+    raise AssertionError(f"no matching event in {events_file} within {timeout}s")
+
+
+def event_started(host: str, name: str) -> Callable[[dict[str, Any]], bool]:
+    def matches(record: dict[str, Any]) -> bool:
+        return (
+            record["type"] == "LifecycleEventStarted"
+            and record.get("host") == host
+            and record["lifecycleEvent"]["lifecycleEventName"] == name
+        )
+
+    return matches
+
+
+def waiting_hook(go_file: str, seconds: int = 120) -> str:
+    """A hook body that waits (bounded) until ``go_file`` exists on the host."""
+    tenths = seconds * 10
+    return (
+        f"i=0\nwhile [ ! -f {go_file} ] && [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done\n"
+        f"[ -f {go_file} ] && echo done waiting\n"
+    )

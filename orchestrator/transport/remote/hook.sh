@@ -42,9 +42,11 @@ abort)
     fi
     exit 0 ;;
 collect)
-    if [ -f "$base.pid" ]; then
-        supervisor=$(cat "$base.pid")
-        while [ ! -f "$base.status" ] && kill -0 "$supervisor" 2> /dev/null; do sleep 0.2; done
+    if [ ! -f "$base.pid" ]; then
+        echo "status=-1 NotStarted"
+        exit 0
     fi
+    supervisor=$(cat "$base.pid")
+    while [ ! -f "$base.status" ] && kill -0 "$supervisor" 2> /dev/null; do sleep 0.2; done
     report ;;
 esac

@@ -1,10 +1,11 @@
-# lock MODE ROOT GROUP_ID DEPLOYMENT_ID [TTL HOLDER]: the deployment group's lock on this host.
+# lock MODE ROOT GROUP_ID DEPLOYMENT_ID [TTL HOLDER [FINISHED]]: the group's lock on this host.
 #   acquire    take it (mkdir is atomic); ours already (a resumed deployment) is fine; a lock
-#              whose heartbeat is older than TTL seconds is moved aside and taken over
+#              whose heartbeat is older than TTL seconds, or held by FINISHED (a deployment the
+#              controller knows has ended), is moved aside and taken over
 #   heartbeat  refresh ours;  release  drop ours;  status  print it;  break  drop it, whoever holds it
 # Prints "lock=<acquired|reacquired|took-over|held|released|free|...>" then the holder's lines.
 set -u
-mode=$1 root=$2 gid=$3 did=$4 ttl=${5:-120} holder=${6:-}
+mode=$1 root=$2 gid=$3 did=$4 ttl=${5:-120} holder=${6:-} finished=${7:-}
 locks="$root/locks"
 dir="$locks/$gid"
 now=$(date +%s)
@@ -26,7 +27,7 @@ acquire)
     if take; then echo "lock=acquired"; exit 0; fi
     if ours; then echo "$now" > "$dir/heartbeat"; echo "lock=reacquired"; exit 0; fi
     beat=$(cat "$dir/heartbeat" 2> /dev/null || echo 0)
-    if [ $((now - beat)) -gt "$ttl" ]; then
+    if [ $((now - beat)) -gt "$ttl" ] || { [ -n "$finished" ] && [ "$(cat "$dir/deployment" 2> /dev/null)" = "$finished" ]; }; then
         aside="$dir.stale.$did.$$"
         # Of two takers, one wins the rename; the other finds the lock gone or taken.
         if mv "$dir" "$aside" 2> /dev/null && take; then

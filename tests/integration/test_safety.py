@@ -1,0 +1,513 @@
+"""When things go wrong: rollback, stop, locks, crash and resume, frozen and dying hosts, catch-up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from orchestrator.cli.main import cli
+from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.events import Event, LifecycleEventStarted
+from orchestrator.install_plan import build_install_plan
+from orchestrator.lab.fleet import Lab
+from orchestrator.models.deployment_config import PREDEFINED
+from orchestrator.models.inventory import load_inventory
+from orchestrator.models.results import Deployment, RevisionInfo, new_deployment_id
+from orchestrator.revision import build_revision
+from orchestrator.state.store import HistoryStore
+from orchestrator.transport.ssh import SshTransport
+from tests.integration.helpers import (
+    event_started,
+    fetch,
+    rollout,
+    start_orchestrator,
+    wait_for_event,
+    waiting_hook,
+)
+from tests.integration.revisions import failing_validate, hello_web, script_bundle
+
+ALL_AT_ONCE = ("--deployment-config", "CodeDeployDefault.AllAtOnce")
+GO = "/srv/go"
+
+
+def status(deployment_id: str) -> dict[str, object]:
+    result = CliRunner().invoke(cli, ["status", deployment_id, "--output", "json"])
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout))
+
+
+def test_failed_deployment_rolls_back_touched_hosts_to_revision_1(
+    fleet: Lab, tmp_path: Path
+) -> None:
+    first = rollout(fleet, hello_web(tmp_path), *ALL_AT_ONCE)
+    assert first.exit_code == 0
+    second = failing_validate(
+        tmp_path, [fleet.host(n).address for n in ("web-1", "web-2", "web-3")]
+    )
+    (second / "www" / "v2.html").write_text("version 2\n")
+    (second / "scripts" / "stop.sh").write_text(
+        (second / "scripts" / "stop.sh").read_text()
+        + 'echo "$DEPLOYMENT_ID" > /srv/hello-web/run/v2-stop-ran\n'
+    )
+    result = rollout(
+        fleet, second, "--deployment-config", "CodeDeployDefault.HalfAtATime", "--auto-rollback"
+    )
+    assert result.exit_code == 5  # the original failure
+    info = result.document["rollbackInfo"]
+    assert info["rollbackStatus"] == "Succeeded"
+    rollback = status(info["rollbackDeploymentId"])
+    assert rollback["creator"] == "rollback"
+    assert (
+        rollback["rollbackInfo"]["rollbackTriggeringDeploymentId"]
+        == result.document["deploymentId"]
+    )  # type: ignore[index]
+    touched = {t["host"] for t in rollback["targets"]}  # type: ignore[attr-defined]
+    assert touched == {"web-1", "web-2"}  # the first wave failed; the rest were never touched
+    for name in touched:
+        assert not fleet.host_path(name, "/srv/hello-web/www/v2.html").exists()
+        assert "Deployed by orchestrator" in fetch(fleet.host(name).address)
+        # The failed revision's ApplicationStop ran: its Install had succeeded.
+        assert (
+            fleet.host_path(name, "/srv/hello-web/run/v2-stop-ran").read_text().strip()
+            == info["rollbackDeploymentId"]
+        )
+    logs = CliRunner().invoke(
+        cli, ["logs", info["rollbackDeploymentId"], "--event", "DownloadBundle"]
+    )
+    assert logs.stdout.count("reused the bundle already on the host") == 2
+
+
+def test_no_rollback_without_an_earlier_success(small_lab: Lab, tmp_path: Path) -> None:
+    failing = failing_validate(tmp_path, [small_lab.host("web-1").address])
+    result = rollout(small_lab, failing, "--auto-rollback")
+    assert result.exit_code == 5
+    assert "no earlier successful deployment" in result.document["rollbackInfo"]["rollbackMessage"]
+
+
+def test_manual_rollback_to_a_named_deployment(small_lab: Lab, tmp_path: Path) -> None:
+    one = script_bundle(tmp_path, "app", {}, files={"version": "1\n"})
+    first = rollout(small_lab, one, *ALL_AT_ONCE)
+    two = script_bundle(tmp_path / "2", "app", {}, files={"version": "2\n"})
+    assert rollout(small_lab, two, *ALL_AT_ONCE).exit_code == 0
+    result = CliRunner().invoke(
+        cli,
+        [
+            "-i",
+            str(small_lab.inventory_path),
+            "rollback",
+            "-a",
+            "hello",
+            "-g",
+            "web",
+            "--to",
+            first.document["deploymentId"],
+            "--output",
+            "json",
+            *ALL_AT_ONCE,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["creator"] == "rollback"
+    assert document["revision"]["sha256"] == first.document["revision"]["sha256"]
+    for host in ("web-1", "web-2"):
+        assert small_lab.host_path(host, "/srv/app/version").read_text() == "1\n"
+
+
+def test_stop_from_another_terminal(fleet: Lab, tmp_path: Path) -> None:
+    bundle = script_bundle(tmp_path, "slow", {"AfterInstall": waiting_hook(GO)})
+    events = tmp_path / "events.ndjson"
+    process = start_orchestrator(
+        [
+            "-i",
+            str(fleet.inventory_path),
+            "rollout",
+            "-a",
+            "hello",
+            "-g",
+            "web",
+            "-r",
+            str(bundle),
+            "--events",
+            str(events),
+        ],
+        tmp_path / "run",
+    )
+    try:
+        deployment_id = wait_for_event(events, event_started("web-1", "AfterInstall"))[
+            "deploymentId"
+        ]
+        stop = CliRunner().invoke(cli, ["stop", deployment_id, "--wait", "0"])
+        assert stop.exit_code == 0, stop.output
+        fleet.host_path("web-1", GO).write_text("go\n")  # the running hook finishes
+        assert process.wait(timeout=60) == 6
+    finally:
+        process.kill()
+    document = status(deployment_id)
+    assert document["status"] == "Stopped"
+    assert document["errorInformation"] == {
+        "code": "MANUAL_STOP",
+        "message": "the deployment was stopped",
+    }
+    web1 = {e["lifecycleEventName"]: e["status"] for e in document["targets"][0]["lifecycleEvents"]}  # type: ignore[index]
+    assert web1["AfterInstall"] == "Succeeded" and web1["ApplicationStart"] == "Skipped"
+    assert [t["status"] for t in document["targets"]][1:] == ["Skipped"] * 4  # type: ignore[attr-defined]
+
+
+def test_ctrl_c_records_the_deployment_as_stopped(small_lab: Lab, tmp_path: Path) -> None:
+    bundle = script_bundle(tmp_path, "slow", {"AfterInstall": waiting_hook(GO)})
+    events = tmp_path / "events.ndjson"
+    process = start_orchestrator(
+        [
+            "-i",
+            str(small_lab.inventory_path),
+            "rollout",
+            "-a",
+            "hello",
+            "-g",
+            "web",
+            "-r",
+            str(bundle),
+            "--events",
+            str(events),
+        ],
+        tmp_path / "run",
+    )
+    try:
+        deployment_id = wait_for_event(events, event_started("web-1", "AfterInstall"))[
+            "deploymentId"
+        ]
+        process.send_signal(signal.SIGINT)
+        wait_for_event(events, lambda r: r["type"] == "Notice" and "stopping" in r["message"])
+        process.send_signal(signal.SIGINT)  # a second Ctrl-C terminates the running hook
+        assert process.wait(timeout=60) == 130
+    finally:
+        process.kill()
+    document = status(deployment_id)
+    assert document["status"] == "Stopped"
+    after = document["targets"][0]["lifecycleEvents"][4]  # type: ignore[index]
+    assert after["lifecycleEventName"] == "AfterInstall" and after["status"] == "Failed"
+    assert "terminated" in after["diagnostics"]["message"]
+
+
+def test_lock_contention_wait_and_simultaneous_starts(small_lab: Lab, tmp_path: Path) -> None:
+    bundle = script_bundle(tmp_path, "slow", {"AfterInstall": waiting_hook(GO)})
+    events = tmp_path / "events.ndjson"
+    base = [
+        "-i",
+        str(small_lab.inventory_path),
+        "rollout",
+        "-a",
+        "hello",
+        "-g",
+        "web",
+        "-r",
+        str(bundle),
+        *ALL_AT_ONCE,
+    ]
+    holder = start_orchestrator([*base, "--events", str(events)], tmp_path / "holder")
+    waiter = None
+    try:
+        holder_id = wait_for_event(events, event_started("web-1", "AfterInstall"))["deploymentId"]
+        refused = CliRunner().invoke(cli, base)
+        assert refused.exit_code == 7
+        assert f"locked by {holder_id}" in refused.stderr and "since" in refused.stderr
+        waiter = start_orchestrator(
+            [*base, "--lock-wait", "120", "--output", "json"], tmp_path / "waiter"
+        )
+        for host in ("web-1", "web-2"):
+            small_lab.host_path(host, GO).write_text("go\n")
+        assert holder.wait(timeout=60) == 0
+        assert waiter.wait(timeout=120) == 0, (tmp_path / "waiter" / "stderr").read_text()
+    finally:
+        holder.kill()
+        if waiter:
+            waiter.kill()
+    waited = json.loads((tmp_path / "waiter" / "stdout").read_text())
+    assert waited["createTime"] >= status(holder_id)["completeTime"]  # type: ignore[operator]
+    # Two rollouts started at the same instant from two processes: exactly one proceeds.
+    quick = script_bundle(tmp_path / "q", "quick", {"AfterInstall": waiting_hook(GO, 30)})
+    racers = [
+        start_orchestrator([*base[:-4], "-r", str(quick), *ALL_AT_ONCE], tmp_path / f"racer{i}")
+        for i in range(2)
+    ]
+    codes = sorted(racer.wait(timeout=120) for racer in racers)
+    assert codes == [0, 7], [(tmp_path / f"racer{i}" / "stderr").read_text() for i in range(2)]
+
+
+def test_a_stale_host_lock_is_taken_over_and_a_live_one_is_not(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    gid = load_inventory(small_lab.inventory_path).group_id("hello", "web")
+
+    def plant(host: str, heartbeat: int) -> None:
+        lock = small_lab.host_path(host, f"{small_lab.deployment_root(host)}/locks/{gid}")
+        lock.mkdir(parents=True)
+        (lock / "holder").write_text(
+            "holder=ops@elsewhere\npid=4242\nsince=2026-01-01T00:00:00Z\ndeployment=d-GHOST0001\n"
+        )
+        (lock / "deployment").write_text("d-GHOST0001\n")
+        (lock / "heartbeat").write_text(f"{heartbeat}\n")
+
+    plant("web-2", int(time.time()))  # alive: heartbeat now
+    refused = CliRunner().invoke(
+        cli,
+        [
+            "-i",
+            str(small_lab.inventory_path),
+            "rollout",
+            "-a",
+            "hello",
+            "-g",
+            "web",
+            "-r",
+            str(hello_web(tmp_path)),
+        ],
+    )
+    assert refused.exit_code == 7
+    assert "web-2 by d-GHOST0001 (ops@elsewhere, pid 4242)" in refused.stderr
+    assert not small_lab.host_path("web-1", "/srv/hello-web").exists()  # nothing started
+    stale = small_lab.host_path(
+        "web-2", f"{small_lab.deployment_root('web-2')}/locks/{gid}/heartbeat"
+    )
+    stale.write_text("0\n")
+    result = rollout(small_lab, hello_web(tmp_path / "again"), *ALL_AT_ONCE)
+    assert result.exit_code == 0, result.stderr
+    assert "took over a stale lock held by d-GHOST0001" in "".join(
+        r.get("message") or "" for r in result.events if r["type"] == "Notice"
+    )
+    assert not small_lab.host_path(
+        "web-2", f"{small_lab.deployment_root('web-2')}/locks/{gid}"
+    ).exists()
+
+
+def test_sigkill_then_resume(small_lab: Lab, tmp_path: Path) -> None:
+    bundle = script_bundle(tmp_path, "slow", {"AfterInstall": waiting_hook(GO)})
+    events = tmp_path / "events.ndjson"
+    process = start_orchestrator(
+        [
+            "-i",
+            str(small_lab.inventory_path),
+            "rollout",
+            "-a",
+            "hello",
+            "-g",
+            "web",
+            "-r",
+            str(bundle),
+            "--events",
+            str(events),
+        ],
+        tmp_path / "run",
+    )
+    try:
+        deployment_id = wait_for_event(events, event_started("web-1", "AfterInstall"))[
+            "deploymentId"
+        ]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    interrupted = status(deployment_id)
+    assert interrupted["status"] == "InProgress" and interrupted["interrupted"] is True
+    text = CliRunner().invoke(cli, ["status", deployment_id])
+    assert "interrupted" in text.stdout and "--resume" in text.stdout
+    small_lab.host_path("web-1", GO).write_text("go\n")  # the hook ends while nobody watches
+    small_lab.host_path("web-2", GO).write_text("go\n")
+    resumed = CliRunner().invoke(
+        cli,
+        [
+            "-i",
+            str(small_lab.inventory_path),
+            "rollout",
+            "--resume",
+            deployment_id,
+            "--output",
+            "json",
+        ],
+    )
+    assert resumed.exit_code == 0, resumed.output
+    document = json.loads(resumed.stdout)
+    assert document["deploymentId"] == deployment_id and document["status"] == "Succeeded"
+    assert [t["status"] for t in document["targets"]] == ["Succeeded", "Succeeded"]
+    logs = CliRunner().invoke(
+        cli, ["logs", deployment_id, "--host", "web-1", "--event", "AfterInstall"]
+    )
+    assert "done waiting" in logs.stdout  # collected, not rerun
+    assert not small_lab.host_path(
+        "web-1", f"{small_lab.deployment_root('web-1')}/ongoing-deployment/{deployment_id}"
+    ).exists()
+
+
+def _engine_run(
+    lab: Lab,
+    bundle: Path,
+    tmp_path: Path,
+    on_event: str,
+    action: object,
+    inventory_path: Path | None = None,
+) -> Deployment:
+    """A one-host deployment through the engine API; ``action`` runs in a thread when web-1 starts
+    ``on_event``."""
+    inventory = load_inventory(inventory_path or lab.inventory_path)
+    revision = build_revision(str(bundle), tmp_path / "cache")
+    deployment = Deployment(
+        new_deployment_id(),
+        "hello",
+        "web",
+        inventory.group_id("hello", "web"),
+        RevisionInfo(str(bundle), revision.sha256, revision.size, revision.kind),
+        "CodeDeployDefault.OneAtATime",
+    )
+    plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
+    actions: list[asyncio.Future[None]] = []
+
+    def sink(event: Event) -> None:
+        if (
+            isinstance(event, LifecycleEventStarted)
+            and event.event.name == on_event
+            and event.target.host == "web-1"
+        ):
+            actions.append(asyncio.get_running_loop().run_in_executor(None, action))  # type: ignore[arg-type]
+
+    async def go() -> Deployment:
+        rollout_ = Rollout(
+            deployment,
+            revision,
+            plan,
+            PREDEFINED["CodeDeployDefault.OneAtATime"],
+            [inventory.resolve_host("web-1")],
+            hook_grace=1,
+        )
+        store = HistoryStore.open(os.environ["ORCHESTRATOR_STATE"])  # as the CLI records it
+        try:
+            done = await DeploymentRunner(rollout_, SshTransport(), [store, sink]).run()
+        finally:
+            store.close()
+        await asyncio.gather(*actions)
+        return done
+
+    result = asyncio.run(go())
+    assert actions, f"{on_event} never started"
+    return result
+
+
+def test_a_host_frozen_in_the_middle_of_a_hook(small_lab: Lab, tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        small_lab.inventory_path.read_text().replace(
+            "connect_timeout: 5", "connect_timeout: 2\n    keepalive_interval: 1"
+        )
+    )
+    bundle = script_bundle(tmp_path, "frozen", {"AfterInstall": waiting_hook(GO)})
+
+    def freeze() -> None:
+        small_lab.freeze("web-1")
+        small_lab.host_path("web-1", GO).write_text("go\n")
+        thaw = threading.Timer(6, small_lab.thaw, ["web-1"])  # long enough for keepalives to fail
+        thaw.start()
+        thaw.join()
+
+    result = _engine_run(small_lab, bundle, tmp_path, "AfterInstall", freeze, inventory)
+    target = result.targets["web-1"]
+    assert target.status == "Succeeded", [(e.name, e.status, e.diagnostics) for e in target.events]
+    assert "done waiting" in target.event("AfterInstall").output
+
+
+def test_sshd_dying_in_the_middle_of_install(small_lab: Lab, tmp_path: Path) -> None:
+    files = {f"data/file-{i:04}.txt": f"{i}\n" * 50 for i in range(400)}
+    bundle = script_bundle(tmp_path, "big", {}, files=files)
+    result = _engine_run(
+        small_lab, bundle, tmp_path, "Install", lambda: small_lab.kill_sshd("web-1")
+    )
+    target = result.targets["web-1"]
+    gid = load_inventory(small_lab.inventory_path).group_id("hello", "web")
+    cleanup = small_lab.host_path(
+        "web-1", f"{small_lab.deployment_root('web-1')}/deployment-instructions/{gid}-cleanup"
+    )
+    recorded = set(cleanup.read_text().split()) if cleanup.exists() else set()
+    installed = (
+        {
+            f"/srv/big/{p.relative_to(small_lab.host_path('web-1', '/srv/big'))}"
+            for p in small_lab.host_path("web-1", "/srv/big").rglob("*")
+        }
+        if small_lab.host_path("web-1", "/srv/big").exists()
+        else set()
+    )
+    assert installed <= recorded  # nothing on the host that the cleanup file does not know
+    small_lab.restart("web-1")
+    if target.status != "Succeeded":
+        assert target.event("Install").status == "Failed"
+    again = rollout(small_lab, bundle, "--deployment-config", "CodeDeployDefault.AllAtOnce")
+    assert again.exit_code == 0, again.stderr
+    assert len(list(small_lab.host_path("web-1", "/srv/big/data").iterdir())) == 400
+
+
+def test_sync_catches_up_a_host_added_later(fleet: Lab, tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    text = fleet.inventory_path.read_text()
+    before = text.replace("  web-5:\n", "  web-5:\n", 1)
+    lines = before.split("\n")
+    at = lines.index("  web-5:")
+    tag_line = next(i for i in range(at, len(lines)) if lines[i].strip() == "role: web")
+    lines[tag_line] = lines[tag_line].replace("role: web", "role: spare")
+    inventory.write_text("\n".join(lines))
+    first = rollout(fleet, hello_web(tmp_path), *ALL_AT_ONCE, inventory=inventory)
+    assert first.exit_code == 0 and len(first.document["targets"]) == 4
+    inventory.write_text(text)  # web-5 joins the group
+    result = CliRunner().invoke(
+        cli,
+        [
+            "-i",
+            str(inventory),
+            "sync",
+            "-a",
+            "hello",
+            "-g",
+            "web",
+            "--output",
+            "json",
+            *ALL_AT_ONCE,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert {t["host"]: t["status"] for t in document["targets"]} == {
+        "web-1": "Skipped",
+        "web-2": "Skipped",
+        "web-3": "Skipped",
+        "web-4": "Skipped",
+        "web-5": "Succeeded",
+    }
+    assert "Deployed by orchestrator" in fetch(fleet.host("web-5").address)
+    again = CliRunner().invoke(
+        cli, ["-i", str(inventory), "sync", "-a", "hello", "-g", "web", "--output", "json"]
+    )
+    assert again.exit_code == 0
+    assert {t["status"] for t in json.loads(again.stdout)["targets"]} == {"Skipped"}
+
+
+def test_lock_status_and_release(small_lab: Lab, tmp_path: Path) -> None:
+    gid = load_inventory(small_lab.inventory_path).group_id("hello", "web")
+    lock = small_lab.host_path("web-1", f"{small_lab.deployment_root('web-1')}/locks/{gid}")
+    lock.mkdir(parents=True)
+    (lock / "holder").write_text(
+        "holder=ops@gone\npid=1\nsince=2026-01-01T00:00:00Z\ndeployment=d-DEAD00001\n"
+    )
+    (lock / "deployment").write_text("d-DEAD00001\n")
+    (lock / "heartbeat").write_text("0\n")
+    base = ["-i", str(small_lab.inventory_path), "lock"]
+    shown = CliRunner().invoke(cli, [*base, "status", "-a", "hello", "-g", "web"])
+    assert shown.exit_code == 0
+    assert "d-DEAD00001" in shown.stdout and "this machine: free" in shown.stdout
+    released = CliRunner().invoke(cli, [*base, "release", "-a", "hello", "-g", "web", "--force"])
+    assert released.exit_code == 0
+    assert not lock.exists()
+    assert small_lab.host_path("web-1", small_lab.deployment_root("web-1")).exists()
