@@ -113,7 +113,10 @@ async def _host_locks(
         finally:
             await session.close()
 
-    return list(await asyncio.gather(*(one(h) for h in hosts)))
+    try:
+        return list(await asyncio.gather(*(one(h) for h in hosts)))
+    finally:
+        await transport.close()
 
 
 def _show(

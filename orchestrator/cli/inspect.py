@@ -119,7 +119,10 @@ async def _check_hosts(hosts: list[HostSpec]) -> list[_Check]:
             error = exc.message
         return _Check(host, error, time.monotonic() - started)
 
-    return await asyncio.gather(*(check(host) for host in hosts))
+    try:
+        return await asyncio.gather(*(check(host) for host in hosts))
+    finally:
+        await transport.close()
 
 
 @click.command()

@@ -92,8 +92,11 @@ def history(
 @click.argument("deployment_id")
 @click.option("--host", help="Only this host.")
 @click.option("--event", help="Only this lifecycle event (for example ValidateService).")
+@OUTPUT
 @pass_context
-def logs(ctx: CliContext, deployment_id: str, host: str | None, event: str | None) -> None:
+def logs(
+    ctx: CliContext, deployment_id: str, host: str | None, event: str | None, output: str
+) -> None:
     """The full output of a deployment's lifecycle events (hooks, download, install)."""
     store = HistoryStore.open(ctx.state)
     if store.get(deployment_id) is None:
@@ -101,6 +104,13 @@ def logs(ctx: CliContext, deployment_id: str, host: str | None, event: str | Non
         raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
     rows = store.logs(deployment_id, host, event)
     store.close()
+    if output == "json":
+        click.echo(
+            json.dumps(
+                [{"host": h, "lifecycleEventName": e, "output": o} for h, e, o in rows], indent=2
+            )
+        )
+        return
     for row_host, row_event, text in rows:
         click.echo(f"==> {row_host} {row_event} <==")
         click.echo(text, nl=not text.endswith("\n"))

@@ -366,6 +366,7 @@ class DeploymentRunner:
                 await remote.session.close()
 
         await asyncio.gather(*(release(name) for name in list(self.remotes)))
+        await self.transport.close()
 
 
 def _result(task: asyncio.Task[bool]) -> bool:

@@ -49,3 +49,7 @@ class Transport(Protocol):
     async def connect(self, host: HostSpec) -> HostSession:
         """Open a session; raise a ``ConnectError`` subclass when that is impossible."""
         ...
+
+    async def close(self) -> None:
+        """Close what the transport shares between sessions (bastion connections)."""
+        ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 from collections.abc import Iterator
@@ -171,6 +172,41 @@ class SshTransport:
         self.limits = limits or SshLimits()
         self._handshakes = asyncio.Semaphore(self.limits.max_handshakes)
         self._accept_new_file = accept_new_file
+        # ProxyJump bastions: one connection each, shared as the tunnel of every host behind it.
+        self._bastions: dict[str, asyncio.Task[asyncssh.SSHClientConnection]] = {}
+
+    async def close(self) -> None:
+        """Close the bastion connections (host sessions are closed by their owners)."""
+        for task in self._bastions.values():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                task.result().close()
+        self._bastions.clear()
+
+    def _tunnel_spec(self, host: HostSpec, config: Path | None) -> str | None:
+        if config is None or not config.exists():
+            return None
+        options = asyncssh.SSHClientConnectionOptions(
+            config=[str(config)], host=host.address, port=host.port
+        )
+        tunnel = options.tunnel
+        return tunnel if isinstance(tunnel, str) and tunnel else None
+
+    async def _bastion(self, spec: str, host: HostSpec) -> asyncssh.SSHClientConnection:
+        """The shared connection to ``user@bastion:port``, opened by the first host behind it."""
+        task = self._bastions.get(spec)
+        if task is None or (task.done() and task.exception() is not None):
+            user, _, address = spec.rpartition("@")
+            name, _, port = address.partition(":")
+            bastion = dataclasses.replace(
+                host,
+                name=f"{host.name} (bastion {name})",
+                address=name,
+                port=int(port or 22),
+                user=user or host.user,
+            )
+            task = asyncio.ensure_future(self._direct(bastion, None))
+            self._bastions[spec] = task
+        return await asyncio.shield(task)
 
     async def connect(self, host: HostSpec) -> SshSession:
         for attempt in range(self.limits.connect_retries + 1):
@@ -200,10 +236,21 @@ class SshTransport:
         return (files or []), None, True
 
     async def _open(self, host: HostSpec) -> asyncssh.SSHClientConnection:
+        config = None if host.ssh.config in (None, "none") else _expand(host.ssh.config)
+        spec = self._tunnel_spec(host, config)
+        tunnel = await self._bastion(spec, host) if spec else None
+        return await self._direct(host, tunnel, config)
+
+    async def _direct(
+        self,
+        host: HostSpec,
+        tunnel: asyncssh.SSHClientConnection | None,
+        config: Path | None = None,
+    ) -> asyncssh.SSHClientConnection:
         known_hosts, accept_new, known = self._known_hosts(host)
         client = _HostKeyPolicyClient(accept_new, known)
         keys = [str(_expand(p)) for p in host.ssh.identity_files if _expand(p).exists()]
-        config = None if host.ssh.config in (None, "none") else _expand(host.ssh.config)
+        extra: dict[str, Any] = {"tunnel": tunnel} if tunnel is not None else {}
         with _mapped_errors(host, client):
             connection, _ = await asyncssh.create_connection(
                 lambda: client,
@@ -217,5 +264,6 @@ class SshTransport:
                 login_timeout=host.ssh.connect_timeout * 3,
                 keepalive_interval=host.ssh.keepalive_interval,
                 keepalive_count_max=3,
+                **extra,
             )
         return connection

@@ -76,3 +76,6 @@ class FakeTransport:
         if host.name in self.fleet.unreachable:
             raise Unreachable(host.name, "connection refused")
         return FakeSession(host, self.fleet)
+
+    async def close(self) -> None:
+        return None

@@ -84,3 +84,40 @@ def test_store_records_documents_and_logs(tmp_path: Path) -> None:
     assert store.logs("d-A") == [("h1", "AfterInstall", "[stdout]hi\n")]
     assert store.logs("d-A", host="h2") == []
     store.close()
+
+
+def test_live_and_plain_views_render_events() -> None:
+    import io
+
+    from rich.console import Console
+
+    from orchestrator.cli.render import LiveProgress, PlainProgress, summary_line
+    from orchestrator.events import (
+        LifecycleEventStarted,
+        Notice,
+        TargetFinished,
+    )
+    from orchestrator.models.results import Diagnostics
+
+    deployment = Deployment(
+        "d-V", "app", "grp", "gid", RevisionInfo("src", "sha", 1, "directory"), "cfg"
+    )
+    event = LifecycleEvent("ValidateService")
+    target = Target("h1", "127.0.0.1", [event])
+    deployment.targets["h1"] = target
+    for view_type, terminal in ((LiveProgress, True), (PlainProgress, False)):
+        stream = io.StringIO()
+        view = view_type(Console(file=stream, force_terminal=terminal, width=120))
+        view(DeploymentStarted(deployment))
+        view(LifecycleEventStarted(deployment, target, event))
+        event.status, event.start_time, event.end_time = "Failed", 1.0, 2.0
+        event.diagnostics = Diagnostics("ScriptFailed", "v.sh", "exit code 3")
+        view(LifecycleEventFinished(deployment, target, event))
+        view(Notice(deployment, "stopping"))
+        target.status = "Failed"
+        view(TargetFinished(deployment, target))
+        deployment.status = "Failed"
+        view(DeploymentFinished(deployment))
+        text = stream.getvalue()
+        assert "ScriptFailed" in text and "exit code 3" in text and "stopping" in text
+        assert summary_line(deployment).split(":")[0] in text
