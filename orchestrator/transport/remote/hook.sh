@@ -22,7 +22,7 @@ case $mode in
 start)
     program=$1
     shift
-    mkdir -p "$(dirname "$base")"
+    mkdir -p "${base%/*}"
     rm -f "$base.status" "$base.out" "$base.err" "$base.timedout" "$base.pid" "$base.hookpid" "$base.aborted"
     setsid sh -c "$program" hook-supervisor "$base" "$@" < /dev/null > /dev/null 2>&1 &
     supervisor=$!

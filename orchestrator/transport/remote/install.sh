@@ -44,19 +44,34 @@ fi
 removed=0
 if [ -f "$cleanup" ]; then
     # A last line without a newline is a partial write: `read` skips it, as the agent does.
-    while IFS= read -r path; do printf '%s\n' "$path"; done < "$cleanup" | tac |
+    # Reverse order; files and links in batches of one rm each, then directories (deepest
+    # first) in one rmdir that skips the ones that are not empty.
+    reverse="$dir/cleanup.reverse"
+    while IFS= read -r path; do printf '%s\n' "$path"; done < "$cleanup" | tac > "$reverse"
+    set --
     while IFS= read -r path; do
-        if [ -L "$path" ] || [ -f "$path" ]; then rm -f -- "$path"
-        elif [ -d "$path" ]; then rmdir -- "$path" 2>/dev/null || :
+        if [ -L "$path" ] || [ -f "$path" ]; then
+            set -- "$@" "$path"
+            if [ $# -ge 256 ]; then rm -f -- "$@"; set --; fi
         fi
-    done
+    done < "$reverse"
+    if [ $# -gt 0 ]; then rm -f -- "$@"; fi
+    set --
+    while IFS= read -r path; do
+        if [ -d "$path" ] && [ ! -L "$path" ]; then set -- "$@" "$path"; fi
+    done < "$reverse"
+    if [ $# -gt 0 ]; then rmdir -- "$@" 2> /dev/null || :; fi
     removed=1
-    rm -f "$cleanup"
+    rm -f "$cleanup" "$reverse"
 fi
 
+# Copies go in batches, one cp per destination directory: every path of a batch is recorded
+# in the cleanup file before the batch is written.
 copied=0
 made_dirs=0
+batch_dir=""
 : > "$cleanup"
+set --
 while IFS="$tab" read -r kind a b c d; do
     case $kind in
     J) printf '%s\n' "$a" > "$instr/$gid-install.json" ;;
@@ -74,11 +89,16 @@ while IFS="$tab" read -r kind a b c d; do
         fi
         printf '%s\n' "$d" >> "$cleanup"
         if [ -L "$d" ] || [ -e "$d" ]; then rm -f -- "$d"; fi
-        cp -P -p -- "$archive/$c" "$d"
+        if [ "${d%/*}" != "$batch_dir" ] || [ $# -ge 256 ]; then
+            if [ $# -gt 0 ]; then cp -P -p -- "$@" "$batch_dir/"; set --; fi
+            batch_dir=${d%/*}
+        fi
+        set -- "$@" "$archive/$c"
         eval "made_$a=1"
         copied=$((copied + 1)) ;;
     esac
 done < "$plan"
+if [ $# -gt 0 ]; then cp -P -p -- "$@" "$batch_dir/"; set --; fi
 
 while IFS="$tab" read -r kind index mode owner group acls context path; do
     [ "$kind" = P ] || continue

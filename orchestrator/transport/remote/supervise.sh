@@ -6,7 +6,6 @@ set -u
 base=$1 root=$2 gid=$3 did=$4 event=$5 script=$6 location=$7 timeout=$8 runas=$9
 shift 9
 archive=$1 grace=$2 become=$3
-grace_tenths=$(( ${grace%.*} * 10 ))
 dir="$root/$gid/$did"
 mkdir -p "$dir/logs" "$root/ongoing-deployment"
 printf '%s\n%s\n' "$event" "$dir" > "$root/ongoing-deployment/$did"
@@ -42,31 +41,29 @@ if [ ! -x "$script" ] && ! chmod +x "$script" 2>> "$base.err"; then
 fi
 export LIFECYCLE_EVENT="$event" DEPLOYMENT_ID="$did" DEPLOYMENT_GROUP_ID="$gid"
 cd "$archive" 2>> "$base.err" || finish 5 UnknownError "cannot enter $archive"
-me=$(id -un)
-if [ -z "$runas" ] || [ "$runas" = "$me" ]; then
+if [ -z "$runas" ]; then
+    set -- "$script"
+elif [ "$runas" = "$(id -un)" ]; then
     set -- "$script"
 elif [ "$(id -u)" = 0 ]; then
     set -- su -s /bin/sh "$runas" -c "\"\$0\"" "$script"
 elif [ "$become" = sudo ]; then
-    set -- sudo -n -u "$runas" -- "$script"
+    set -- sudo -n -u "$runas" --preserve-env=LIFECYCLE_EVENT,DEPLOYMENT_ID,APPLICATION_NAME,DEPLOYMENT_GROUP_NAME,DEPLOYMENT_GROUP_ID,BUNDLE_SHA256,BUNDLE_COMMIT -- "$script"
 else
-    finish 4 ScriptFailed "Script at specified location: $location cannot run as user $runas: connected as $me and become is none"
+    finish 4 ScriptFailed "Script at specified location: $location cannot run as user $runas: connected as $(id -un) and become is none"
 fi
-setsid "$@" < /dev/null > "$base.out" 2> "$base.err" &
+# coreutils' timeout leads its own process group (the hook's), sends it SIGTERM at the deadline
+# and SIGKILL GRACE seconds later, and exits 124 when the deadline passed.
+started=$(date +%s)
+timeout -k "$grace" "$timeout" "$@" < /dev/null > "$base.out" 2> "$base.err" &
 pid=$!
 echo "$pid" > "$base.hookpid"
-setsid sh -c 'sleep "$1"; : > "$3"; kill -TERM "-$2" 2> /dev/null; sleep "$4"; kill -KILL "-$2" 2> /dev/null' \
-    watchdog "$timeout" "$pid" "$base.timedout" "$grace" < /dev/null > /dev/null 2>&1 &
-watchdog=$!
 wait "$pid"
 code=$?
-if [ -f "$base.timedout" ]; then
-    # The group got SIGTERM; whatever of it survives the grace gets SIGKILL.
-    i=0
-    while kill -0 "-$pid" 2> /dev/null && [ "$i" -lt "$grace_tenths" ]; do sleep 0.1; i=$((i + 1)); done
-    kill -KILL "-$pid" 2> /dev/null
+# 124: the deadline passed; 137: it also needed the SIGKILL (or something else killed it).
+if [ "$code" -eq 124 ] || { [ "$code" -eq 137 ] && [ $(($(date +%s) - started)) -ge "$timeout" ]; }; then
+    : > "$base.timedout"
 fi
-kill -TERM "-$watchdog" 2> /dev/null
 warning=""
 # A child that detaches (setsid, a daemon) leaves the group within moments: give it a second.
 i=0
