@@ -9,6 +9,7 @@ from pathlib import Path
 import platformdirs
 from rich.console import Console
 
+from orchestrator.install_plan import build_install_plan
 from orchestrator.models.inventory import Inventory, load_inventory
 from orchestrator.revision import Revision, build_revision
 
@@ -40,4 +41,7 @@ class CliContext:
         return Path(override) if override else Path(platformdirs.user_cache_dir(APP_NAME))
 
     def revision(self, spec: str) -> Revision:
-        return build_revision(spec, self.cache_dir / "bundles")
+        """Build and fully check a revision, its install plan included (exit 3 on any problem)."""
+        revision = build_revision(spec, self.cache_dir / "bundles")
+        build_install_plan(revision.appspec, revision.entries, "DISALLOW")
+        return revision

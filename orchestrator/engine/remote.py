@@ -219,7 +219,6 @@ class RemoteHost:
             runas or "",
             archive,
             f"{grace:g}",
-            self.spec.become,
         ]
         command = self.command(
             "hook", "start", base, program("supervise"), *supervisor_args, env=env

@@ -9,6 +9,7 @@ host's deployment root is a directory of its own under the lab dir.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -25,6 +26,15 @@ SSHD_INSTALL_HINT = (
     "sshd (OpenSSH server) is not installed. Install it, for example with "
     "'apt-get install openssh-server' (Debian/Ubuntu) or 'dnf install openssh-server' (Fedora)."
 )
+
+
+def shell_startup_files() -> list[Path]:
+    home = Path.home()
+    return [
+        home / name
+        for name in (".bashrc", ".bash_profile", ".profile", ".bash_login")
+        if (home / name).is_file()
+    ]
 
 
 def find_sshd() -> str:
@@ -132,6 +142,10 @@ class SshdHost:
         binds = "; ".join(
             f'mount --bind "${index + 1}" {target}' for index, target in enumerate(PRIVATE_MOUNTS)
         )
+        # A lab host is a clean server: the controller user's shell startup files (pyenv, conda,
+        # prompts) would otherwise run in every SSH channel the deployment opens.
+        for rc in shell_startup_files():
+            binds += f"; mount --bind /dev/null {shlex.quote(str(rc))}"
         script = f'set -e; {binds}; shift {len(PRIVATE_MOUNTS)}; exec "$@"'
         sources = [str(self.mount_source(target)) for target in PRIVATE_MOUNTS]
         return [

@@ -265,3 +265,53 @@ def test_script_missing_from_the_previous_install(small_lab: Lab, tmp_path: Path
     third = rollout(small_lab, bundle, *ALL_AT_ONCE, "--ignore-application-stop-failures")
     assert third.exit_code == 0, third.stderr
     shutil.rmtree(tmp_path / "old")
+
+
+DEPLOY_USER = "orchestrator-deploy"
+
+
+@pytest.fixture
+def sudo_user() -> Iterator[str]:
+    """A non-root SSH user that reaches root through passwordless sudo, as on many fleets."""
+    if os.geteuid() != 0 or shutil.which("sudo") is None:
+        pytest.fail("become: sudo needs root and sudo on the lab machine (.ci/run installs sudo)")
+    try:
+        pwd.getpwnam(DEPLOY_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", DEPLOY_USER],
+            check=True,
+        )
+    rule = Path(f"/etc/sudoers.d/{DEPLOY_USER}")
+    rule.write_text(f"{DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL\n")
+    rule.chmod(0o440)
+    yield DEPLOY_USER
+
+
+def test_become_sudo_when_the_ssh_user_is_not_root(
+    small_lab: Lab, tmp_path: Path, sudo_user: str, runas_user: str
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        small_lab.inventory_path.read_text()
+        .replace("user: root", f"user: {sudo_user}")
+        .replace("become: none", "become: sudo")
+    )
+    body = 'echo "hook user=$(id -un) event=$LIFECYCLE_EVENT app=$APPLICATION_NAME"\n'
+    bundle = script_bundle(
+        tmp_path, "sudo", {"AfterInstall": body, "ValidateService": body}, runas=None
+    )
+    result = rollout(small_lab, bundle, *ALL_AT_ONCE, inventory=inventory)
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "hook user=root event=AfterInstall app=hello"
+        in result.event("web-1", "AfterInstall")["diagnostics"]["logTail"]
+    )
+    installed = small_lab.host_path("web-1", "/srv/sudo/index.txt")
+    assert installed.stat().st_uid == 0  # installed as root through sudo
+    as_app = script_bundle(tmp_path / "2", "sudo", {"AfterInstall": body}, runas=runas_user)
+    second = rollout(small_lab, as_app, *ALL_AT_ONCE, inventory=inventory)
+    assert second.exit_code == 0, second.stderr
+    assert (
+        f"hook user={runas_user}" in second.event("web-2", "AfterInstall")["diagnostics"]["logTail"]
+    )

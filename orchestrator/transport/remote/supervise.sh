@@ -1,11 +1,11 @@
-# supervise BASE ROOT GROUP_ID DEPLOYMENT_ID EVENT SCRIPT LOCATION TIMEOUT RUNAS ARCHIVE GRACE BECOME
+# supervise BASE ROOT GROUP_ID DEPLOYMENT_ID EVENT SCRIPT LOCATION TIMEOUT RUNAS ARCHIVE GRACE
 # Runs detached from the SSH session: one hook script in its own process group, stdin from
 # /dev/null, output to files (a child that keeps them open cannot hang the hook), a timeout with
 # SIGTERM to the group and SIGKILL after GRACE seconds; writes BASE.status when done.
 set -u
 base=$1 root=$2 gid=$3 did=$4 event=$5 script=$6 location=$7 timeout=$8 runas=$9
 shift 9
-archive=$1 grace=$2 become=$3
+archive=$1 grace=$2
 dir="$root/$gid/$did"
 mkdir -p "$dir/logs" "$root/ongoing-deployment"
 printf '%s\n%s\n' "$event" "$dir" > "$root/ongoing-deployment/$did"
@@ -41,16 +41,13 @@ if [ ! -x "$script" ] && ! chmod +x "$script" 2>> "$base.err"; then
 fi
 export LIFECYCLE_EVENT="$event" DEPLOYMENT_ID="$did" DEPLOYMENT_GROUP_ID="$gid"
 cd "$archive" 2>> "$base.err" || finish 5 UnknownError "cannot enter $archive"
-if [ -z "$runas" ]; then
-    set -- "$script"
-elif [ "$runas" = "$(id -un)" ]; then
+# With `become: sudo` this program already runs as root, so `su` reaches any runas user.
+if [ -z "$runas" ] || [ "$runas" = "$(id -un)" ]; then
     set -- "$script"
 elif [ "$(id -u)" = 0 ]; then
     set -- su -s /bin/sh "$runas" -c "\"\$0\"" "$script"
-elif [ "$become" = sudo ]; then
-    set -- sudo -n -u "$runas" --preserve-env=LIFECYCLE_EVENT,DEPLOYMENT_ID,APPLICATION_NAME,DEPLOYMENT_GROUP_NAME,DEPLOYMENT_GROUP_ID,BUNDLE_SHA256,BUNDLE_COMMIT -- "$script"
 else
-    finish 4 ScriptFailed "Script at specified location: $location cannot run as user $runas: connected as $(id -un) and become is none"
+    finish 4 ScriptFailed "Script at specified location: $location cannot run as user $runas: connected as $(id -un) without root (become: none)"
 fi
 # coreutils' timeout leads its own process group (the hook's), sends it SIGTERM at the deadline
 # and SIGKILL GRACE seconds later, and exits 124 when the deadline passed.
