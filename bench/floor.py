@@ -36,11 +36,17 @@ echo "$work/archive" > /srv/floor-state/current
 """
 
 
-async def deploy(host: dict[str, object], bundle: Path, deployment_id: str, limit: asyncio.Semaphore) -> None:
+async def deploy(
+    host: dict[str, object], bundle: Path, deployment_id: str, limit: asyncio.Semaphore
+) -> None:
     async with limit:
         connection = await asyncssh.connect(
-            str(host["address"]), int(str(host["port"])), username=str(host["user"]),
-            client_keys=[str(host["key"])], known_hosts=str(host["known_hosts"]), config=None,
+            str(host["address"]),
+            int(str(host["port"])),
+            username=str(host["user"]),
+            client_keys=[str(host["key"])],
+            known_hosts=str(host["known_hosts"]),
+            config=None,
         )
     async with connection:
         command = f"sh -c {shlex.quote(REMOTE)} floor {shlex.quote(deployment_id)}"

@@ -9,8 +9,9 @@ every run each host is checked: the new revision in place and validated. A run t
 deploy correctly is reported as failed and never timed.
 
 The floor is bench/floor.py: one connection and one channel per host that receives the bundle
-and runs the same hooks, with no bookkeeping. Also timed: a redeploy of the revision already on
-the hosts, and a rollback (both upload nothing).
+and runs the same hooks, with no bookkeeping. Every timed first deployment ships a revision the
+hosts have never seen (its upload is part of it). Also timed: a redeploy of the revision already
+on the hosts, and a rollback to the previous one (both upload nothing).
 
     python bench/rollout.py --hosts 10,100 --runs 3
 
@@ -42,15 +43,15 @@ from orchestrator.lab.fleet import Lab  # noqa: E402
 HOOKS = {
     "stop.sh": 'echo "$DEPLOYMENT_ID" > "${STATE_DIR:-/srv/app-state}/stopped"\n',
     "before_install.sh": 'mkdir -p "${STATE_DIR:-/srv/app-state}"\n'
-                         'echo "$DEPLOYMENT_ID" > "${STATE_DIR:-/srv/app-state}/before"\n',
-    "after_install.sh": 'state=${STATE_DIR:-/srv/app-state}\n'
-                        'printf "version=%s\\ndeployment=%s\\n" "$(cat "${APP_ROOT:-/srv/app}/version")" '
-                        '"$DEPLOYMENT_ID" > "$state/app.conf"\n',
+    'echo "$DEPLOYMENT_ID" > "${STATE_DIR:-/srv/app-state}/before"\n',
+    "after_install.sh": "state=${STATE_DIR:-/srv/app-state}\n"
+    'printf "version=%s\\ndeployment=%s\\n" "$(cat "${APP_ROOT:-/srv/app}/version")" '
+    '"$DEPLOYMENT_ID" > "$state/app.conf"\n',
     "start.sh": 'echo "$DEPLOYMENT_ID" > "${STATE_DIR:-/srv/app-state}/started"\n',
-    "validate.sh": 'state=${STATE_DIR:-/srv/app-state}\n'
-                   'for f in before started app.conf; do [ -f "$state/$f" ] || exit 1; done\n'
-                   'grep -q "deployment=$DEPLOYMENT_ID" "$state/app.conf"\n'
-                   'cat "$state/app.conf" > "$state/validated"\n',
+    "validate.sh": "state=${STATE_DIR:-/srv/app-state}\n"
+    'for f in before started app.conf; do [ -f "$state/$f" ] || exit 1; done\n'
+    'grep -q "deployment=$DEPLOYMENT_ID" "$state/app.conf"\n'
+    'cat "$state/app.conf" > "$state/validated"\n',
 }
 APPSPEC = """version: 0.0
 os: linux
@@ -76,7 +77,7 @@ def make_revision(directory: Path, version: str, seed: int) -> Path:
         (directory / "app" / "data" / f"blob-{i:02}.bin").write_bytes(rng.randbytes(256 * 1024))
     words = ["deploy", "fleet", "host", "revision", "hook", "install", "healthy", "zone"]
     for i in range(256):
-        text = " ".join(rng.choice(words) for _ in range(700))[: 4096]
+        text = " ".join(rng.choice(words) for _ in range(700))[:4096]
         (directory / "app" / "text" / f"page-{i:03}.txt").write_text(text)
     (directory / "app" / "version").write_text(version + "\n")
     for name, body in HOOKS.items():
@@ -94,7 +95,9 @@ class Measure:
     rss_mb: float
 
 
-def run_measured(args: list[str], env: dict[str, str]) -> tuple[Measure, subprocess.CompletedProcess[bytes]]:
+def run_measured(
+    args: list[str], env: dict[str, str]
+) -> tuple[Measure, subprocess.CompletedProcess[bytes]]:
     """Run a command; its wall time, and its own CPU and peak RSS from wait4."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
@@ -109,128 +112,183 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[Measure, subproc
 
 
 class Bench:
-    def __init__(self, lab: Lab, workdir: Path, revisions: list[Path]) -> None:
+    """One lab fleet; every timed first deployment ships a revision the hosts have never seen."""
+
+    def __init__(self, lab: Lab, workdir: Path) -> None:
         self.lab = lab
         self.workdir = workdir
-        self.revisions = revisions
-        self.env = {**os.environ, "ORCHESTRATOR_STATE": str(workdir / "state"),
-                    "ORCHESTRATOR_CACHE": str(workdir / "cache")}
-        self.installed = {"orchestrator": -1, "floor": -1}
         workdir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "ORCHESTRATOR_STATE": str(workdir / "state"),
+            "ORCHESTRATOR_CACHE": str(workdir / "cache"),
+        }
         self.hosts_file = workdir / "hosts.json"
-        self.hosts_file.write_text(json.dumps([
-            {"name": h.name, "address": h.address, "port": h.port, "user": lab.user, "key": str(lab.client_key),
-             "known_hosts": str(lab.known_hosts)} for h in lab.hosts
-        ]))
-        self.last_ids: list[str] = []
+        self.hosts_file.write_text(
+            json.dumps(
+                [
+                    {
+                        "name": h.name,
+                        "address": h.address,
+                        "port": h.port,
+                        "user": lab.user,
+                        "key": str(lab.client_key),
+                        "known_hosts": str(lab.known_hosts),
+                    }
+                    for h in lab.hosts
+                ]
+            )
+        )
+        self.versions = 0
 
-    def orchestrator(self, revision: int, config: str, *extra: str) -> tuple[Measure, dict[str, object]]:
-        args = [sys.executable, "-m", "orchestrator", "-i", str(self.lab.inventory_path), *extra]
-        if not extra:
-            args += ["rollout", "-a", "hello", "-g", "web", "-r", str(self.revisions[revision])]
-        args += ["--deployment-config", config, "--output", "json"]
+    def new_revision(self) -> Path:
+        self.versions += 1
+        return make_revision(
+            self.workdir / f"revision-{self.versions}", f"v{self.versions}", seed=self.versions
+        )
+
+    def orchestrator(self, revision: Path, config: str, *command: str) -> tuple[Measure, str]:
+        args = [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "-i",
+            str(self.lab.inventory_path),
+            *(command or ("rollout", "-a", "hello", "-g", "web", "-r", str(revision))),
+            "--deployment-config",
+            config,
+            "--output",
+            "json",
+        ]
         measure, done = run_measured(args, self.env)
         if done.returncode != 0:
-            raise RuntimeError(f"orchestrator exited {done.returncode}: {done.stderr.decode()[-2000:]}")
-        document = json.loads(done.stdout)
-        self.check("/srv/app", "/srv/app-state", revision, str(document["deploymentId"]))
-        self.last_ids.append(str(document["deploymentId"]))
-        self.installed["orchestrator"] = revision
-        return measure, document
+            raise RuntimeError(
+                f"orchestrator exited {done.returncode}: {done.stderr.decode()[-2000:]}"
+            )
+        deployment_id = str(json.loads(done.stdout)["deploymentId"])
+        self.check("/srv/app", "/srv/app-state", revision, deployment_id)
+        return measure, deployment_id
 
-    def floor(self, revision: int) -> Measure:
-        tar = self.workdir / "cache" / f"floor-{revision}.tar"
-        if not tar.exists():
-            tar.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["tar", "-cf", str(tar), "-C", str(self.revisions[revision]), "."], check=True)
+    def floor(self, revision: Path) -> Measure:
+        tar = revision.with_suffix(".tar")
+        subprocess.run(["tar", "-cf", str(tar), "-C", str(revision), "."], check=True)
         deployment_id = f"f-{time.monotonic_ns()}"
-        measure, done = run_measured([sys.executable, str(REPO / "bench" / "floor.py"), str(self.hosts_file),
-                                      str(tar), deployment_id], self.env)
+        measure, done = run_measured(
+            [
+                sys.executable,
+                str(REPO / "bench" / "floor.py"),
+                str(self.hosts_file),
+                str(tar),
+                deployment_id,
+            ],
+            self.env,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"floor exited {done.returncode}: {done.stderr.decode()[-2000:]}")
         self.check("/srv/floor-app", "/srv/floor-state", revision, deployment_id)
-        self.installed["floor"] = revision
         return measure
 
-    def check(self, app: str, state: str, revision: int, deployment_id: str) -> None:
+    def check(self, app: str, state: str, revision: Path, deployment_id: str) -> None:
         """Every host has the revision in place and validated by this deployment."""
-        version = (self.revisions[revision] / "app" / "version").read_text()
+        version = (revision / "app" / "version").read_text()
         for host in self.lab.hosts:
             placed = self.lab.host_path(host.name, f"{app}/version").read_text()
             validated = self.lab.host_path(host.name, f"{state}/validated").read_text()
             if placed != version or f"deployment={deployment_id}" not in validated:
-                raise RuntimeError(f"{host.name}: not deployed correctly ({placed.strip()}, {validated!r})")
+                raise RuntimeError(
+                    f"{host.name}: not deployed correctly ({placed.strip()}, {validated!r})"
+                )
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def bench_size(count: int, runs: int, configs: list[str], workdir: Path, revisions: list[Path]) -> list[dict[str, object]]:
+def bench_size(count: int, runs: int, configs: list[str], workdir: Path) -> list[dict[str, object]]:
     lab = Lab.up(workdir / f"lab-{count}", count, base_address="127.60.0.0")
     rows: list[dict[str, object]] = []
     try:
-        bench = Bench(lab, workdir / f"run-{count}", revisions)
-        # The previous revision is deployed first (not timed), so ApplicationStop runs.
-        bench.orchestrator(0, "CodeDeployDefault.AllAtOnce")
-        bench.floor(0)
+        bench = Bench(lab, workdir / f"run-{count}")
+        # A previous revision is deployed first (not timed), so ApplicationStop runs.
+        previous = bench.new_revision()
+        _, previous_id = bench.orchestrator(previous, "CodeDeployDefault.AllAtOnce")
+        bench.floor(previous)
         for config in configs:
-            results: dict[str, list[Measure]] = {"orchestrator": [], "floor": []}
+            name = f"CodeDeployDefault.{config}"
+            measures: dict[str, list[Measure]] = {
+                key: [] for key in ("floor", "first", "redeploy", "rollback")
+            }
             for _ in range(runs):
-                nxt = 1 - bench.installed["floor"]
-                results["floor"].append(bench.floor(nxt))
-                nxt = 1 - bench.installed["orchestrator"]
-                results["orchestrator"].append(bench.orchestrator(nxt, f"CodeDeployDefault.{config}")[0])
-            redeploys = [bench.orchestrator(bench.installed["orchestrator"], f"CodeDeployDefault.{config}")[0]
-                         for _ in range(runs)]
-            rollbacks = []
-            for _ in range(runs):
-                # Deploy the other revision, then roll back to the one before it (timed: the rollback).
-                before = bench.last_ids[-1]
-                bench.orchestrator(1 - bench.installed["orchestrator"], f"CodeDeployDefault.{config}")
-                target = bench.installed["orchestrator"]
-                measure, _ = bench.orchestrator(1 - target, f"CodeDeployDefault.{config}",
-                                                "rollback", "-a", "hello", "-g", "web", "--to", before)
-                rollbacks.append(measure)
-            floor_wall = median([m.wall for m in results["floor"]])
-            for tool, measures in (("floor", results["floor"]), ("orchestrator", results["orchestrator"]),
-                                   ("orchestrator redeploy", redeploys), ("orchestrator rollback", rollbacks)):
-                wall = median([m.wall for m in measures])
-                rows.append({
-                    "tool": tool, "config": config, "hosts": count, "wall": wall,
-                    "cpu": median([m.cpu for m in measures]),
-                    "cpu_ms_per_host": 1000 * median([m.cpu for m in measures]) / count,
-                    "rss_mb": max(m.rss_mb for m in measures),
-                    "ratio_to_floor": wall / floor_wall,
-                    "ratio_to_first": wall / median([m.wall for m in results["orchestrator"]]),
-                })
+                revision = bench.new_revision()
+                measures["floor"].append(bench.floor(revision))
+                first, _ = bench.orchestrator(revision, name)
+                measures["first"].append(first)
+                measures["redeploy"].append(bench.orchestrator(revision, name)[0])
+                rollback, previous_id_now = bench.orchestrator(
+                    previous, name, "rollback", "-a", "hello", "-g", "web", "--to", previous_id
+                )
+                measures["rollback"].append(rollback)
+                previous, previous_id = revision, previous_id_now
+            floor_wall = median([m.wall for m in measures["floor"]])
+            first_wall = median([m.wall for m in measures["first"]])
+            for key, label in (
+                ("floor", "floor"),
+                ("first", "orchestrator"),
+                ("redeploy", "orchestrator redeploy"),
+                ("rollback", "orchestrator rollback"),
+            ):
+                wall = median([m.wall for m in measures[key]])
+                cpu = median([m.cpu for m in measures[key]])
+                rows.append(
+                    {
+                        "tool": label,
+                        "config": config,
+                        "hosts": count,
+                        "wall": wall,
+                        "cpu": cpu,
+                        "cpu_ms_per_host": 1000 * cpu / count,
+                        "rss_mb": max(m.rss_mb for m in measures[key]),
+                        "ratio_to_floor": wall / floor_wall,
+                        "ratio_to_first": wall / first_wall,
+                    }
+                )
                 print_row(rows[-1])
     finally:
         lab.down()
     return rows
 
 
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
 def print_row(row: dict[str, object]) -> None:
-    print(f"{row['tool']:<24} {row['config']:<12} N={row['hosts']:<5} wall {row['wall']:7.2f}s  "
-          f"cpu {row['cpu']:6.2f}s ({row['cpu_ms_per_host']:5.1f} ms/host)  rss {row['rss_mb']:6.1f} MB  "
-          f"x floor {row['ratio_to_floor']:4.2f}  x first {row['ratio_to_first']:4.2f}", flush=True)
+    print(
+        f"{row['tool']:<24} {row['config']:<12} N={row['hosts']:<5} wall {row['wall']:7.2f}s  "
+        f"cpu {row['cpu']:6.2f}s ({row['cpu_ms_per_host']:5.1f} ms/host)  rss {row['rss_mb']:6.1f} MB  "
+        f"x floor {row['ratio_to_floor']:4.2f}  x first {row['ratio_to_first']:4.2f}",
+        flush=True,
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hosts", default="10,100", help="comma-separated fleet sizes (default 10,100)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per measurement; medians are reported")
-    parser.add_argument("--configs", default="AllAtOnce,HalfAtATime", help="CodeDeployDefault configs")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--hosts", default="10,100", help="comma-separated fleet sizes (default 10,100)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs per measurement; medians are reported"
+    )
+    parser.add_argument(
+        "--configs", default="AllAtOnce,HalfAtATime", help="CodeDeployDefault configs"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1 << 16), hard))
     workdir = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
     try:
-        revisions = [make_revision(workdir / f"revision-{v}", f"v{v}", seed=v) for v in (1, 2)]
         rows = []
         for count in (int(n) for n in args.hosts.split(",")):
-            rows += bench_size(count, args.runs, args.configs.split(","), workdir, revisions)
+            rows += bench_size(count, args.runs, args.configs.split(","), workdir)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2))
     finally:

@@ -41,6 +41,17 @@ class SshLimits:
     retry_base_delay: float = 0.5
 
 
+# Measured (bench/rollout.py, py-spy): asyncssh builds a new ChaCha20 cipher object for every
+# packet, which made bundle uploads the controller's main CPU cost; AES-GCM keeps one context.
+PREFERRED_CIPHERS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes256-ctr",
+)
+
+
 def _expand(path: str) -> Path:
     return Path(os.path.expandvars(os.path.expanduser(path)))
 
@@ -264,6 +275,7 @@ class SshTransport:
                 login_timeout=host.ssh.connect_timeout * 3,
                 keepalive_interval=host.ssh.keepalive_interval,
                 keepalive_count_max=3,
+                encryption_algs=PREFERRED_CIPHERS,
                 **extra,
             )
         return connection
