@@ -117,7 +117,7 @@ class SshdHost:
                     f"ListenAddress {self.address}:{self.port}",
                     f"HostKey {self.host_key}",
                     f"PidFile {self.directory / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {self.authorized_keys}",
+                    *self._authorized_keys_lines(),
                     "StrictModes no",
                     "UsePAM no",
                     "PermitRootLogin prohibit-password",
@@ -134,6 +134,17 @@ class SshdHost:
             )
         )
         return public
+
+    def _authorized_keys_lines(self) -> list[str]:
+        if os.geteuid() != 0:
+            return [f"AuthorizedKeysFile {self.authorized_keys}"]
+        # sshd reads AuthorizedKeysFile as the user logging in, who may not reach the lab dir
+        # (a test's tmp dir is private to root): read it as root for every lab user instead.
+        return [
+            "AuthorizedKeysFile none",
+            f"AuthorizedKeysCommand /bin/cat {self.authorized_keys}",
+            "AuthorizedKeysCommandUser root",
+        ]
 
     def command(self, sshd: str) -> list[str]:
         daemon = [sshd, "-D", "-f", str(self.config_path), "-E", str(self.log_path)]

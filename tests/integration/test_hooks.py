@@ -282,6 +282,8 @@ def sudo_user() -> Iterator[str]:
             ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", DEPLOY_USER],
             check=True,
         )
+    # "*": no password, but not locked ("!"), which sshd without PAM refuses.
+    subprocess.run(["usermod", "-p", "*", DEPLOY_USER], check=True)
     rule = Path(f"/etc/sudoers.d/{DEPLOY_USER}")
     rule.write_text(f"{DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL\n")
     rule.chmod(0o440)
