@@ -321,6 +321,28 @@ def resume(ctx: CliContext, deployment_id: str, opts: Options) -> None:
     execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)
 
 
+def earlier_revision(
+    ctx: CliContext, application: str, group: str, deployment_id: str | None, purpose: str
+) -> tuple[dict[str, Any], Revision]:
+    """A deployment from the history (the named one, else the group's last successful) and its
+    revision from the bundle cache."""
+    store = HistoryStore.open(ctx.state)
+    previous = (
+        store.get(deployment_id) if deployment_id else store.last_successful(application, group)
+    )
+    store.close()
+    if previous is None:
+        raise RollbackImpossible(
+            f"no deployment {deployment_id}"
+            if deployment_id
+            else f"{application}/{group} has no successful deployment to {purpose}"
+        )
+    revision = cached_revision(
+        ctx.cache_dir / "bundles", previous["revision"]["sha256"], previous["revision"]["source"]
+    )
+    return previous, revision
+
+
 @click.command()
 @APP
 @GROUP
@@ -341,18 +363,7 @@ def rollback(
     """
     opts = Options(**options)
     inventory = ctx.inventory()
-    store = HistoryStore.open(ctx.state)
-    previous = store.get(to) if to else store.last_successful(application, group)
-    store.close()
-    if previous is None:
-        raise RollbackImpossible(
-            f"no deployment {to}"
-            if to
-            else f"{application}/{group} has no successful deployment to roll back to"
-        )
-    revision = cached_revision(
-        ctx.cache_dir / "bundles", previous["revision"]["sha256"], previous["revision"]["source"]
-    )
+    previous, revision = earlier_revision(ctx, application, group, to, "roll back to")
     info = {"rollbackMessage": f"manual rollback to the revision of {previous['deploymentId']}"}
     rollout_ = prepare(
         ctx,
@@ -381,16 +392,7 @@ def sync(ctx: CliContext, /, application: str, group: str, **options: Any) -> No
     """
     opts = Options(**options, update_outdated_only=True)
     inventory = ctx.inventory()
-    store = HistoryStore.open(ctx.state)
-    previous = store.last_successful(application, group)
-    store.close()
-    if previous is None:
-        raise RollbackImpossible(
-            f"{application}/{group} has no successful deployment to sync hosts to"
-        )
-    revision = cached_revision(
-        ctx.cache_dir / "bundles", previous["revision"]["sha256"], previous["revision"]["source"]
-    )
+    previous, revision = earlier_revision(ctx, application, group, None, "sync hosts to")
     rollout_ = prepare(
         ctx,
         inventory,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,8 +17,15 @@ from typing import Any
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
+from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.events import Event, LifecycleEventStarted
+from orchestrator.install_plan import build_install_plan
 from orchestrator.lab.fleet import Lab
+from orchestrator.models.deployment_config import PREDEFINED
 from orchestrator.models.inventory import HostSpec, load_inventory
+from orchestrator.models.results import Deployment, RevisionInfo, new_deployment_id
+from orchestrator.revision import build_revision
+from orchestrator.state.store import HistoryStore
 from orchestrator.transport.base import CommandResult
 from orchestrator.transport.ssh import SshLimits, SshTransport
 
@@ -152,3 +160,93 @@ def waiting_hook(go_file: str, seconds: int = 120) -> str:
         f"i=0\nwhile [ ! -f {go_file} ] && [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done\n"
         f"[ -f {go_file} ] && echo done waiting\n"
     )
+
+
+def engine_run(
+    lab: Lab,
+    bundle: Path,
+    tmp_path: Path,
+    on_event: str,
+    action: Callable[[], None],
+    inventory_path: Path | None = None,
+) -> Deployment:
+    """A one-host deployment through the engine API; ``action`` runs in a thread when web-1 starts
+    ``on_event``."""
+    inventory = load_inventory(inventory_path or lab.inventory_path)
+    revision = build_revision(str(bundle), tmp_path / "cache")
+    deployment = Deployment(
+        new_deployment_id(),
+        "hello",
+        "web",
+        inventory.group_id("hello", "web"),
+        RevisionInfo(str(bundle), revision.sha256, revision.size, revision.kind),
+        "CodeDeployDefault.OneAtATime",
+    )
+    plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
+    actions: list[asyncio.Future[None]] = []
+
+    def sink(event: Event) -> None:
+        if (
+            isinstance(event, LifecycleEventStarted)
+            and event.event.name == on_event
+            and event.target.host == "web-1"
+        ):
+            actions.append(asyncio.get_running_loop().run_in_executor(None, action))
+
+    async def go() -> Deployment:
+        rollout_ = Rollout(
+            deployment,
+            revision,
+            plan,
+            PREDEFINED["CodeDeployDefault.OneAtATime"],
+            [inventory.resolve_host("web-1")],
+            hook_grace=1,
+        )
+        store = HistoryStore.open(os.environ["ORCHESTRATOR_STATE"])  # as the CLI records it
+        try:
+            done = await DeploymentRunner(rollout_, SshTransport(), [store, sink]).run()
+        finally:
+            store.close()
+        await asyncio.gather(*actions)
+        return done
+
+    result = asyncio.run(go())
+    assert actions, f"{on_event} never started"
+    return result
+
+
+def start_waiting_rollout(
+    lab: Lab, tmp_path: Path, go_file: str, *extra: str
+) -> tuple[subprocess.Popen[bytes], Path, str]:
+    """A rollout in another process whose AfterInstall waits for ``go_file``; returns once web-1
+    is in that hook, with the process, its NDJSON events file and the deployment id."""
+    from tests.integration.revisions import script_bundle
+
+    bundle = script_bundle(tmp_path, "slow", {"AfterInstall": waiting_hook(go_file)})
+    events = tmp_path / "events.ndjson"
+    process = start_orchestrator(
+        [
+            "-i",
+            str(lab.inventory_path),
+            "rollout",
+            "-a",
+            "hello",
+            "-g",
+            "web",
+            "-r",
+            str(bundle),
+            "--events",
+            str(events),
+            *extra,
+        ],
+        tmp_path / "run",
+    )
+    try:
+        deployment_id = str(
+            wait_for_event(events, event_started("web-1", "AfterInstall"))["deploymentId"]
+        )
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process, events, deployment_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import shutil
@@ -14,17 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine.deployment import DeploymentRunner, Rollout
-from orchestrator.events import Event, LifecycleEventStarted
-from orchestrator.install_plan import build_install_plan
 from orchestrator.lab.fleet import Lab
 from orchestrator.lab.sshd import generate_key
-from orchestrator.models.deployment_config import PREDEFINED
 from orchestrator.models.inventory import load_inventory
-from orchestrator.models.results import Deployment, RevisionInfo, new_deployment_id
-from orchestrator.revision import build_revision
-from orchestrator.transport.ssh import SshTransport
-from tests.integration.helpers import rollout
+from tests.integration.helpers import engine_run, rollout, waiting_hook
 from tests.integration.revisions import hello_web, script_bundle
 
 RUNAS_USER = "orchestrator-test"
@@ -210,41 +202,14 @@ def test_a_hook_outlives_a_dropped_connection_and_its_result_is_collected(
 ) -> None:
     """sshd dies while AfterInstall runs; the hook goes on, the engine reconnects and collects."""
     go = "/srv/go"
-    body = f"i=0\nwhile [ ! -f {go} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\necho done waiting\n"
-    bundle = script_bundle(tmp_path, "drop", {"AfterInstall": body})
-    inventory = load_inventory(small_lab.inventory_path)
-    hosts = [inventory.resolve_host("web-1")]
-    revision = build_revision(str(bundle), tmp_path / "cache")
-    deployment = Deployment(
-        new_deployment_id(),
-        "hello",
-        "web",
-        inventory.group_id("hello", "web"),
-        RevisionInfo(str(bundle), revision.sha256, revision.size, revision.kind),
-        "CodeDeployDefault.OneAtATime",
-    )
-    plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
-    loop_tasks: list[asyncio.Future[None]] = []
+    bundle = script_bundle(tmp_path, "drop", {"AfterInstall": waiting_hook(go, 60)})
 
     def drop_connection() -> None:
         small_lab.kill_sshd("web-1")
         small_lab.restart("web-1")
         small_lab.host_path("web-1", go).write_text("go\n")
 
-    def sink(event: Event) -> None:
-        if isinstance(event, LifecycleEventStarted) and event.event.name == "AfterInstall":
-            loop_tasks.append(asyncio.get_running_loop().run_in_executor(None, drop_connection))
-
-    async def scenario() -> Deployment:
-        rollout_ = Rollout(
-            deployment, revision, plan, PREDEFINED["CodeDeployDefault.OneAtATime"], hosts
-        )
-        done = await DeploymentRunner(rollout_, SshTransport(), [sink]).run()
-        await asyncio.gather(*loop_tasks)
-        return done
-
-    result = asyncio.run(scenario())
-    assert loop_tasks, "the connection was never dropped"
+    result = engine_run(small_lab, bundle, tmp_path, "AfterInstall", drop_connection)
     target = result.targets["web-1"]
     assert target.status == "Succeeded", [(e.name, e.status, e.diagnostics) for e in target.events]
     assert "done waiting" in target.event("AfterInstall").output

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
 import threading
 import time
@@ -13,21 +11,15 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
-from orchestrator.engine.deployment import DeploymentRunner, Rollout
-from orchestrator.events import Event, LifecycleEventStarted
-from orchestrator.install_plan import build_install_plan
 from orchestrator.lab.fleet import Lab
-from orchestrator.models.deployment_config import PREDEFINED
 from orchestrator.models.inventory import load_inventory
-from orchestrator.models.results import Deployment, RevisionInfo, new_deployment_id
-from orchestrator.revision import build_revision
-from orchestrator.state.store import HistoryStore
-from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import (
+    engine_run,
     event_started,
     fetch,
     rollout,
     start_orchestrator,
+    start_waiting_rollout,
     wait_for_event,
     waiting_hook,
 )
@@ -122,28 +114,8 @@ def test_manual_rollback_to_a_named_deployment(small_lab: Lab, tmp_path: Path) -
 
 
 def test_stop_from_another_terminal(fleet: Lab, tmp_path: Path) -> None:
-    bundle = script_bundle(tmp_path, "slow", {"AfterInstall": waiting_hook(GO)})
-    events = tmp_path / "events.ndjson"
-    process = start_orchestrator(
-        [
-            "-i",
-            str(fleet.inventory_path),
-            "rollout",
-            "-a",
-            "hello",
-            "-g",
-            "web",
-            "-r",
-            str(bundle),
-            "--events",
-            str(events),
-        ],
-        tmp_path / "run",
-    )
+    process, _, deployment_id = start_waiting_rollout(fleet, tmp_path, GO)
     try:
-        deployment_id = wait_for_event(events, event_started("web-1", "AfterInstall"))[
-            "deploymentId"
-        ]
         stop = CliRunner().invoke(cli, ["stop", deployment_id, "--wait", "0"])
         assert stop.exit_code == 0, stop.output
         fleet.host_path("web-1", GO).write_text("go\n")  # the running hook finishes
@@ -162,28 +134,8 @@ def test_stop_from_another_terminal(fleet: Lab, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_records_the_deployment_as_stopped(small_lab: Lab, tmp_path: Path) -> None:
-    bundle = script_bundle(tmp_path, "slow", {"AfterInstall": waiting_hook(GO)})
-    events = tmp_path / "events.ndjson"
-    process = start_orchestrator(
-        [
-            "-i",
-            str(small_lab.inventory_path),
-            "rollout",
-            "-a",
-            "hello",
-            "-g",
-            "web",
-            "-r",
-            str(bundle),
-            "--events",
-            str(events),
-        ],
-        tmp_path / "run",
-    )
+    process, events, deployment_id = start_waiting_rollout(small_lab, tmp_path, GO)
     try:
-        deployment_id = wait_for_event(events, event_started("web-1", "AfterInstall"))[
-            "deploymentId"
-        ]
         process.send_signal(signal.SIGINT)
         wait_for_event(events, lambda r: r["type"] == "Notice" and "stopping" in r["message"])
         process.send_signal(signal.SIGINT)  # a second Ctrl-C terminates the running hook
@@ -289,28 +241,8 @@ def test_a_stale_host_lock_is_taken_over_and_a_live_one_is_not(
 
 
 def test_sigkill_then_resume(small_lab: Lab, tmp_path: Path) -> None:
-    bundle = script_bundle(tmp_path, "slow", {"AfterInstall": waiting_hook(GO)})
-    events = tmp_path / "events.ndjson"
-    process = start_orchestrator(
-        [
-            "-i",
-            str(small_lab.inventory_path),
-            "rollout",
-            "-a",
-            "hello",
-            "-g",
-            "web",
-            "-r",
-            str(bundle),
-            "--events",
-            str(events),
-        ],
-        tmp_path / "run",
-    )
+    process, _, deployment_id = start_waiting_rollout(small_lab, tmp_path, GO)
     try:
-        deployment_id = wait_for_event(events, event_started("web-1", "AfterInstall"))[
-            "deploymentId"
-        ]
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
@@ -346,59 +278,6 @@ def test_sigkill_then_resume(small_lab: Lab, tmp_path: Path) -> None:
     ).exists()
 
 
-def _engine_run(
-    lab: Lab,
-    bundle: Path,
-    tmp_path: Path,
-    on_event: str,
-    action: object,
-    inventory_path: Path | None = None,
-) -> Deployment:
-    """A one-host deployment through the engine API; ``action`` runs in a thread when web-1 starts
-    ``on_event``."""
-    inventory = load_inventory(inventory_path or lab.inventory_path)
-    revision = build_revision(str(bundle), tmp_path / "cache")
-    deployment = Deployment(
-        new_deployment_id(),
-        "hello",
-        "web",
-        inventory.group_id("hello", "web"),
-        RevisionInfo(str(bundle), revision.sha256, revision.size, revision.kind),
-        "CodeDeployDefault.OneAtATime",
-    )
-    plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
-    actions: list[asyncio.Future[None]] = []
-
-    def sink(event: Event) -> None:
-        if (
-            isinstance(event, LifecycleEventStarted)
-            and event.event.name == on_event
-            and event.target.host == "web-1"
-        ):
-            actions.append(asyncio.get_running_loop().run_in_executor(None, action))  # type: ignore[arg-type]
-
-    async def go() -> Deployment:
-        rollout_ = Rollout(
-            deployment,
-            revision,
-            plan,
-            PREDEFINED["CodeDeployDefault.OneAtATime"],
-            [inventory.resolve_host("web-1")],
-            hook_grace=1,
-        )
-        store = HistoryStore.open(os.environ["ORCHESTRATOR_STATE"])  # as the CLI records it
-        try:
-            done = await DeploymentRunner(rollout_, SshTransport(), [store, sink]).run()
-        finally:
-            store.close()
-        await asyncio.gather(*actions)
-        return done
-
-    result = asyncio.run(go())
-    assert actions, f"{on_event} never started"
-    return result
-
-
 def test_a_host_frozen_in_the_middle_of_a_hook(small_lab: Lab, tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(
@@ -415,7 +294,7 @@ def test_a_host_frozen_in_the_middle_of_a_hook(small_lab: Lab, tmp_path: Path) -
         thaw.start()
         thaw.join()
 
-    result = _engine_run(small_lab, bundle, tmp_path, "AfterInstall", freeze, inventory)
+    result = engine_run(small_lab, bundle, tmp_path, "AfterInstall", freeze, inventory)
     target = result.targets["web-1"]
     assert target.status == "Succeeded", [(e.name, e.status, e.diagnostics) for e in target.events]
     assert "done waiting" in target.event("AfterInstall").output
@@ -424,7 +303,7 @@ def test_a_host_frozen_in_the_middle_of_a_hook(small_lab: Lab, tmp_path: Path) -
 def test_sshd_dying_in_the_middle_of_install(small_lab: Lab, tmp_path: Path) -> None:
     files = {f"data/file-{i:04}.txt": f"{i}\n" * 50 for i in range(400)}
     bundle = script_bundle(tmp_path, "big", {}, files=files)
-    result = _engine_run(
+    result = engine_run(
         small_lab, bundle, tmp_path, "Install", lambda: small_lab.kill_sshd("web-1")
     )
     target = result.targets["web-1"]
