@@ -15,8 +15,7 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   │   ├── AuthFailed          never retried
     │   │   └── HostKeyMismatch     never retried
     │   ├── CommandFailed           a remote command exited non-zero
-    │   ├── CommandTimeout          also a TimeoutError
-    │   └── TransferFailed
+    │   └── CommandTimeout          also a TimeoutError
     ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
     ├── RollbackImpossible          no revision to roll back to, or it is gone
     ├── LabError                    the local lab fleet could not be started or stopped
@@ -119,10 +118,6 @@ class CommandFailed(HostError):
 
 class CommandTimeout(HostError, TimeoutError):
     """A remote command did not finish in time."""
-
-
-class TransferFailed(HostError):
-    """A file could not be sent to the host."""
 
 
 class LockHeld(OrchestratorError):

@@ -136,10 +136,6 @@ class RemoteHost:
             )
         )
 
-    async def probe(self) -> Probe:
-        result = await self.session.run(self.command("probe", self.root, self.group_id))
-        return parse_probe(result.stdout)
-
     async def probe_and_lock(
         self, deployment_id: str, ttl: int, holder: str
     ) -> tuple[Probe, LockState]:

@@ -24,9 +24,7 @@ from orchestrator.errors import (
     AuthFailed,
     CommandTimeout,
     ConnectTimeout,
-    HostError,
     HostKeyMismatch,
-    TransferFailed,
     Unreachable,
 )
 from orchestrator.models.inventory import HostSpec
@@ -149,17 +147,6 @@ class SshSession:
             stdout=_text(result.stdout),
             stderr=_text(result.stderr),
         )
-
-    async def put(self, local: Path, remote: str) -> None:
-        async with self._channels:
-            try:
-                with _mapped_errors(self._host):
-                    async with self._connection.start_sftp_client() as sftp:
-                        await sftp.put(str(local), remote)
-            except (asyncssh.SFTPError, HostError) as exc:
-                raise TransferFailed(
-                    self._host.name, f"sending {local.name} to {remote}: {exc}"
-                ) from exc
 
     async def close(self) -> None:
         self._connection.close()

@@ -61,9 +61,6 @@ class FakeSession:
             )
         return CommandResult(0, f"{program} done\n", "")
 
-    async def put(self, local: Path, remote: str) -> None:
-        raise NotImplementedError
-
     async def close(self) -> None:
         return None
 
