@@ -277,3 +277,61 @@ def test_redeploying_the_same_revision_uploads_nothing(fleet: Lab, tmp_path: Pat
     assert "received the bundle" not in logs.stdout
     # The old revision's ApplicationStop stopped the server that the new one started again.
     assert "stopped hello-web" in again.event("web-1", "ApplicationStop")["diagnostics"]["logTail"]
+
+
+PERMISSIONS = """\
+  - source: app/bin
+    destination: /srv/linked/bin
+permissions:
+  - object: /srv/perm
+    pattern: "**"
+    mode: "750"
+    type: [directory]
+  - object: /srv/perm/bin
+    pattern: "*.sh"
+    mode: "700"
+    owner: nobody
+    type: [file]
+"""
+
+
+def test_install_permissions_awkward_names_and_links(fleet: Lab, tmp_path: Path) -> None:
+    files = {
+        "bin/run.sh": "echo run\n",
+        "conf/it's a $file.txt": "quoted\n",
+        "conf/sub/deep.txt": "d\n",
+    }
+    bundle = script_bundle(tmp_path, "perm", {}, appspec_extra=PERMISSIONS, files=files)
+    for host in HOSTS:
+        # An ancestor that is a link to a directory is no conflict; the copy goes through it.
+        fleet.host_path(host, "/srv/real").mkdir(parents=True)
+        fleet.host_path(host, "/srv/linked").symlink_to("/srv/real")
+    # On web-1 a destination is a link to a file elsewhere: replaced, never written through.
+    victim = fleet.host_path("web-1", "/srv/victim.txt")
+    victim.write_text("untouched\n")
+    placed = fleet.host_path("web-1", "/srv/perm/conf/sub/deep.txt")
+    placed.parent.mkdir(parents=True)
+    placed.symlink_to("/srv/victim.txt")
+    args = ("--deployment-config", "CodeDeployDefault.AllAtOnce")
+    result = rollout(fleet, bundle, *args, "--file-exists-behavior", "OVERWRITE")
+    assert result.exit_code == 0, result.stderr
+    assert victim.read_text() == "untouched\n"
+    assert not placed.is_symlink() and placed.read_text() == "d\n"
+    for round_ in ("first", "again"):
+        for host in HOSTS:
+            perm = fleet.host_path(host, "/srv/perm")
+            assert (perm / "conf" / "it's a $file.txt").read_text() == "quoted\n"
+            assert (fleet.host_path(host, "/srv/real/bin/run.sh")).read_text() == "echo run\n"
+            assert fleet.host_path(host, "/srv/linked").is_symlink(), round_
+            run_sh = (perm / "bin" / "run.sh").stat()
+            assert (run_sh.st_mode & 0o777, run_sh.st_uid) == (0o700, 65534), round_
+            for directory in ("bin", "conf", "conf/sub"):
+                # web-1 had conf/sub before: permissions apply only to what the install made.
+                expected = 0o755 if host == "web-1" and directory != "bin" else 0o750
+                assert (perm / directory).stat().st_mode & 0o777 == expected, (round_, directory)
+        # The second round removes what the first installed, and installs it again.
+        if round_ == "first":
+            assert rollout(fleet, bundle, *args).exit_code == 0
+    cleanup = next(instructions(fleet, "web-2").glob("*-cleanup")).read_text().split("\n")
+    assert "/srv/perm/conf/it's a $file.txt" in cleanup
+    assert "/srv/real" not in cleanup and "/srv/linked" not in cleanup  # they were there before

@@ -1,8 +1,12 @@
 # install ROOT GROUP_ID DEPLOYMENT_ID < instructions
 # Install: check every conflict first (a refused install leaves the host as it was), then remove
-# the previous install's files in reverse order, then copy and mkdir, recording each path in the
-# cleanup file before writing it, then apply permissions to what this install made.
+# the previous install's files (newest first), then make the directories and copy the files,
+# every path recorded in the cleanup file before anything is written, then apply permissions to
+# what this install made.
+# The instructions are read by awk and the filesystem is touched by a few batched commands: a
+# shell loop over a few hundred lines costs the host more than the copying itself.
 set -eu
+export LC_ALL=C
 root=$1 gid=$2 did=$3
 dir="$root/$gid/$did"
 archive="$dir/deployment-archive"
@@ -10,118 +14,128 @@ instr="$root/deployment-instructions"
 cleanup="$instr/$gid-cleanup"
 plan="$dir/install-instructions"
 tab=$(printf '\t')
-mkdir -p "$instr" "$root/ongoing-deployment"
+[ -d "$instr" ] || mkdir -p "$instr"
+[ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
 printf 'Install\n%s\n' "$dir" > "$root/ongoing-deployment/$did"
 cat > "$plan"
+[ -f "$cleanup" ] || : > "$dir/no-cleanup"
+previous="$cleanup"
+[ -f "$cleanup" ] || previous="$dir/no-cleanup"
 
-behavior=DISALLOW
-conflicts=0
-while IFS="$tab" read -r kind a b c d; do
-    case $kind in
-    B) behavior=$a ;;
-    D)
-        if [ -e "$b" ] && [ ! -d "$b" ] && ! grep -qxF -- "$b" "$cleanup" 2>/dev/null; then
-            echo "cannot create directory $b: a file is in the way" >&2
-            conflicts=$((conflicts + 1))
-        fi ;;
-    F)
-        if [ "$b" = 0 ] && { [ -e "$d" ] || [ -L "$d" ]; }; then
-            if [ -d "$d" ] && [ ! -L "$d" ]; then
-                echo "cannot install $d: a directory is in the way" >&2
-                conflicts=$((conflicts + 1))
-            elif [ "$behavior" = DISALLOW ]; then
-                echo "The deployment failed because a specified file already exists at this location: $d" >&2
-                conflicts=$((conflicts + 1))
-            fi
-        fi ;;
-    esac
-done < "$plan"
-if [ "$conflicts" -gt 0 ]; then
-    echo "install refused before any change: $conflicts conflict(s) (file_exists_behavior $behavior)" >&2
-    exit 10
-fi
+# "<type><tab><path>" for each listed path that exists: `lstat` as is, `follow` through links.
+lstat() { xargs -r -d '\n' stat -c "%F$tab%n" -- 2> /dev/null || :; }
+follow() { xargs -r -d '\n' stat -L -c "%F$tab%n" -- 2> /dev/null || :; }
+
+awk -F "$tab" '$1 == "F" && $3 == 0 { print $5 }' "$plan" | lstat > "$dir/install.files-present"
+awk -F "$tab" '$1 == "D" { print $3 }' "$plan" | follow > "$dir/install.dirs-present"
+awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-present" '
+    FILENAME == files { file_type[$2] = $1; next }
+    FILENAME == dirs { dir_type[$2] = $1; next }
+    FILENAME != ARGV[ARGC - 1] { owned[$0] = 1; next }
+    $1 == "B" { behavior = $2 }
+    $1 == "D" && ($3 in dir_type) && dir_type[$3] != "directory" && !($3 in owned) {
+        print "cannot create directory " $3 ": a file is in the way"; conflicts++
+    }
+    $1 == "F" && $3 == 0 && ($5 in file_type) {
+        if (file_type[$5] == "directory") {
+            print "cannot install " $5 ": a directory is in the way"; conflicts++
+        } else if (behavior == "DISALLOW") {
+            print "The deployment failed because a specified file already exists at this location: " $5
+            conflicts++
+        }
+    }
+    END {
+        if (conflicts) {
+            print "install refused before any change: " conflicts " conflict(s) (file_exists_behavior " behavior ")"
+            exit 10
+        }
+    }' "$dir/install.files-present" "$dir/install.dirs-present" "$previous" "$plan" >&2
 
 removed=0
 if [ -f "$cleanup" ]; then
-    # A last line without a newline is a partial write: `read` skips it, as the agent does.
-    # Reverse order; files and links in batches of one rm each, then directories (deepest
-    # first) in one rmdir that skips the ones that are not empty.
-    reverse="$dir/cleanup.reverse"
-    while IFS= read -r path; do printf '%s\n' "$path"; done < "$cleanup" | tac > "$reverse"
-    set --
-    while IFS= read -r path; do
-        if [ -L "$path" ] || [ -f "$path" ]; then
-            set -- "$@" "$path"
-            if [ $# -ge 256 ]; then rm -f -- "$@"; set --; fi
-        fi
-    done < "$reverse"
-    if [ $# -gt 0 ]; then rm -f -- "$@"; fi
-    set --
-    while IFS= read -r path; do
-        if [ -d "$path" ] && [ ! -L "$path" ]; then set -- "$@" "$path"; fi
-    done < "$reverse"
-    if [ $# -gt 0 ]; then rmdir -- "$@" 2> /dev/null || :; fi
+    # Complete lines only (a last line without a newline is a partial write, skipped as the
+    # agent does), absolute paths only, newest first: files and links, then directories
+    # (deepest first), keeping the ones that hold something else.
+    printf '\n' | cat "$cleanup" - | awk '
+        NR > 1 && prev ~ /^\// { lines[++n] = prev }
+        { prev = $0 }
+        END { for (i = n; i > 0; i--) print lines[i] }' | lstat > "$dir/cleanup.present"
+    awk -F "$tab" '$1 != "directory" { print $2 }' "$dir/cleanup.present" | xargs -r -d '\n' rm -f --
+    awk -F "$tab" '$1 == "directory" { print $2 }' "$dir/cleanup.present" \
+        | xargs -r -d '\n' rmdir --ignore-fail-on-non-empty -- 2> /dev/null || :
     removed=1
-    rm -f "$cleanup" "$reverse"
+    rm -f "$cleanup"
 fi
 
-# Copies go in batches, one cp per destination directory: every path of a batch is recorded
-# in the cleanup file before the batch is written.
-copied=0
-made_dirs=0
-batch_dir=""
 : > "$cleanup"
-set --
-while IFS="$tab" read -r kind a b c d; do
-    case $kind in
-    J) printf '%s\n' "$a" > "$instr/$gid-install.json" ;;
-    D)
-        if [ ! -d "$b" ]; then
-            mkdir -- "$b"
-            printf '%s\n' "$b" >> "$cleanup"
-            eval "made_$a=1"
-            made_dirs=$((made_dirs + 1))
-        fi ;;
-    F)
-        if [ "$b" = 0 ] && [ "$behavior" = RETAIN ] && { [ -e "$d" ] || [ -L "$d" ]; }; then
-            echo "retained existing $d"
-            continue
-        fi
-        printf '%s\n' "$d" >> "$cleanup"
-        if [ -L "$d" ] || [ -e "$d" ]; then rm -f -- "$d"; fi
-        if [ "${d%/*}" != "$batch_dir" ] || [ $# -ge 256 ]; then
-            if [ $# -gt 0 ]; then cp -P -p -- "$@" "$batch_dir/"; set --; fi
-            batch_dir=${d%/*}
-        fi
-        set -- "$@" "$archive/$c"
-        eval "made_$a=1"
-        copied=$((copied + 1)) ;;
-    esac
-done < "$plan"
-if [ $# -gt 0 ]; then cp -P -p -- "$@" "$batch_dir/"; set --; fi
-
-while IFS="$tab" read -r kind index mode owner group acls context path; do
-    [ "$kind" = P ] || continue
-    eval "done_here=\${made_$index:-}"
-    [ -n "$done_here" ] || continue
-    [ "$mode" = - ] || chmod -- "$mode" "$path"
-    if [ "$acls" != - ]; then
-        command -v setfacl > /dev/null || { echo "setfacl is not installed: cannot apply acls to $path" >&2; exit 11; }
-        setfacl -m "$acls" "$path"
-    fi
-    if [ "$context" != - ]; then
-        command -v semanage > /dev/null || { echo "semanage is not installed: cannot set the SELinux context of $path" >&2; exit 11; }
-        ctype=$(printf '%s' "$context" | cut -d: -f2)
-        semanage fcontext -a -t "$ctype" "$path" && restorecon "$path"
-        printf 'semanage\0%s\n' "$path" >> "$cleanup"
-    fi
-    if [ "$owner" != - ] || [ "$group" != - ]; then
-        spec=""
-        [ "$owner" = - ] || spec=$owner
-        [ "$group" = - ] || spec="$spec:$group"
-        chown -h -- "$spec" "$path"
-    fi
-done < "$plan"
-
+# After the removal: the directories that still exist are not this install's to record.
+awk -F "$tab" '$1 == "D" { print $3 }' "$plan" | follow > "$dir/install.dirs-present"
+awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-present" \
+    -v archive="$archive" -v cleanup="$cleanup" -v audit="$instr/$gid-install.json" \
+    -v removed="$removed" '
+    function q(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
+    function flush() {
+        if (batch != "") print "cp -P -p --remove-destination --" batch " " q(batch_dir "/")
+        batch = ""; batched = 0
+    }
+    # One xargs per mode, acl or owner: "printf '%s\n' PATHS | xargs -r -d '\n' TOOL KEY --".
+    function apply(tool, paths,    key) {
+        for (key in paths) {
+            print "printf \047%s\\n\047" paths[key] " | xargs -r -d \047\\n\047 " tool " " q(key) " --"
+        }
+    }
+    FILENAME == files { file_type[$2] = $1; next }
+    FILENAME == dirs { dir_type[$2] = $1; next }
+    $1 == "J" { print $2 > audit; next }
+    $1 == "B" { behavior = $2; next }
+    $1 == "D" {
+        if (dir_type[$3] == "directory") next
+        print $3 > cleanup
+        mkdirs = mkdirs " " q($3); made[$2] = 1; made_dirs++
+        next
+    }
+    $1 == "F" {
+        if ($3 == 0 && behavior == "RETAIN" && ($5 in file_type)) {
+            copies[++ncopies] = "echo " q("retained existing " $5)
+            next
+        }
+        print $5 > cleanup
+        parent = $5; sub(/\/[^\/]*$/, "", parent)
+        copies[++ncopies] = "F" $4 "\t" parent
+        made[$2] = 1; copied++
+        next
+    }
+    $1 == "P" && ($2 in made) {
+        if ($3 != "-") modes[$3] = modes[$3] " " q($8)
+        if ($6 != "-") { acls[$6] = acls[$6] " " q($8); need_setfacl = 1 }
+        if ($7 != "-") { contexts[++ncontexts] = $7 "\t" $8; need_semanage = 1 }
+        if ($4 != "-" || $5 != "-") {
+            spec = ($4 == "-" ? "" : $4) ($5 == "-" ? "" : ":" $5)
+            owners[spec] = owners[spec] " " q($8)
+        }
+    }
+    END {
+        close(cleanup)
+        if (mkdirs != "") print "mkdir --" mkdirs
+        for (i = 1; i <= ncopies; i++) {
+            if (substr(copies[i], 1, 1) != "F") { print copies[i]; continue }
+            split(substr(copies[i], 2), parts, "\t")
+            if (parts[2] != batch_dir || batched >= 256) { flush(); batch_dir = parts[2] }
+            batch = batch " " q(archive "/" parts[1]); batched++
+        }
+        flush()
+        apply("chmod", modes)
+        if (need_setfacl) print "command -v setfacl > /dev/null || { echo \"setfacl is not installed: cannot apply acls\" >&2; exit 11; }"
+        apply("setfacl -m", acls)
+        if (need_semanage) print "command -v semanage > /dev/null || { echo \"semanage is not installed: cannot set SELinux contexts\" >&2; exit 11; }"
+        for (i = 1; i <= ncontexts; i++) {
+            split(contexts[i], parts, "\t"); split(parts[1], context, ":")
+            print "semanage fcontext -a -t " q(context[2]) " " q(parts[2]) " && restorecon " q(parts[2])
+            print "printf \047semanage\\0%s\\n\047 " q(parts[2]) " >> " q(cleanup)
+        }
+        apply("chown -h", owners)
+        print "echo " q("installed " copied + 0 " file(s), created " made_dirs + 0 " directorie(s); previous install removed: " removed)
+    }' "$dir/install.files-present" "$dir/install.dirs-present" "$plan" > "$dir/install.sh"
+sh -eu "$dir/install.sh"
+rm -f "$dir/install.files-present" "$dir/install.dirs-present" "$dir/cleanup.present" "$dir/no-cleanup"
 printf '%s\n' "$dir" > "$instr/${gid}_last_successful_install"
-echo "installed $copied file(s), created $made_dirs directorie(s); previous install removed: $removed"
