@@ -1,9 +1,12 @@
 """The SSH transport over asyncssh: the only module that imports asyncssh.
 
-One connection per host, every step a channel on it (capped below sshd's MaxSessions of 10); a
-global cap on concurrent handshakes, separate from how many hosts stay connected; bounded retries
-with jitter for connection errors only, never for authentication or host keys. asyncssh and OS
-errors are translated into ``orchestrator.errors`` here and nowhere else.
+One connection per host. Its steps go, one after another, to a host-side runner that stays on
+one channel for the session (``remote/runner.sh``): a step then costs the host a fork, not a new
+channel with its login shell. What comes while the runner is busy (a lock heartbeat during a
+hook, ``stop --force``) gets a channel of its own, capped below sshd's MaxSessions of 10.
+A global cap on concurrent handshakes, separate from how many hosts stay connected; bounded
+retries with jitter for connection errors only, never for authentication or host keys. asyncssh
+and OS errors are translated into ``orchestrator.errors`` here and nowhere else.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 import random
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,7 @@ from orchestrator.errors import (
 )
 from orchestrator.models.inventory import HostSpec
 from orchestrator.transport.base import CommandResult
+from orchestrator.transport.remote import program
 
 
 @dataclass(frozen=True)
@@ -78,10 +83,16 @@ class _HostKeyPolicyClient(asyncssh.SSHClient):
 
 
 @contextlib.contextmanager
-def _mapped_errors(host: HostSpec, client: _HostKeyPolicyClient | None = None) -> Iterator[None]:
+def _mapped_errors(
+    host: HostSpec,
+    client: _HostKeyPolicyClient | None = None,
+    passing: tuple[type[BaseException], ...] = (),
+) -> Iterator[None]:
     where = f"{host.address}:{host.port}"
     try:
         yield
+    except passing:
+        raise
     except asyncssh.HostKeyNotVerifiable as exc:
         key_type = client.presented_key_type if client else None
         raise HostKeyMismatch(
@@ -108,6 +119,66 @@ def _mapped_errors(host: HostSpec, client: _HostKeyPolicyClient | None = None) -
         raise Unreachable(host.name, f"cannot connect to {where}: {reason}") from exc
 
 
+RUNNER_CHUNK = 256 * 1024  # bundle bytes per write to the runner's stdin
+
+
+class _Runner:
+    """The host-side runner on one channel: a request at a time, each framed by byte counts."""
+
+    def __init__(self, host: HostSpec, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        self._host = host
+        self._process = process
+
+    @classmethod
+    async def start(cls, host: HostSpec, connection: asyncssh.SSHClientConnection) -> _Runner:
+        command = f"sh -c {shlex.quote(program('runner'))} runner"
+        with _mapped_errors(host):
+            process = await connection.create_process(command, encoding=None)
+        return cls(host, process)
+
+    async def run(
+        self, command: str, stdin: bytes | None, stdin_file: Path | None
+    ) -> CommandResult:
+        try:
+            return await self._request(command, stdin, stdin_file)
+        except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionError) as exc:
+            raise Unreachable(self._host.name, await self._ended()) from exc
+
+    async def _request(
+        self, command: str, stdin: bytes | None, stdin_file: Path | None
+    ) -> CommandResult:
+        source = command.encode("utf-8")
+        size = stdin_file.stat().st_size if stdin_file is not None else len(stdin or b"")
+        writer, reader = self._process.stdin, self._process.stdout
+        with _mapped_errors(self._host, passing=(asyncio.IncompleteReadError, ConnectionError)):
+            writer.write(b"%d %d\n" % (len(source), size) + source + (stdin or b""))
+            if stdin_file is not None:
+                with stdin_file.open("rb") as handle:
+                    while chunk := handle.read(RUNNER_CHUNK):
+                        writer.write(chunk)
+                        await writer.drain()
+            await writer.drain()
+            header = await reader.readline()
+            fields = header.split()
+            if not header.endswith(b"\n") or len(fields) != 3:
+                raise Unreachable(self._host.name, await self._ended())
+            status, out_size, err_size = (int(field) for field in fields)
+            out = await reader.readexactly(out_size)
+            err = await reader.readexactly(err_size)
+        return CommandResult(status, _text(out), _text(err))
+
+    async def _ended(self) -> str:
+        """Why the runner stopped answering: its own stderr when it has something to say."""
+        with contextlib.suppress(Exception):
+            said = await asyncio.wait_for(self._process.stderr.read(), timeout=1)
+            if said.strip():
+                return f"the host-side runner ended: {_text(said).strip()[-500:]}"
+        return "the connection closed while a step ran"
+
+    def close(self) -> None:
+        self._process.close()
+
+
 class SshSession:
     """One connection to one host."""
 
@@ -116,7 +187,10 @@ class SshSession:
     ) -> None:
         self._host = host
         self._connection = connection
-        self._channels = asyncio.Semaphore(channels)
+        # The runner holds one channel for the session; the rest are for what comes meanwhile.
+        self._channels = asyncio.Semaphore(max(1, channels - 1))
+        self._runner: _Runner | None = None
+        self._runner_busy = asyncio.Lock()
 
     @property
     def host(self) -> HostSpec:
@@ -129,6 +203,26 @@ class SshSession:
         stdin: bytes | None = None,
         stdin_file: Path | None = None,
         timeout: float | None = None,
+    ) -> CommandResult:
+        if self._runner_busy.locked():
+            return await self._run_on_channel(command, stdin, stdin_file, timeout)
+        async with self._runner_busy:
+            try:
+                if self._runner is None:
+                    self._runner = await _Runner.start(self._host, self._connection)
+                return await asyncio.wait_for(self._runner.run(command, stdin, stdin_file), timeout)
+            except BaseException as exc:
+                # A request cut short leaves the runner's stream mid-frame: never reuse it.
+                if self._runner is not None:
+                    self._runner.close()
+                    self._runner = None
+                if isinstance(exc, TimeoutError):
+                    where = f"{self._host.address}:{self._host.port}"
+                    raise CommandTimeout(self._host.name, f"command timed out on {where}") from exc
+                raise
+
+    async def _run_on_channel(
+        self, command: str, stdin: bytes | None, stdin_file: Path | None, timeout: float | None
     ) -> CommandResult:
         redirect: dict[str, Any] = {}
         if stdin_file is not None:
@@ -149,6 +243,9 @@ class SshSession:
         )
 
     async def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
         self._connection.close()
         with contextlib.suppress(Exception):
             await self._connection.wait_closed()
