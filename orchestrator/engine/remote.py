@@ -1,19 +1,18 @@
-"""The host's side of a deployment as calls: each one runs a shipped sh program on one channel.
+"""The host's side of a deployment as calls of the shipped sh programs.
 
-``RemoteHost`` knows the agent-compatible layout (DESIGN §4) and how to reach root (``become``);
-it builds the command lines and parses what the programs print. It holds no deployment logic.
+``RemoteHost`` knows the agent-compatible layout (DESIGN §4); it names the programs and their
+arguments and parses what they print. How they reach the host (the session's runner, or a channel
+of their own, as root through ``become``) is the transport's business. No deployment logic here.
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import Unreachable
 from orchestrator.models.inventory import HostSpec
-from orchestrator.transport.base import CommandResult, HostSession
-from orchestrator.transport.remote import program
+from orchestrator.transport.base import CommandResult, HostSession, ProgramCall
 
 MISSING_APPSPEC = "__missing__"
 NOT_STARTED = "NotStarted"  # `hook collect` of a script that never started
@@ -125,24 +124,17 @@ class RemoteHost:
     def hook_base(self, deployment_id: str, event: str, index: int) -> str:
         return f"{self.deployment_dir(deployment_id)}/hooks/{event}.{index}"
 
-    def command(self, name: str, *args: str, env: dict[str, str] | None = None) -> str:
-        """``[sudo -n] env K=V sh -c '<program>' <name> ARGS``: the program travels inline."""
-        become = "sudo -n " if self.spec.user != "root" and self.spec.become == "sudo" else ""
-        assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in (env or {}).items())
-        quoted = " ".join(shlex.quote(arg) for arg in args)
-        return (
-            f"{become}env {assignments} sh -c {shlex.quote(program(name))} {name} {quoted}".replace(
-                "env  sh", "sh"
-            )
-        )
+    def call(self, name: str, *args: str, env: dict[str, str] | None = None) -> ProgramCall:
+        return ProgramCall(name, args, env or {})
 
     async def probe_and_lock(
         self, deployment_id: str, ttl: int, holder: str
     ) -> tuple[Probe, LockState]:
         """Read the host's state and take the group's lock on it, in one round trip."""
-        probe = self.command("probe", self.root, self.group_id, deployment_id)
-        lock = self.lock_command("acquire", deployment_id, str(ttl), holder)
-        result = await self.session.run(f"{probe}; echo ---lock---; {lock}")
+        result = await self.session.call(
+            self.call("probe", self.root, self.group_id, deployment_id),
+            self.lock_call("acquire", deployment_id, str(ttl), holder),
+        )
         probe_text, _, lock_text = result.stdout.partition("---lock---\n")
         return parse_probe(probe_text), parse_lock(lock_text)
 
@@ -150,19 +142,21 @@ class RemoteHost:
         self, deployment_id: str, ttl: int, holder: str, finished: str
     ) -> LockState:
         """Take the lock from ``finished``, a deployment known to have ended."""
-        command = self.lock_command("acquire", deployment_id, str(ttl), holder, finished)
-        return parse_lock((await self.session.run(command)).stdout)
+        call = self.lock_call("acquire", deployment_id, str(ttl), holder, finished)
+        return parse_lock((await self.session.call(call)).stdout)
 
-    def lock_command(self, mode: str, deployment_id: str = "-", *extra: str) -> str:
-        return self.command("lock", mode, self.root, self.group_id, deployment_id, *extra)
+    def lock_call(self, mode: str, deployment_id: str = "-", *extra: str) -> ProgramCall:
+        return self.call("lock", mode, self.root, self.group_id, deployment_id, *extra)
 
     async def lock(self, mode: str, deployment_id: str = "-") -> LockState:
-        """``heartbeat``, ``release``, ``status`` or ``break`` the group's lock on this host."""
-        return parse_lock((await self.session.run(self.lock_command(mode, deployment_id))).stdout)
+        """``heartbeat``, ``release``, ``status`` or ``break`` the group's lock on this host.
+        A heartbeat comes while a hook runs: it does not wait for the runner."""
+        call = self.lock_call(mode, deployment_id)
+        return parse_lock((await self.session.call(call, step=mode != "heartbeat")).stdout)
 
     async def abort_hook(self, deployment_id: str, event: str, index: int, grace: float) -> None:
         base = self.hook_base(deployment_id, event, index)
-        await self.session.run(self.command("hook", "abort", base, f"{grace:g}"))
+        await self.session.call(self.call("hook", "abort", base, f"{grace:g}"), step=False)
 
     async def download(
         self,
@@ -173,7 +167,7 @@ class RemoteHost:
         max_revisions: int,
         last_successful: str | None,
     ) -> CommandResult:
-        command = self.command(
+        call = self.call(
             "download",
             self.root,
             self.group_id,
@@ -183,11 +177,11 @@ class RemoteHost:
             str(max_revisions),
             last_successful or "",
         )
-        return await self.session.run(command, stdin_file=None if existing else bundle)
+        return await self.session.call(call, stdin_file=None if existing else bundle)
 
     async def install(self, deployment_id: str, instructions: str) -> CommandResult:
-        command = self.command("install", self.root, self.group_id, deployment_id)
-        return await self.session.run(command, stdin=instructions.encode("utf-8"))
+        call = self.call("install", self.root, self.group_id, deployment_id)
+        return await self.session.call(call, stdin=instructions.encode("utf-8"))
 
     async def run_hook(
         self,
@@ -216,20 +210,19 @@ class RemoteHost:
             archive,
             f"{grace:g}",
         ]
-        command = self.command(
-            "hook", "start", base, program("supervise"), *supervisor_args, env=env
+        result = await self.session.call(
+            self.call("hook", "start", base, *supervisor_args, env=env)
         )
-        result = await self.session.run(command)
         if "---stdout---" not in result.stdout:
             # The channel ended before the launcher could report: the connection went away.
             raise Unreachable(self.spec.name, "the connection closed while a hook ran")
         return parse_hook_output(result.stdout)
 
     async def collect_hook(self, deployment_id: str, event: str, index: int) -> HookResult:
-        command = self.command("hook", "collect", self.hook_base(deployment_id, event, index))
-        return parse_hook_output((await self.session.run(command)).stdout)
+        call = self.call("hook", "collect", self.hook_base(deployment_id, event, index))
+        return parse_hook_output((await self.session.call(call)).stdout)
 
     async def finish(self, deployment_id: str, status: str, sha256: str) -> None:
-        await self.session.run(
-            self.command("finish", self.root, self.group_id, deployment_id, status, sha256)
+        await self.session.call(
+            self.call("finish", self.root, self.group_id, deployment_id, status, sha256)
         )

@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +24,16 @@ class CommandResult:
         return self.exit_status == 0
 
 
+@dataclass(frozen=True)
+class ProgramCall:
+    """One of the shipped host programs (``transport/remote/<program>.sh``) with its arguments,
+    run as root when the host's ``become`` says so, with ``env`` exported to it."""
+
+    program: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
 class HostSession(Protocol):
     """One open connection to one host; every step is a channel on it."""
 
@@ -38,6 +49,19 @@ class HostSession(Protocol):
         timeout: float | None = None,
     ) -> CommandResult:
         """Run ``command`` on a channel of its own; ``stdin_file`` is streamed, never read whole."""
+        ...
+
+    async def call(
+        self,
+        *calls: ProgramCall,
+        stdin: bytes | None = None,
+        stdin_file: Path | None = None,
+        timeout: float | None = None,
+        step: bool = True,
+    ) -> CommandResult:
+        """Run host programs one after another, their outputs concatenated. A ``step`` of the
+        deployment waits for the session's runner; anything else (a heartbeat, an abort) gets a
+        channel of its own when the runner is busy."""
         ...
 
     async def close(self) -> None: ...

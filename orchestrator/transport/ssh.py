@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 import random
+import secrets
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ from orchestrator.errors import (
     Unreachable,
 )
 from orchestrator.models.inventory import HostSpec
-from orchestrator.transport.base import CommandResult
-from orchestrator.transport.remote import program
+from orchestrator.transport.base import CommandResult, ProgramCall
+from orchestrator.transport.remote import program, runner_program
 
 
 @dataclass(frozen=True)
@@ -122,50 +123,88 @@ def _mapped_errors(
 RUNNER_CHUNK = 256 * 1024  # bundle bytes per write to the runner's stdin
 
 
+def _become(host: HostSpec) -> str:
+    return "sudo -n " if host.user != "root" and host.become == "sudo" else ""
+
+
+def _launched(call: ProgramCall) -> dict[str, str]:
+    """The env a program needs to launch others: ``hook`` starts ``supervise`` from its text."""
+    return {"ORCHESTRATOR_SUPERVISE": program("supervise")} if call.program == "hook" else {}
+
+
+def channel_command(host: HostSpec, calls: tuple[ProgramCall, ...]) -> str:
+    """``[sudo -n] [env K=V...] sh -c '<program>' NAME ARGS; ...``: each program travels inline."""
+    commands = []
+    for call in calls:
+        env = {**call.env, **_launched(call)}
+        assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+        prefix = f"env {assignments} " if assignments else ""
+        quoted = " ".join(shlex.quote(arg) for arg in call.args)
+        text = shlex.quote(program(call.program))
+        commands.append(f"{_become(host)}{prefix}sh -c {text} {call.program} {quoted}")
+    return "; ".join(commands)
+
+
+def runner_request(calls: tuple[ProgramCall, ...]) -> str | None:
+    """The runner's one-line request for ``calls``; None when an argument holds a newline."""
+    commands = []
+    for call in calls:
+        words = [call.program, *(shlex.quote(arg) for arg in call.args)]
+        if call.env:
+            exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in call.env.items())
+            commands.append(f"(export {exports}; {' '.join(words)})")
+        else:
+            commands.append(" ".join(words))
+    request = "; ".join(commands)
+    return None if "\n" in request else request
+
+
 class _Runner:
-    """The host-side runner on one channel: a request at a time, each framed by byte counts."""
+    """The host-side runner on one channel: a request at a time, its output up to a boundary."""
 
     def __init__(self, host: HostSpec, process: asyncssh.SSHClientProcess[bytes]) -> None:
         self._host = host
         self._process = process
+        self._boundary = b""
 
     @classmethod
     async def start(cls, host: HostSpec, connection: asyncssh.SSHClientConnection) -> _Runner:
-        command = f"sh -c {shlex.quote(program('runner'))} runner"
+        boundary = secrets.token_hex(16)
+        command = f"{_become(host)}sh -c {shlex.quote(runner_program())} runner {boundary}"
         with _mapped_errors(host):
             process = await connection.create_process(command, encoding=None)
-        return cls(host, process)
+        runner = cls(host, process)
+        runner._boundary = f"\n{boundary} ".encode()
+        return runner
 
     async def run(
-        self, command: str, stdin: bytes | None, stdin_file: Path | None
+        self, request: str, stdin: bytes | None, stdin_file: Path | None
     ) -> CommandResult:
         try:
-            return await self._request(command, stdin, stdin_file)
+            return await self._request(request, stdin, stdin_file)
         except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionError) as exc:
             raise Unreachable(self._host.name, await self._ended()) from exc
 
     async def _request(
-        self, command: str, stdin: bytes | None, stdin_file: Path | None
+        self, request: str, stdin: bytes | None, stdin_file: Path | None
     ) -> CommandResult:
-        source = command.encode("utf-8")
         size = stdin_file.stat().st_size if stdin_file is not None else len(stdin or b"")
         writer, reader = self._process.stdin, self._process.stdout
         with _mapped_errors(self._host, passing=(asyncio.IncompleteReadError, ConnectionError)):
-            writer.write(b"%d %d\n" % (len(source), size) + source + (stdin or b""))
+            writer.write(f"{size} {request}\n".encode() + (stdin or b""))
             if stdin_file is not None:
                 with stdin_file.open("rb") as handle:
                     while chunk := handle.read(RUNNER_CHUNK):
                         writer.write(chunk)
                         await writer.drain()
             await writer.drain()
-            header = await reader.readline()
-            fields = header.split()
-            if not header.endswith(b"\n") or len(fields) != 3:
-                raise Unreachable(self._host.name, await self._ended())
-            status, out_size, err_size = (int(field) for field in fields)
-            out = await reader.readexactly(out_size)
-            err = await reader.readexactly(err_size)
-        return CommandResult(status, _text(out), _text(err))
+            out = await reader.readuntil(self._boundary)
+            trailer = (await reader.readline()).split()
+            if len(trailer) != 2:
+                raise asyncio.IncompleteReadError(b"", None)
+            status, err_size = (int(field) for field in trailer)
+            err = await reader.readexactly(err_size) if err_size else b""
+        return CommandResult(status, _text(out[: -len(self._boundary)]), _text(err))
 
     async def _ended(self) -> str:
         """Why the runner stopped answering: its own stderr when it has something to say."""
@@ -196,23 +235,25 @@ class SshSession:
     def host(self) -> HostSpec:
         return self._host
 
-    async def run(
+    async def call(
         self,
-        command: str,
-        *,
+        *calls: ProgramCall,
         stdin: bytes | None = None,
         stdin_file: Path | None = None,
         timeout: float | None = None,
+        step: bool = True,
     ) -> CommandResult:
-        if self._runner_busy.locked():
-            return await self._run_on_channel(command, stdin, stdin_file, timeout)
+        request = runner_request(calls)
+        if request is None or (not step and self._runner_busy.locked()):
+            command = channel_command(self._host, calls)
+            return await self.run(command, stdin=stdin, stdin_file=stdin_file, timeout=timeout)
         async with self._runner_busy:
             try:
                 if self._runner is None:
                     self._runner = await _Runner.start(self._host, self._connection)
-                return await asyncio.wait_for(self._runner.run(command, stdin, stdin_file), timeout)
+                return await asyncio.wait_for(self._runner.run(request, stdin, stdin_file), timeout)
             except BaseException as exc:
-                # A request cut short leaves the runner's stream mid-frame: never reuse it.
+                # A request cut short leaves the runner's stream mid-reply: never reuse it.
                 if self._runner is not None:
                     self._runner.close()
                     self._runner = None
@@ -221,8 +262,13 @@ class SshSession:
                     raise CommandTimeout(self._host.name, f"command timed out on {where}") from exc
                 raise
 
-    async def _run_on_channel(
-        self, command: str, stdin: bytes | None, stdin_file: Path | None, timeout: float | None
+    async def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        stdin_file: Path | None = None,
+        timeout: float | None = None,
     ) -> CommandResult:
         redirect: dict[str, Any] = {}
         if stdin_file is not None:

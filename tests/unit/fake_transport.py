@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import Unreachable
 from orchestrator.models.inventory import HostSpec
-from orchestrator.transport.base import CommandResult
+from orchestrator.transport.base import CommandResult, ProgramCall
 
 
 @dataclass
@@ -36,19 +35,28 @@ class FakeSession:
         stdin_file: Path | None = None,
         timeout: float | None = None,
     ) -> CommandResult:
-        tokens = shlex.split(command)
-        at = tokens.index("-c")
-        program, args = tokens[at + 2], tokens[at + 3 :]
-        self.fleet.calls.append((self._host.name, program, args))
+        return CommandResult(0, "", "")
+
+    async def call(
+        self,
+        *calls: ProgramCall,
+        stdin: bytes | None = None,
+        stdin_file: Path | None = None,
+        timeout: float | None = None,
+        step: bool = True,
+    ) -> CommandResult:
+        for call in calls:
+            self.fleet.calls.append((self._host.name, call.program, list(call.args)))
+        program, args = calls[0].program, calls[0].args
         if program == "probe":
             held = self._host.name in self.fleet.locked
             lock = "lock=held\ndeployment=d-OTHER\n" if held else "lock=acquired\n"
             text = f"last_successful=\nuser=root\n---appspec---\n---cleanup---\n---lock---\n{lock}"
             return CommandResult(0, text, "")
         if program == "lock":
-            return CommandResult(0, "lock=released\n", "")
+            return CommandResult(0, "---lock---\nlock=released\n", "")
         if program == "hook":
-            event = args[6]
+            event = args[5]
             if (self._host.name, event) in self.fleet.failing_hooks:
                 return CommandResult(
                     0,

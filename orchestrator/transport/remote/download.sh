@@ -5,7 +5,7 @@ set -eu
 root=$1 gid=$2 did=$3 sha=$4 existing=$5 keep=$6 last=$7
 dir="$root/$gid/$did"
 instr="$root/deployment-instructions"
-mkdir -p "$dir/logs" "$instr" "$root/ongoing-deployment"
+for d in "$dir/logs" "$instr" "$root/ongoing-deployment"; do [ -d "$d" ] || mkdir -p "$d"; done
 printf 'DownloadBundle\n%s\n' "$dir" > "$root/ongoing-deployment/$did"
 if [ -n "$existing" ] && [ -f "$existing" ]; then
     if [ "$existing" != "$dir/bundle.tar" ]; then
@@ -23,7 +23,7 @@ else
     echo "received the bundle ($(wc -c < "$dir/bundle.tar") bytes)"
 fi
 printf '%s\n' "$sha" > "$dir/bundle.sha256"
-rm -rf "$dir/deployment-archive"
+if [ -e "$dir/deployment-archive" ]; then rm -rf "$dir/deployment-archive"; fi
 mkdir "$dir/deployment-archive"
 if [ "$(id -u)" = 0 ]; then owner=--no-same-owner; else owner=; fi
 tar -x $owner -f "$dir/bundle.tar" -C "$dir/deployment-archive"

@@ -2,6 +2,6 @@
 set -eu
 root=$1 gid=$2 did=$3 status=$4 sha=$5
 instr="$root/deployment-instructions"
-mkdir -p "$instr"
+[ -d "$instr" ] || mkdir -p "$instr"
 printf '%s %s %s\n' "$did" "$status" "$sha" > "$instr/${gid}_last_deployment"
 rm -f "$root/ongoing-deployment/$did"

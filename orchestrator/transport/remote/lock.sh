@@ -3,15 +3,18 @@
 #              whose heartbeat is older than TTL seconds, or held by FINISHED (a deployment the
 #              controller knows has ended), is moved aside and taken over
 #   heartbeat  refresh ours;  release  drop ours;  status  print it;  break  drop it, whoever holds it
-# Prints "lock=<acquired|reacquired|took-over|held|released|free|...>" then the holder's lines.
+# Prints "---lock---" (where a probe's output ends when both run in one request), then
+# "lock=<acquired|reacquired|took-over|held|released|free|...>", then the holder's lines.
 set -u
 mode=$1 root=$2 gid=$3 did=$4 ttl=${5:-120} holder=${6:-} finished=${7:-}
 locks="$root/locks"
 dir="$locks/$gid"
 now=$(date +%s)
+echo "---lock---"
 show() {
     [ -f "$1/holder" ] && cat "$1/holder"
-    beat=$(cat "$1/heartbeat" 2> /dev/null || echo 0)
+    beat=0
+    read -r beat < "$1/heartbeat" 2> /dev/null || :
     echo "heartbeat_age=$((now - beat))"
 }
 take() {
@@ -20,14 +23,17 @@ take() {
     echo "$did" > "$dir/deployment"
     echo "$now" > "$dir/heartbeat"
 }
-ours() { [ "$(cat "$dir/deployment" 2> /dev/null)" = "$did" ]; }
+holder_of() { held_by=; read -r held_by < "$dir/deployment" 2> /dev/null || :; }
+ours() { holder_of; [ "$held_by" = "$did" ]; }
 case $mode in
 acquire)
-    mkdir -p "$locks"
+    [ -d "$locks" ] || mkdir -p "$locks"
     if take; then echo "lock=acquired"; exit 0; fi
     if ours; then echo "$now" > "$dir/heartbeat"; echo "lock=reacquired"; exit 0; fi
-    beat=$(cat "$dir/heartbeat" 2> /dev/null || echo 0)
-    if [ $((now - beat)) -gt "$ttl" ] || { [ -n "$finished" ] && [ "$(cat "$dir/deployment" 2> /dev/null)" = "$finished" ]; }; then
+    beat=0
+    read -r beat < "$dir/heartbeat" 2> /dev/null || :
+    holder_of
+    if [ $((now - beat)) -gt "$ttl" ] || { [ -n "$finished" ] && [ "$held_by" = "$finished" ]; }; then
         aside="$dir.stale.$did.$$"
         # Of two takers, one wins the rename; the other finds the lock gone or taken.
         if mv "$dir" "$aside" 2> /dev/null && take; then

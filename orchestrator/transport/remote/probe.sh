@@ -4,16 +4,21 @@
 set -u
 root=$1 gid=$2 did=${3:-}
 instr="$root/deployment-instructions"
+# One-line files are read with the `read` builtin: no fork per file.
 last=""
-[ -f "$instr/${gid}_last_successful_install" ] && last=$(cat "$instr/${gid}_last_successful_install")
+[ -f "$instr/${gid}_last_successful_install" ] && read -r last < "$instr/${gid}_last_successful_install"
 printf 'last_successful=%s\n' "$last"
-[ -f "$instr/${gid}_last_deployment" ] && printf 'last_deployment=%s\n' "$(cat "$instr/${gid}_last_deployment")"
+if [ -f "$instr/${gid}_last_deployment" ] && read -r line < "$instr/${gid}_last_deployment"; then
+    printf 'last_deployment=%s\n' "$line"
+fi
 for d in "$root/$gid"/*/; do
-    [ -f "${d}bundle.sha256" ] && [ -f "${d}bundle.tar" ] && printf 'bundle=%s %sbundle.tar\n' "$(cat "${d}bundle.sha256")" "$d"
+    if [ -f "${d}bundle.sha256" ] && [ -f "${d}bundle.tar" ] && read -r sha < "${d}bundle.sha256"; then
+        printf 'bundle=%s %sbundle.tar\n' "$sha" "$d"
+    fi
 done
 printf 'user=%s\n' "$(id -un)"
-if [ -n "$did" ] && [ -f "$root/ongoing-deployment/$did" ]; then
-    printf 'ongoing=%s\n' "$(head -n 1 "$root/ongoing-deployment/$did")"
+if [ -n "$did" ] && [ -f "$root/ongoing-deployment/$did" ] && read -r line < "$root/ongoing-deployment/$did"; then
+    printf 'ongoing=%s\n' "$line"
 fi
 echo '---appspec---'
 if [ -n "$last" ]; then

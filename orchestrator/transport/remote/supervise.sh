@@ -7,7 +7,8 @@ base=$1 root=$2 gid=$3 did=$4 event=$5 script=$6 location=$7 timeout=$8 runas=$9
 shift 9
 archive=$1 grace=$2
 dir="$root/$gid/$did"
-mkdir -p "$dir/logs" "$root/ongoing-deployment"
+[ -d "$dir/logs" ] || mkdir -p "$dir/logs"
+[ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
 printf '%s\n%s\n' "$event" "$dir" > "$root/ongoing-deployment/$did"
 finish() {
     # finish CODE ERROR_CODE MESSAGE [WARNING]
@@ -51,14 +52,16 @@ else
 fi
 # coreutils' timeout leads its own process group (the hook's), sends it SIGTERM at the deadline
 # and SIGKILL GRACE seconds later, and exits 124 when the deadline passed.
-started=$(date +%s)
+# Seconds since boot from /proc (no fork); `date` where there is no /proc.
+uptime_seconds() { if read -r up _ < /proc/uptime 2> /dev/null; then echo "${up%.*}"; else date +%s; fi; }
+started=$(uptime_seconds)
 timeout -k "$grace" "$timeout" "$@" < /dev/null > "$base.out" 2> "$base.err" &
 pid=$!
 echo "$pid" > "$base.hookpid"
 wait "$pid"
 code=$?
 # 124: the deadline passed; 137: it also needed the SIGKILL (or something else killed it).
-if [ "$code" -eq 124 ] || { [ "$code" -eq 137 ] && [ $(($(date +%s) - started)) -ge "$timeout" ]; }; then
+if [ "$code" -eq 124 ] || { [ "$code" -eq 137 ] && [ $(($(uptime_seconds) - started)) -ge "$timeout" ]; }; then
     : > "$base.timedout"
 fi
 warning=""
