@@ -120,7 +120,7 @@ def _mapped_errors(
         raise Unreachable(host.name, f"cannot connect to {where}: {reason}") from exc
 
 
-RUNNER_CHUNK = 256 * 1024  # bundle bytes per write to the runner's stdin
+RUNNER_CHUNK = 32 * 1024  # one SSH packet: a slow host holds at most this much in memory
 
 
 def _become(host: HostSpec) -> str:

@@ -274,7 +274,10 @@ def test_redeploying_the_same_revision_uploads_nothing(fleet: Lab, tmp_path: Pat
         cli, ["logs", again.document["deploymentId"], "--event", "DownloadBundle"]
     )
     assert logs.stdout.count("reused the bundle already on the host") == 5
+    assert logs.stdout.count("linked the archive unpacked in") == 5  # not unpacked again
     assert "received the bundle" not in logs.stdout
+    archives = sorted(group_root(fleet, "web-1").glob("*/deployment-archive/appspec.yml"))
+    assert len(archives) == 2 and archives[0].stat().st_ino == archives[1].stat().st_ino
     # The old revision's ApplicationStop stopped the server that the new one started again.
     assert "stopped hello-web" in again.event("web-1", "ApplicationStop")["diagnostics"]["logTail"]
 

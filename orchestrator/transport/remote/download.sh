@@ -1,6 +1,9 @@
 # download ROOT GROUP_ID DEPLOYMENT_ID SHA256 EXISTING_BUNDLE MAX_REVISIONS LAST_SUCCESSFUL
 # DownloadBundle: take the bundle from EXISTING_BUNDLE (a revision already on the host) or from
 # stdin, check its sha256, unpack it into deployment-archive/, keep MAX_REVISIONS directories.
+# A bundle already on the host was unpacked there too: its archive is hard-linked instead of
+# unpacked again (a redeploy or a rollback then writes no file data), as the agent's archive
+# reuse does with copies. The `.unpacked` marker says an archive was completely unpacked.
 set -eu
 root=$1 gid=$2 did=$3 sha=$4 existing=$5 keep=$6 last=$7
 dir="$root/$gid/$did"
@@ -12,6 +15,7 @@ if [ -n "$existing" ] && [ -f "$existing" ]; then
         ln -f "$existing" "$dir/bundle.tar" 2>/dev/null || cp "$existing" "$dir/bundle.tar"
     fi
     echo "reused the bundle already on the host: $existing"
+    source_dir=${existing%/bundle.tar}
 else
     cat > "$dir/bundle.tar.part"
     got=$(sha256sum "$dir/bundle.tar.part" | cut -d ' ' -f 1)
@@ -23,10 +27,21 @@ else
     echo "received the bundle ($(wc -c < "$dir/bundle.tar") bytes)"
 fi
 printf '%s\n' "$sha" > "$dir/bundle.sha256"
+if [ -e "$dir/.unpacked" ]; then rm -f "$dir/.unpacked"; fi
 if [ -e "$dir/deployment-archive" ]; then rm -rf "$dir/deployment-archive"; fi
-mkdir "$dir/deployment-archive"
-if [ "$(id -u)" = 0 ]; then owner=--no-same-owner; else owner=; fi
-tar -x $owner -f "$dir/bundle.tar" -C "$dir/deployment-archive"
+unpacked=
+source_dir=${source_dir:-$dir}
+if [ "$source_dir" != "$dir" ] && [ -d "$source_dir/deployment-archive" ] \
+    && read -r unpacked < "$source_dir/.unpacked" 2> /dev/null && [ "$unpacked" = "$sha" ] \
+    && cp -al "$source_dir/deployment-archive" "$dir/deployment-archive"; then
+    echo "linked the archive unpacked in $source_dir"
+else
+    if [ -e "$dir/deployment-archive" ]; then rm -rf "$dir/deployment-archive"; fi
+    mkdir "$dir/deployment-archive"
+    if [ "$(id -u)" = 0 ]; then owner=--no-same-owner; else owner=; fi
+    tar -x $owner -f "$dir/bundle.tar" -C "$dir/deployment-archive"
+fi
+printf '%s\n' "$sha" > "$dir/.unpacked"
 printf '%s\n' "$dir" > "$instr/${gid}_most_recent_install"
 # Retention: keep KEEP directories, this one included; never the last successful one.
 count=0
