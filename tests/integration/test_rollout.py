@@ -264,8 +264,13 @@ def test_redeploying_the_same_revision_uploads_nothing(fleet: Lab, tmp_path: Pat
     assert (
         rollout(fleet, bundle, "--deployment-config", "CodeDeployDefault.AllAtOnce").exit_code == 0
     )
+    # Edited by hand on web-1 since: the redeploy puts the revision's file back.
+    edited = fleet.host_path("web-1", "/srv/hello-web/www/index.html")
+    shipped = edited.read_text()
+    edited.write_text("edited by hand\n")
     again = rollout(fleet, bundle, "--deployment-config", "CodeDeployDefault.AllAtOnce")
     assert again.exit_code == 0
+    assert edited.read_text() == shipped
     from click.testing import CliRunner
 
     from orchestrator.cli.main import cli
@@ -275,6 +280,14 @@ def test_redeploying_the_same_revision_uploads_nothing(fleet: Lab, tmp_path: Pat
     )
     assert logs.stdout.count("reused the bundle already on the host") == 5
     assert logs.stdout.count("linked the archive unpacked in") == 5  # not unpacked again
+    installs = (
+        CliRunner()
+        .invoke(cli, ["logs", again.document["deploymentId"], "--event", "Install"])
+        .stdout
+    )
+    # Unchanged files are kept, not removed and copied again; the edited one is replaced.
+    assert installs.count("installed 0 file(s), kept 1 unchanged") == 4
+    assert installs.count("installed 1 file(s), kept 0 unchanged") == 1
     assert "received the bundle" not in logs.stdout
     archives = sorted(group_root(fleet, "web-1").glob("*/deployment-archive/appspec.yml"))
     assert len(archives) == 2 and archives[0].stat().st_ino == archives[1].stat().st_ino

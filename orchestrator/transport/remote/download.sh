@@ -32,7 +32,7 @@ if [ -e "$dir/deployment-archive" ]; then rm -rf "$dir/deployment-archive"; fi
 unpacked=
 source_dir=${source_dir:-$dir}
 if [ "$source_dir" != "$dir" ] && [ -d "$source_dir/deployment-archive" ] \
-    && read -r unpacked < "$source_dir/.unpacked" 2> /dev/null && [ "$unpacked" = "$sha" ] \
+    && read -r unpacked 2> /dev/null < "$source_dir/.unpacked" && [ "$unpacked" = "$sha" ] \
     && cp -al "$source_dir/deployment-archive" "$dir/deployment-archive"; then
     echo "linked the archive unpacked in $source_dir"
 else

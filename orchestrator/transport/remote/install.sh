@@ -5,6 +5,9 @@
 # what this install made.
 # The instructions are read by awk and the filesystem is touched by a few batched commands: a
 # shell loop over a few hundred lines costs the host more than the copying itself.
+# Redeploying the bundle the previous install came from keeps the files it installed that are
+# unchanged since (same type, mode, size and mtime as in the archive: rsync's quick check) instead
+# of removing and copying them again; anything else is replaced as usual.
 set -eu
 export LC_ALL=C
 root=$1 gid=$2 did=$3
@@ -51,6 +54,28 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
         }
     }' "$dir/install.files-present" "$dir/install.dirs-present" "$previous" "$plan" >&2
 
+# The files this install may keep: only when the previous install came from this same bundle.
+: > "$dir/install.kept"
+previous_dir= previous_sha= sha=
+read -r sha 2> /dev/null < "$dir/bundle.sha256" || :
+read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install" || :
+[ -z "$previous_dir" ] || read -r previous_sha 2> /dev/null < "$previous_dir/bundle.sha256" || :
+if [ -f "$cleanup" ] && [ -n "$sha" ] && [ "$previous_sha" = "$sha" ]; then
+    quick() { xargs -r -d '\n' stat -c "%f %s %Y$tab%n" -- 2> /dev/null || :; }
+    awk -F "$tab" '$1 == "F" && $3 == 1 { print $5 }' "$plan" | quick > "$dir/install.dest-stat"
+    awk -F "$tab" -v archive="$archive" '$1 == "F" && $3 == 1 { print archive "/" $4 }' "$plan" \
+        | quick > "$dir/install.source-stat"
+    awk -F "$tab" -v dest="$dir/install.dest-stat" -v source="$dir/install.source-stat" \
+        -v archive="$archive" '
+        FILENAME == dest { installed[$2] = $1; next }
+        FILENAME == source { shipped[$2] = $1; next }
+        $1 == "F" && $3 == 1 && installed[$5] ~ /^8/ && installed[$5] == shipped[archive "/" $4] {
+            print $5
+        }' \
+        "$dir/install.dest-stat" "$dir/install.source-stat" "$plan" > "$dir/install.kept"
+    rm -f "$dir/install.dest-stat" "$dir/install.source-stat"
+fi
+
 removed=0
 if [ -f "$cleanup" ]; then
     # Complete lines only (a last line without a newline is a partial write, skipped as the
@@ -60,19 +85,23 @@ if [ -f "$cleanup" ]; then
         NR > 1 && prev ~ /^\// { lines[++n] = prev }
         { prev = $0 }
         END { for (i = n; i > 0; i--) print lines[i] }' | lstat > "$dir/cleanup.present"
-    awk -F "$tab" '$1 != "directory" { print $2 }' "$dir/cleanup.present" | xargs -r -d '\n' rm -f --
+    awk -F "$tab" -v kept="$dir/install.kept" '
+        FILENAME == kept { keep[$0] = 1; next }
+        $1 != "directory" && !($2 in keep) { print $2 }' "$dir/install.kept" "$dir/cleanup.present" \
+        | xargs -r -d '\n' rm -f --
     awk -F "$tab" '$1 == "directory" { print $2 }' "$dir/cleanup.present" \
         | xargs -r -d '\n' rmdir --ignore-fail-on-non-empty -- 2> /dev/null || :
     removed=1
-    rm -f "$cleanup"
+    mv -f "$cleanup" "$dir/cleanup.previous"
 fi
 
 : > "$cleanup"
 # After the removal: the directories that still exist are not this install's to record.
 awk -F "$tab" '$1 == "D" { print $3 }' "$plan" | follow > "$dir/install.dirs-present"
+[ -f "$dir/cleanup.previous" ] || : > "$dir/cleanup.previous"
 awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-present" \
     -v archive="$archive" -v cleanup="$cleanup" -v audit="$instr/$gid-install.json" \
-    -v removed="$removed" '
+    -v removed="$removed" -v kept="$dir/install.kept" -v previous="$dir/cleanup.previous" '
     function q(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
     function flush() {
         if (batch != "") print "cp -P -p --remove-destination --" batch " " q(batch_dir "/")
@@ -86,10 +115,17 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
     }
     FILENAME == files { file_type[$2] = $1; next }
     FILENAME == dirs { dir_type[$2] = $1; next }
+    FILENAME == kept { keep[$0] = 1; next }
+    FILENAME == previous { owned[$0] = 1; next }
     $1 == "J" { print $2 > audit; next }
     $1 == "B" { behavior = $2; next }
     $1 == "D" {
-        if (dir_type[$3] == "directory") next
+        # A directory the previous install made that is still there (it holds kept files, or
+        # files of someone else) stays with this install: recorded, its permissions applied.
+        if (dir_type[$3] == "directory") {
+            if ($3 in owned) { print $3 > cleanup; made[$2] = 1 }
+            next
+        }
         print $3 > cleanup
         mkdirs = mkdirs " " q($3); made[$2] = 1; made_dirs++
         next
@@ -100,9 +136,11 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
             next
         }
         print $5 > cleanup
+        made[$2] = 1
+        if ($5 in keep) { unchanged++; next }
         parent = $5; sub(/\/[^\/]*$/, "", parent)
         copies[++ncopies] = "F" $4 "\t" parent
-        made[$2] = 1; copied++
+        copied++
         next
     }
     $1 == "P" && ($2 in made) {
@@ -134,8 +172,10 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
             print "printf \047semanage\\0%s\\n\047 " q(parts[2]) " >> " q(cleanup)
         }
         apply("chown -h", owners)
-        print "echo " q("installed " copied + 0 " file(s), created " made_dirs + 0 " directorie(s); previous install removed: " removed)
-    }' "$dir/install.files-present" "$dir/install.dirs-present" "$plan" > "$dir/install.sh"
+        print "echo " q("installed " copied + 0 " file(s), kept " unchanged + 0 " unchanged, created " made_dirs + 0 " directorie(s); previous install removed: " removed)
+    }' "$dir/install.files-present" "$dir/install.dirs-present" "$dir/install.kept" \
+    "$dir/cleanup.previous" "$plan" > "$dir/install.sh"
 sh -eu "$dir/install.sh"
-rm -f "$dir/install.files-present" "$dir/install.dirs-present" "$dir/cleanup.present" "$dir/no-cleanup"
+rm -f "$dir/install.files-present" "$dir/install.dirs-present" "$dir/cleanup.present" \
+    "$dir/no-cleanup" "$dir/install.kept" "$dir/cleanup.previous"
 printf '%s\n' "$dir" > "$instr/${gid}_last_successful_install"

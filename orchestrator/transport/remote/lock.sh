@@ -14,7 +14,7 @@ echo "---lock---"
 show() {
     [ -f "$1/holder" ] && cat "$1/holder"
     beat=0
-    read -r beat < "$1/heartbeat" 2> /dev/null || :
+    read -r beat 2> /dev/null < "$1/heartbeat" || :
     echo "heartbeat_age=$((now - beat))"
 }
 take() {
@@ -23,7 +23,7 @@ take() {
     echo "$did" > "$dir/deployment"
     echo "$now" > "$dir/heartbeat"
 }
-holder_of() { held_by=; read -r held_by < "$dir/deployment" 2> /dev/null || :; }
+holder_of() { held_by=; read -r held_by 2> /dev/null < "$dir/deployment" || :; }
 ours() { holder_of; [ "$held_by" = "$did" ]; }
 case $mode in
 acquire)
@@ -31,7 +31,7 @@ acquire)
     if take; then echo "lock=acquired"; exit 0; fi
     if ours; then echo "$now" > "$dir/heartbeat"; echo "lock=reacquired"; exit 0; fi
     beat=0
-    read -r beat < "$dir/heartbeat" 2> /dev/null || :
+    read -r beat 2> /dev/null < "$dir/heartbeat" || :
     holder_of
     if [ $((now - beat)) -gt "$ttl" ] || { [ -n "$finished" ] && [ "$held_by" = "$finished" ]; }; then
         aside="$dir.stale.$did.$$"
