@@ -76,7 +76,10 @@ class PlainProgress:
         elif isinstance(event, DeploymentFinished):
             line = summary_line(deployment)
         if line is not None:
-            self.console.print(line, markup=False, highlight=False)
+            # Plain text straight to the console's file: rich's rendering of each line cost more
+            # than the rest of the event's handling (measured at 100 hosts).
+            self.console.file.write(line + "\n")
+            self.console.file.flush()
 
 
 class LiveProgress:
