@@ -19,9 +19,9 @@ def test_parse_probe() -> None:
     assert probe.last_deployment == ("d-1", "Succeeded", "abc")
     assert probe.bundles == {"abc": "/r/g/d-1/bundle.tar"}
     assert probe.old_appspec == "version: 0.0\nos: linux\n"
-    assert probe.cleanup == ["/srv/a", "/srv/a/b"]
+    assert probe.cleanup == ("/srv/a", "/srv/a/b")
     fresh = parse_probe("last_successful=\nuser=deploy\n---appspec---\n---cleanup---\n")
-    assert (fresh.last_successful, fresh.old_appspec, fresh.cleanup) == (None, None, [])
+    assert (fresh.last_successful, fresh.old_appspec, fresh.cleanup) == (None, None, ())
     gone = parse_probe("last_successful=/r/g/d-0\n---appspec---\n__missing__\n---cleanup---\n")
     assert gone.old_appspec == MISSING_APPSPEC
 
