@@ -40,6 +40,9 @@ from orchestrator.transport.remote import program, runner_program
 @dataclass(frozen=True)
 class SshLimits:
     max_handshakes: int = 32  # concurrent key exchanges: CPU-bound on controller and hosts
+    # Bundles streaming at once. Each holds up to ~100 KB of the controller's memory in flight
+    # (chunk, channel and socket buffers): unbounded, 500 hosts took 45 MB more than a redeploy.
+    max_uploads: int = 64
     max_channels_per_host: int = 8  # below OpenSSH's default MaxSessions (10)
     connect_retries: int = 2
     retry_base_delay: float = 0.5
@@ -178,25 +181,34 @@ class _Runner:
         return runner
 
     async def run(
-        self, request: str, stdin: bytes | None, stdin_file: Path | None
+        self,
+        request: str,
+        stdin: bytes | None,
+        stdin_file: Path | None,
+        uploads: asyncio.Semaphore,
     ) -> CommandResult:
         try:
-            return await self._request(request, stdin, stdin_file)
+            return await self._request(request, stdin, stdin_file, uploads)
         except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionError) as exc:
             raise Unreachable(self._host.name, await self._ended()) from exc
 
     async def _request(
-        self, request: str, stdin: bytes | None, stdin_file: Path | None
+        self,
+        request: str,
+        stdin: bytes | None,
+        stdin_file: Path | None,
+        uploads: asyncio.Semaphore,
     ) -> CommandResult:
         size = stdin_file.stat().st_size if stdin_file is not None else len(stdin or b"")
         writer, reader = self._process.stdin, self._process.stdout
         with _mapped_errors(self._host, passing=(asyncio.IncompleteReadError, ConnectionError)):
             writer.write(f"{size} {request}\n".encode() + (stdin or b""))
             if stdin_file is not None:
-                with stdin_file.open("rb") as handle:
-                    while chunk := handle.read(RUNNER_CHUNK):
-                        writer.write(chunk)
-                        await writer.drain()
+                async with uploads:  # held while sending, not while the host unpacks
+                    with stdin_file.open("rb") as handle:
+                        while chunk := handle.read(RUNNER_CHUNK):
+                            writer.write(chunk)
+                            await writer.drain()
             await writer.drain()
             out = await reader.readuntil(self._boundary)
             trailer = (await reader.readline()).split()
@@ -222,10 +234,15 @@ class SshSession:
     """One connection to one host."""
 
     def __init__(
-        self, host: HostSpec, connection: asyncssh.SSHClientConnection, channels: int
+        self,
+        host: HostSpec,
+        connection: asyncssh.SSHClientConnection,
+        channels: int,
+        uploads: asyncio.Semaphore | None = None,
     ) -> None:
         self._host = host
         self._connection = connection
+        self._uploads = uploads or asyncio.Semaphore(1)
         # The runner holds one channel for the session; the rest are for what comes meanwhile.
         self._channels = asyncio.Semaphore(max(1, channels - 1))
         self._runner: _Runner | None = None
@@ -251,7 +268,8 @@ class SshSession:
             try:
                 if self._runner is None:
                     self._runner = await _Runner.start(self._host, self._connection)
-                return await asyncio.wait_for(self._runner.run(request, stdin, stdin_file), timeout)
+                running = self._runner.run(request, stdin, stdin_file, self._uploads)
+                return await asyncio.wait_for(running, timeout)
             except BaseException as exc:
                 # A request cut short leaves the runner's stream mid-reply: never reuse it.
                 if self._runner is not None:
@@ -313,6 +331,7 @@ class SshTransport:
     ) -> None:
         self.limits = limits or SshLimits()
         self._handshakes = asyncio.Semaphore(self.limits.max_handshakes)
+        self._uploads = asyncio.Semaphore(self.limits.max_uploads)
         self._accept_new_file = accept_new_file
         # ProxyJump bastions: one connection each, shared as the tunnel of every host behind it.
         self._bastions: dict[str, asyncio.Task[asyncssh.SSHClientConnection]] = {}
@@ -356,7 +375,9 @@ class SshTransport:
             try:
                 async with self._handshakes:
                     connection = await self._open(host)
-                return SshSession(host, connection, self.limits.max_channels_per_host)
+                return SshSession(
+                    host, connection, self.limits.max_channels_per_host, self._uploads
+                )
             except (Unreachable, ConnectTimeout):
                 if attempt == self.limits.connect_retries:
                     raise
