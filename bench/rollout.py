@@ -258,6 +258,9 @@ def bench_size(count: int, runs: int, configs: list[str], workdir: Path) -> list
                 print_row(rows[-1])
     finally:
         lab.down()
+        # A 1000-host fleet holds ~70 GB of revisions: gone before the next size starts.
+        shutil.rmtree(workdir / f"lab-{count}", ignore_errors=True)
+        shutil.rmtree(workdir / f"run-{count}", ignore_errors=True)
     return rows
 
 
