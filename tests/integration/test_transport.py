@@ -1,4 +1,4 @@
-"""The SSH transport's sharing: a ProxyJump bastion connected once for every host behind it."""
+"""The SSH transport: the host-side runner's framing, a ProxyJump bastion shared by its hosts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import load_inventory
+from orchestrator.transport.base import ProgramCall
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import NO_RETRY, rollout
 from tests.integration.revisions import script_bundle
@@ -92,3 +93,43 @@ def test_old_deployment_directories_are_pruned_but_not_the_last_successful(
         "Install",
     }
     assert any("removed old revision directory" in r["output"] for r in rows)
+
+
+def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
+    """Many steps on one runner: odd arguments, stdin read or left unread, failures, a fallback."""
+    spec = load_inventory(fleet.inventory_path).resolve_host("web-1")
+    odd_root = "/opt/it's a $root"
+    bundle = tmp_path / "not-the-bundle.tar"
+    bundle.write_bytes(b"\x00boundary?\n" * 50_000)
+
+    async def steps() -> list[tuple[int | None, str, str]]:
+        session = await SshTransport(NO_RETRY).connect(spec)
+        try:
+            results = []
+            for _ in range(3):
+                probe = ProgramCall("probe", (odd_root, "group", "d-X"))
+                results.append(await session.call(probe))
+                # download reads all its stdin, finds the wrong checksum and fails
+                download = ProgramCall("download", (odd_root, "g", "d-X", "0" * 64, "", "5", ""))
+                results.append(await session.call(download, stdin_file=bundle))
+                # lock status reads none of its stdin (more than a pipe holds): the runner drains it
+                lock = ProgramCall("lock", ("status", odd_root, "g", "-"))
+                results.append(await session.call(lock, stdin=b"unread\n" * 20_000))
+            runner = session._runner  # one runner served every step
+            # An argument with a newline cannot be one request line: it gets a channel.
+            collect = ProgramCall("hook", ("collect", "/nonexistent/a\nb"))
+            results.append(await session.call(collect))
+            assert session._runner is runner
+            return [(r.exit_status, r.stdout, r.stderr) for r in results]
+        finally:
+            await session.close()
+
+    results = asyncio.run(steps())
+    for i in range(3):
+        probe, download, lock = results[3 * i : 3 * i + 3]
+        assert probe[0] == 0 and probe[1].startswith("last_successful=\n")
+        assert download[0] == 3 and "bundle checksum mismatch" in download[2]
+        assert lock[0] == 0 and lock[1] == "---lock---\nlock=free\n"
+    assert results[-1][1].startswith("status=-1 NotStarted")
+    # The quote and the dollar arrived intact: download made its directories under that root.
+    assert fleet.host_path("web-1", f"{odd_root}/g/d-X/logs").is_dir()
