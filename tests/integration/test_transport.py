@@ -108,17 +108,17 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
             results = []
             for _ in range(3):
                 probe = ProgramCall("probe", (odd_root, "group", "d-X"))
-                results.append(await session.call(probe))
+                results.append(await session.call(probe, timeout=30))
                 # download reads all its stdin, finds the wrong checksum and fails
                 download = ProgramCall("download", (odd_root, "g", "d-X", "0" * 64, "", "5", ""))
-                results.append(await session.call(download, stdin_file=bundle))
+                results.append(await session.call(download, stdin_file=bundle, timeout=30))
                 # lock status reads none of its stdin (more than a pipe holds): the runner drains it
                 lock = ProgramCall("lock", ("status", odd_root, "g", "-"))
-                results.append(await session.call(lock, stdin=b"unread\n" * 20_000))
+                results.append(await session.call(lock, stdin=b"unread\n" * 20_000, timeout=30))
             runner = session._runner  # one runner served every step
             # An argument with a newline cannot be one request line: it gets a channel.
             collect = ProgramCall("hook", ("collect", "/nonexistent/a\nb"))
-            results.append(await session.call(collect))
+            results.append(await session.call(collect, timeout=30))
             assert session._runner is runner
             return [(r.exit_status, r.stdout, r.stderr) for r in results]
         finally:
