@@ -165,10 +165,12 @@ def runner_request(calls: tuple[ProgramCall, ...]) -> str | None:
 class _Runner:
     """The host-side runner on one channel: a request at a time, its output up to a boundary."""
 
-    def __init__(self, host: HostSpec, process: asyncssh.SSHClientProcess[bytes]) -> None:
+    def __init__(
+        self, host: HostSpec, process: asyncssh.SSHClientProcess[bytes], boundary: str
+    ) -> None:
         self._host = host
         self._process = process
-        self._boundary = b""
+        self._boundary = f"\n{boundary} ".encode()
 
     @classmethod
     async def start(cls, host: HostSpec, connection: asyncssh.SSHClientConnection) -> _Runner:
@@ -176,9 +178,7 @@ class _Runner:
         command = f"{_become(host)}sh -c {shlex.quote(runner_program())} runner {boundary}"
         with _mapped_errors(host):
             process = await connection.create_process(command, encoding=None)
-        runner = cls(host, process)
-        runner._boundary = f"\n{boundary} ".encode()
-        return runner
+        return cls(host, process, boundary)
 
     async def run(
         self,
@@ -189,7 +189,7 @@ class _Runner:
     ) -> CommandResult:
         try:
             return await self._request(request, stdin, stdin_file, uploads)
-        except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionError) as exc:
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
             raise Unreachable(self._host.name, await self._ended()) from exc
 
     async def _request(

@@ -21,9 +21,9 @@ tab=$(printf '\t')
 [ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
 printf 'Install\n%s\n' "$dir" > "$root/ongoing-deployment/$did"
 cat > "$plan"
-[ -f "$cleanup" ] || : > "$dir/no-cleanup"
+# The previous install's paths: the cleanup file, moved to cleanup.previous once it is removed.
 previous="$cleanup"
-[ -f "$cleanup" ] || previous="$dir/no-cleanup"
+[ -f "$cleanup" ] || { previous="$dir/cleanup.previous"; : > "$previous"; }
 
 # "<type><tab><path>" for each listed path that exists: `lstat` as is, `follow` through links.
 lstat() { xargs -r -d '\n' stat -c "%F$tab%n" -- 2> /dev/null || :; }
@@ -98,7 +98,6 @@ fi
 : > "$cleanup"
 # After the removal: the directories that still exist are not this install's to record.
 awk -F "$tab" '$1 == "D" { print $3 }' "$plan" | follow > "$dir/install.dirs-present"
-[ -f "$dir/cleanup.previous" ] || : > "$dir/cleanup.previous"
 awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-present" \
     -v archive="$archive" -v cleanup="$cleanup" -v audit="$instr/$gid-install.json" \
     -v removed="$removed" -v kept="$dir/install.kept" -v previous="$dir/cleanup.previous" '
@@ -177,5 +176,5 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
     "$dir/cleanup.previous" "$plan" > "$dir/install.sh"
 sh -eu "$dir/install.sh"
 rm -f "$dir/install.files-present" "$dir/install.dirs-present" "$dir/cleanup.present" \
-    "$dir/no-cleanup" "$dir/install.kept" "$dir/cleanup.previous"
+    "$dir/install.kept" "$dir/cleanup.previous"
 printf '%s\n' "$dir" > "$instr/${gid}_last_successful_install"
