@@ -5,7 +5,7 @@ The engine never prints: it calls every sink with every event, in order, from it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,38 @@ Event = (
     | DeploymentFinished
 )
 EventSink = Callable[[Event], None]
+
+
+def sink_name(sink: EventSink) -> str:
+    """What a sink writes to, for messages: its ``label`` when it has one."""
+    return str(getattr(sink, "label", None) or type(sink).__name__)
+
+
+class Broadcast:
+    """Every event to every sink, in order.
+
+    A sink that raises (the history store or a log on a full disk, a closed stderr) is dropped
+    and its failure kept; the listeners are told once, so the deployment can stop: what it did
+    next could be neither recorded nor shown. The other sinks still get every event.
+    """
+
+    def __init__(self, sinks: Iterable[EventSink]) -> None:
+        self.sinks = list(sinks)
+        self.failure: str | None = None
+        self.listeners: list[Callable[[str], None]] = []
+
+    def __call__(self, event: Event) -> None:
+        failed: list[str] = []
+        for sink in tuple(self.sinks):
+            try:
+                sink(event)
+            except Exception as exc:  # whatever a sink raises, the rollout goes on
+                self.sinks.remove(sink)
+                failed.append(f"cannot write {sink_name(sink)}: {exc}")
+        if failed and self.failure is None:
+            self.failure = "; ".join(failed)
+            for listener in self.listeners:
+                listener(self.failure)
 
 
 def event_record(event: Event) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import json
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -184,13 +184,17 @@ def execute(ctx: CliContext, rollout: Rollout, policy: ReleasePolicy, options: O
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
         if options.events_path is not None:
-            sinks.append(
-                NdjsonSink(stack.enter_context(options.events_path.open("w", encoding="utf-8")))
-            )
+            events = options.events_path.open("w", encoding="utf-8")
+            # Every event is flushed as it is written: only a write that failed (and was
+            # reported) can be pending at the end.
+            stack.callback(_close_quietly, events)
+            sinks.append(NdjsonSink(events))
         releaser = Releaser(store, SshTransport, sinks, ctx.state_dir, ctx.cache_dir / "bundles")
         release, interrupted = asyncio.run(_run(releaser, rollout, policy, store))
     for note in release.notes:
         ctx.err.print(f"note: {note}")
+    if release.failure is not None:
+        _report_failure(ctx, release.deployment, release.failure)
     document = release.deployment.to_document()
     if options.output == "json":
         click.echo(json.dumps(document, indent=2))
@@ -199,6 +203,26 @@ def execute(ctx: CliContext, rollout: Rollout, policy: ReleasePolicy, options: O
         if release.rollback is not None:
             ctx.out.print(deployment_table(release.rollback.to_document()))
     raise click.exceptions.Exit(exit_code_for(release.deployment, interrupted))
+
+
+def _close_quietly(stream: IO[str]) -> None:
+    with contextlib.suppress(OSError):
+        stream.close()
+
+
+def _report_failure(ctx: CliContext, deployment: Deployment, failure: str) -> None:
+    """What an operator needs after a sink failed: why it stopped, and how to go on."""
+    with contextlib.suppress(OSError):  # stderr may be what failed
+        ctx.err.print(
+            f"error: {failure}\n"
+            f"The deployment {deployment.deployment_id} was stopped: hooks that were running "
+            "finished, no new lifecycle event started, and the hosts keep what they have. "
+            f"Make room, then `orchestrator status {deployment.deployment_id}` shows where each "
+            "host stands; a deployment it shows as interrupted completes with "
+            f"`orchestrator rollout --resume {deployment.deployment_id}`.",
+            markup=False,
+            highlight=False,
+        )
 
 
 async def _run(

@@ -45,6 +45,8 @@ def styled(status: str | None) -> str:
 class PlainProgress:
     """One line per thing that happened, for logs, cron and CI (no animation)."""
 
+    label = "the progress lines (stderr)"
+
     def __init__(self, console: Console) -> None:
         self.console = console
 
@@ -84,6 +86,8 @@ class PlainProgress:
 
 class LiveProgress:
     """A live view for a terminal: counts, hosts in flight with their event, failures so far."""
+
+    label = "the progress view (stderr)"
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -141,6 +145,7 @@ class NdjsonSink:
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
+        self.label = f"the events file {stream.name}"
 
     def __call__(self, event: Event) -> None:
         self.stream.write(json.dumps(event_record(event)) + "\n")

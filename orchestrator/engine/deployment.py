@@ -21,9 +21,9 @@ from orchestrator.engine.host import EVENTS, HostJob, HostRun
 from orchestrator.engine.remote import LockState, Probe, RemoteHost
 from orchestrator.errors import HostError, LockHeld
 from orchestrator.events import (
+    Broadcast,
     DeploymentFinished,
     DeploymentStarted,
-    Event,
     EventSink,
     HostUnreachable,
     Notice,
@@ -54,6 +54,7 @@ from orchestrator.transport.base import Transport
 HOOK_GRACE_SECONDS = 10.0
 LOCK_TTL_SECONDS = 120
 MANUAL_STOP = "MANUAL_STOP"
+INTERNAL_ERROR = "INTERNAL_ERROR"  # CodeDeploy's code; here: it could not record or report
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Rollout:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     force: asyncio.Event = field(default_factory=asyncio.Event)
     touched: set[str] = field(default_factory=set)  # hosts that ran at least one event
+    stop_reason: str | None = None  # why, when the engine stopped it itself (not `stop`)
     # Whether a deployment id is known to have ended (its host locks are left-overs).
     finished: Callable[[str], bool] = lambda deployment_id: False
 
@@ -96,21 +98,37 @@ def target_info(host: HostSpec, probe: Probe | None, sha256: str) -> TargetInfo:
 
 
 class DeploymentRunner:
-    def __init__(self, rollout: Rollout, transport: Transport, sinks: Sequence[EventSink]) -> None:
+    def __init__(
+        self, rollout: Rollout, transport: Transport, sinks: Sequence[EventSink] | Broadcast
+    ) -> None:
         self.rollout = rollout
         self.transport = transport
-        self.sinks = list(sinks)
+        self.emit = sinks if isinstance(sinks, Broadcast) else Broadcast(sinks)
         self.deployment = rollout.deployment
         self.remotes: dict[str, RemoteHost] = {}
         self.probes: dict[str, Probe] = {}
         self.runs: dict[str, HostRun] = {}
 
-    def emit(self, event: Event) -> None:
-        for sink in self.sinks:
-            sink(event)
+    def _sink_failed(self, message: str) -> None:
+        """A sink could not take an event: stop as `orchestrator stop` does, saying why."""
+        self.rollout.stop_reason = f"stopped: {message}"
+        self.rollout.stop.set()
+        self.emit(
+            Notice(
+                self.deployment,
+                f"stopping: {message}; running hooks finish, no new lifecycle event starts",
+            )
+        )
 
     async def run(self) -> Deployment:
         """Run the deployment; ``LockHeld`` (nothing started, nothing recorded) if it is locked."""
+        self.emit.listeners.append(self._sink_failed)
+        try:
+            return await self._run()
+        finally:
+            self.emit.listeners.remove(self._sink_failed)
+
+    async def _run(self) -> Deployment:
         deployment = self.deployment
         try:
             unreachable, taken_over = await self._connect_all()
@@ -269,6 +287,21 @@ class DeploymentRunner:
             self.rollout.stop.is_set,
         )
         running: dict[asyncio.Task[bool], str] = {}
+        try:
+            await self._drive_hosts(scheduler, job, resumed, running)
+        finally:
+            # Only on an error of the engine itself: no host task is left behind unawaited.
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _drive_hosts(
+        self,
+        scheduler: Scheduler,
+        job: HostJob,
+        resumed: dict[str, str],
+        running: dict[asyncio.Task[bool], str],
+    ) -> None:
         for name, event in resumed.items():
             running[self._start(job, name, event)] = name
         forced = False
@@ -345,7 +378,10 @@ class DeploymentRunner:
         stopped = outcome.error_code == MANUAL_STOP or self.rollout.stop.is_set()
         self.deployment.status = STOPPED if stopped else SUCCEEDED if outcome.succeeded else FAILED
         self.deployment.error_code = MANUAL_STOP if stopped else outcome.error_code
-        if stopped:
+        if stopped and self.rollout.stop_reason:
+            self.deployment.error_code = INTERNAL_ERROR
+            self.deployment.error_message = self.rollout.stop_reason
+        elif stopped:
             self.deployment.error_message = "the deployment was stopped"
         else:
             self.deployment.error_message = None if outcome.succeeded else outcome.message

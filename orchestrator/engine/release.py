@@ -19,7 +19,7 @@ from typing import Any
 
 from orchestrator.engine.deployment import DeploymentRunner, Rollout
 from orchestrator.errors import ConfigError, LockHeld, RollbackImpossible
-from orchestrator.events import EventSink, Notice
+from orchestrator.events import Broadcast, EventSink, Notice
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.results import FAILED, STOPPED, Deployment, RevisionInfo, new_deployment_id
 from orchestrator.revision import Revision, build_revision
@@ -44,6 +44,7 @@ class Release:
     deployment: Deployment
     rollback: Deployment | None = None
     notes: list[str] = field(default_factory=list)
+    failure: str | None = None  # a sink that failed (a full disk): why the deployment stopped
 
 
 def cached_revision(cache_dir: Path, sha256: str, source: str) -> Revision:
@@ -75,7 +76,7 @@ class Releaser:
     ) -> None:
         self.store = store
         self.transport = transport
-        self.sinks = list(sinks)
+        self.sinks = Broadcast(sinks)
         self.state_dir = state_dir
         self.cache_dir = cache_dir
         self.current: Rollout | None = None
@@ -97,8 +98,7 @@ class Releaser:
                 "(ask again to terminate them)"
             )
         current.stop.set()
-        for sink in self.sinks:
-            sink(Notice(current.deployment, message))
+        self.sinks(Notice(current.deployment, message))
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -114,6 +114,7 @@ class Releaser:
             release = Release(done)
             if self._wants_rollback(done, policy):
                 release.rollback = await self._roll_back(rollout, release)
+            release.failure = self.sinks.failure
             return release
         finally:
             lock.release()
@@ -138,6 +139,8 @@ class Releaser:
         return document is not None and document["status"] != "InProgress"
 
     def _wants_rollback(self, deployment: Deployment, policy: ReleasePolicy) -> bool:
+        if self.sinks.failure is not None:
+            return False  # a rollback could be neither recorded nor followed either
         if deployment.status == FAILED:
             return policy.auto_rollback and policy.rollback_on_failure
         if deployment.status == STOPPED:

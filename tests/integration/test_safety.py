@@ -390,3 +390,27 @@ def test_lock_status_and_release(small_lab: Lab, tmp_path: Path) -> None:
     assert released.exit_code == 0
     assert not lock.exists()
     assert small_lab.host_path("web-1", small_lab.deployment_root("web-1")).exists()
+
+
+def test_a_full_disk_under_the_events_file_stops_cleanly(small_lab: Lab, tmp_path: Path) -> None:
+    """Writing fails from the first event (/dev/full): stopped, exit 6, hosts untouched, locks
+    released, the history store says so, and the next rollout runs."""
+    revision = hello_web(tmp_path)
+    args = ["-i", str(small_lab.inventory_path), "rollout", "-a", "hello", "-g", "web"]
+    result = CliRunner().invoke(
+        cli, [*args, "-r", str(revision), "--output", "json", "--events", "/dev/full"]
+    )
+    assert result.exit_code == 6, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "error: cannot write the events file /dev/full: [Errno 28] No space left on device" in (
+        result.stderr
+    )
+    document = json.loads(result.stdout)
+    assert document["status"] == "Stopped"
+    assert document["errorInformation"]["code"] == "INTERNAL_ERROR"
+    assert {t["status"] for t in document["targets"]} == {"Skipped"}
+    for host in small_lab.hosts:
+        assert not small_lab.host_path(host.name, "/srv/hello-web").exists()
+    assert status(document["deploymentId"])["status"] == "Stopped"
+    again = rollout(small_lab, revision)
+    assert again.exit_code == 0, again.stderr

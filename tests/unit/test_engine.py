@@ -6,7 +6,13 @@ import asyncio
 from pathlib import Path
 
 from orchestrator.engine.deployment import DeploymentRunner, Rollout
-from orchestrator.events import Event, LifecycleEventFinished
+from orchestrator.events import (
+    Event,
+    EventSink,
+    LifecycleEventFinished,
+    LifecycleEventStarted,
+    Notice,
+)
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.deployment_config import PREDEFINED
 from orchestrator.models.inventory import parse_inventory
@@ -23,7 +29,11 @@ INVENTORY = parse_inventory(
 
 
 def run(
-    tmp_path: Path, config: str, fleet: FakeFleet, stop_after_first: bool = False
+    tmp_path: Path,
+    config: str,
+    fleet: FakeFleet,
+    stop_after_first: bool = False,
+    first_sink: EventSink | None = None,
 ) -> tuple[Deployment, list[Event]]:
     revision = build_revision(str(HELLO_WEB), tmp_path / "cache")
     deployment = Deployment(
@@ -50,7 +60,10 @@ def run(
             ):
                 rollout.stop.set()
 
-        return await DeploymentRunner(rollout, FakeTransport(fleet), [sink]).run()
+        sinks = [first_sink, sink] if first_sink else [sink]
+        done = await DeploymentRunner(rollout, FakeTransport(fleet), sinks).run()
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # no host task left behind
+        return done
 
     return asyncio.run(go()), events
 
@@ -114,6 +127,47 @@ def test_a_stop_request_starts_no_new_event_and_no_new_host(tmp_path: Path) -> N
     web1 = {e.name: e.status for e in deployment.targets["web-1"].events}
     assert web1["Install"] == "Succeeded"
     assert web1["AfterInstall"] == web1["ValidateService"] == "Skipped"
+
+
+class FullDisk:
+    """A sink whose disk fills up when web-1's Install finishes."""
+
+    label = "the events file /var/log/full.ndjson"
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        if (
+            isinstance(event, LifecycleEventFinished)
+            and event.target.host == "web-1"
+            and event.event.name == "Install"
+        ):
+            raise OSError(28, "No space left on device")
+
+
+def test_a_sink_that_fails_stops_the_deployment_cleanly(tmp_path: Path) -> None:
+    full = FullDisk()
+    deployment, events = run(tmp_path, "CodeDeployDefault.OneAtATime", FakeFleet(), first_sink=full)
+    assert deployment.status == "Stopped"
+    assert deployment.error_code == "INTERNAL_ERROR"
+    assert deployment.error_message == (
+        "stopped: cannot write the events file /var/log/full.ndjson: "
+        "[Errno 28] No space left on device"
+    )
+    # The failing sink got nothing more; the others got everything, and were told why.
+    assert isinstance(full.events[-1], LifecycleEventFinished)
+    failed_at = next(i for i, e in enumerate(events) if e is full.events[-1])
+    assert not any(isinstance(e, LifecycleEventStarted) for e in events[failed_at:])
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert notices == [
+        "stopping: cannot write the events file /var/log/full.ndjson: [Errno 28] No space "
+        "left on device; running hooks finish, no new lifecycle event starts"
+    ]
+    web1 = {e.name: e.status for e in deployment.targets["web-1"].events}
+    assert web1["Install"] == "Succeeded" and web1["AfterInstall"] == "Skipped"
+    assert statuses(deployment) == ["Failed", "Skipped", "Skipped", "Skipped", "Skipped"]
 
 
 def test_the_document_has_codedeploys_fields(tmp_path: Path) -> None:
