@@ -295,6 +295,78 @@ def test_redeploying_the_same_revision_uploads_nothing(fleet: Lab, tmp_path: Pat
     assert "stopped hello-web" in again.event("web-1", "ApplicationStop")["diagnostics"]["logTail"]
 
 
+def test_a_rollback_takes_the_previous_files_back_from_the_stash(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    """A change of revision keeps the files it removes (hard links, no copy); going back moves
+    the unchanged ones into place, and copies the one the application edited since."""
+    first = hello_web(tmp_path, "first")
+    (first / "www" / "about.html").write_text("about, first revision\n")
+    (first / "www" / "old.html").write_text("only in the first revision\n")
+    deployed = rollout(small_lab, first)
+    assert deployed.exit_code == 0
+    site = small_lab.host_path("web-1", "/srv/hello-web/www")
+    index_inode = (site / "index.html").stat().st_ino
+    (site / "about.html").write_text("edited by the application, and longer\n")
+    second = hello_web(tmp_path, "second")
+    (second / "www" / "index.html").write_text("<p>hello-web, second revision</p>\n")
+    (second / "www" / "about.html").write_text("about, second revision\n")
+    assert rollout(small_lab, second).exit_code == 0
+    assert not (site / "old.html").exists()
+    stash = group_root(small_lab, "web-1").parent / "stash"
+    gid = group_root(small_lab, "web-1").name
+    stashed = stash / gid / "files" / "srv" / "hello-web" / "www"
+    assert (stashed / "index.html").stat().st_ino == index_inode  # linked, not copied
+    assert (stashed / "old.html").read_text() == "only in the first revision\n"
+    tag = (stash / gid / "bundle.sha256").read_text().strip()
+    assert tag == deployed.document["revision"]["sha256"]
+
+    back = rollout(small_lab, first)
+    assert back.exit_code == 0
+    assert (site / "index.html").stat().st_ino == index_inode  # moved back
+    assert (site / "index.html").read_text() == (first / "www" / "index.html").read_text()
+    assert (site / "index.html").stat().st_nlink == 1  # shared with nothing
+    assert (site / "old.html").read_text() == "only in the first revision\n"
+    # Edited after the first install: not taken back, copied from the archive.
+    assert (site / "about.html").read_text() == "about, first revision\n"
+    assert oct((site / "index.html").stat().st_mode & 0o777) == "0o644"
+    from click.testing import CliRunner
+
+    from orchestrator.cli.main import cli
+
+    logs = CliRunner().invoke(cli, ["logs", back.document["deploymentId"], "--event", "Install"])
+    assert (
+        "web-1 Install <==\ninstalled 1 file(s), kept 0 unchanged, restored 2 from" in logs.stdout
+    )
+    assert (
+        "web-2 Install <==\ninstalled 0 file(s), kept 0 unchanged, restored 3 from" in logs.stdout
+    )
+    # The stash now holds the second revision's files, for a roll forward.
+    assert (stashed / "index.html").read_text() == "<p>hello-web, second revision</p>\n"
+    assert not (stashed / "old.html").exists()
+
+
+def test_without_links_to_the_stash_a_rollback_copies(small_lab: Lab, tmp_path: Path) -> None:
+    """A deployment root on another mount than /srv (the lab's /opt): hard links fail, the files
+    are removed and copied as without a stash, and nothing is left half-done."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        small_lab.inventory_path.read_text().replace(
+            small_lab.deployment_root("web-1"), "/opt/orchestrator/deployment-root"
+        )
+    )
+    first = hello_web(tmp_path, "first")
+    second = hello_web(tmp_path, "second")
+    (second / "www" / "index.html").write_text("<p>hello-web, second revision</p>\n")
+    for revision in (first, second, first):
+        assert rollout(small_lab, revision, inventory=inventory).exit_code == 0
+    site = small_lab.host_path("web-1", "/srv/hello-web/www")
+    assert (site / "index.html").read_text() == (first / "www" / "index.html").read_text()
+    gid = load_inventory(inventory).group_id("hello", "web")
+    stash = small_lab.host_path("web-1", f"/opt/orchestrator/deployment-root/stash/{gid}")
+    assert not [p for p in stash.rglob("*") if p.is_file() and p.name != "bundle.sha256"]
+
+
 PERMISSIONS = """\
   - source: app/bin
     destination: /srv/linked/bin
