@@ -89,9 +89,7 @@ class Lab:
 
     def deployment_root(self, name: str) -> str:
         if self.namespaced:
-            # On the same mount as the applications under /srv, as /opt and /srv are on most
-            # servers (the lab's /opt is a mount of its own): Install's stash works by hard links.
-            return "/srv/orchestrator/deployment-root"
+            return "/opt/orchestrator/deployment-root"
         return str(self.host_dir(name) / "root" / "opt" / "orchestrator" / "deployment-root")
 
     def host_path(self, name: str, path: str) -> Path:

@@ -8,11 +8,6 @@
 # Redeploying the bundle the previous install came from keeps the files it installed that are
 # unchanged since (same type, mode, size and mtime as in the archive: rsync's quick check) instead
 # of removing and copying them again; anything else is replaced as usual.
-# A change of revision keeps the previous install's files it removes in a stash (hard links made
-# before the removal, so no data is copied), tagged with their bundle's sha256; going back to that
-# bundle (a rollback) moves the ones still unchanged back into place instead of copying them.
-# Only one stash per group, replaced at the next change of revision. Where the destination is on
-# another filesystem than the deployment root, links fail and those files are simply removed.
 set -eu
 export LC_ALL=C
 root=$1 gid=$2 did=$3
@@ -21,15 +16,11 @@ archive="$dir/deployment-archive"
 instr="$root/deployment-instructions"
 cleanup="$instr/$gid-cleanup"
 plan="$dir/install-instructions"
-stash="$root/stash/$gid"
-next_stash="$root/stash/$gid.next"
 tab=$(printf '\t')
 [ -d "$instr" ] || mkdir -p "$instr"
 [ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
 printf 'Install\n%s\n' "$dir" > "$root/ongoing-deployment/$did"
 cat > "$plan"
-# A stash half-made by an Install that did not finish.
-if [ -e "$next_stash" ]; then rm -rf "$next_stash"; fi
 # The previous install's paths: the cleanup file, moved to cleanup.previous once it is removed.
 previous="$cleanup"
 [ -f "$cleanup" ] || { previous="$dir/cleanup.previous"; : > "$previous"; }
@@ -37,8 +28,6 @@ previous="$cleanup"
 # "<type><tab><path>" for each listed path that exists: `lstat` as is, `follow` through links.
 lstat() { xargs -r -d '\n' stat -c "%F$tab%n" -- 2> /dev/null || :; }
 follow() { xargs -r -d '\n' stat -L -c "%F$tab%n" -- 2> /dev/null || :; }
-# "<raw mode> <size> <mtime><tab><path>": rsync's quick check, to compare two copies of a file.
-quick() { xargs -r -d '\n' stat -c "%f %s %Y$tab%n" -- 2> /dev/null || :; }
 
 awk -F "$tab" '$1 == "F" && $3 == 0 { print $5 }' "$plan" | lstat > "$dir/install.files-present"
 awk -F "$tab" '$1 == "D" { print $3 }' "$plan" | follow > "$dir/install.dirs-present"
@@ -72,6 +61,7 @@ read -r sha 2> /dev/null < "$dir/bundle.sha256" || :
 read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install" || :
 [ -z "$previous_dir" ] || read -r previous_sha 2> /dev/null < "$previous_dir/bundle.sha256" || :
 if [ -f "$cleanup" ] && [ -n "$sha" ] && [ "$previous_sha" = "$sha" ]; then
+    quick() { xargs -r -d '\n' stat -c "%f %s %Y$tab%n" -- 2> /dev/null || :; }
     awk -F "$tab" '$1 == "F" && $3 == 1 { print $5 }' "$plan" | quick > "$dir/install.dest-stat"
     awk -F "$tab" -v archive="$archive" '$1 == "F" && $3 == 1 { print archive "/" $4 }' "$plan" \
         | quick > "$dir/install.source-stat"
@@ -86,26 +76,6 @@ if [ -f "$cleanup" ] && [ -n "$sha" ] && [ "$previous_sha" = "$sha" ]; then
     rm -f "$dir/install.dest-stat" "$dir/install.source-stat"
 fi
 
-# The files this install may take back from the stash: only when the stash came from this bundle.
-: > "$dir/install.restorable"
-stash_sha=
-read -r stash_sha 2> /dev/null < "$stash/bundle.sha256" || :
-if [ -n "$sha" ] && [ "$stash_sha" = "$sha" ]; then
-    awk -F "$tab" -v stash="$stash/files" '$1 == "F" { print stash $5 }' "$plan" \
-        | quick > "$dir/install.stash-stat"
-    awk -F "$tab" -v archive="$archive" '$1 == "F" { print archive "/" $4 }' "$plan" \
-        | quick > "$dir/install.source-stat"
-    awk -F "$tab" -v stashed="$dir/install.stash-stat" -v source="$dir/install.source-stat" \
-        -v archive="$archive" -v stash="$stash/files" '
-        FILENAME == stashed { kept[$2] = $1; next }
-        FILENAME == source { shipped[$2] = $1; next }
-        $1 == "F" && kept[stash $5] ~ /^8/ && kept[stash $5] == shipped[archive "/" $4] {
-            print $5
-        }' \
-        "$dir/install.stash-stat" "$dir/install.source-stat" "$plan" > "$dir/install.restorable"
-    rm -f "$dir/install.stash-stat" "$dir/install.source-stat"
-fi
-
 removed=0
 if [ -f "$cleanup" ]; then
     # Complete lines only (a last line without a newline is a partial write, skipped as the
@@ -117,18 +87,8 @@ if [ -f "$cleanup" ]; then
         END { for (i = n; i > 0; i--) print lines[i] }' | lstat > "$dir/cleanup.present"
     awk -F "$tab" -v kept="$dir/install.kept" '
         FILENAME == kept { keep[$0] = 1; next }
-        $1 != "directory" && !($2 in keep) { print $1 "\t" $2 }' \
-        "$dir/install.kept" "$dir/cleanup.present" > "$dir/cleanup.remove"
-    # A change of revision: the regular files it removes go to a new stash first, tagged with the
-    # last successful install's bundle (after a failed install the tag can be wrong: the quick
-    # check against the archive is what decides whether a file comes back).
-    if [ -n "$previous_sha" ] && [ "$previous_sha" != "$sha" ]; then
-        mkdir -p "$next_stash/files"
-        awk -F "$tab" '$1 ~ /^regular/ { print $2 }' "$dir/cleanup.remove" \
-            | xargs -r -d '\n' cp -l -P --parents -t "$next_stash/files" -- 2> /dev/null || :
-        printf '%s\n' "$previous_sha" > "$next_stash/bundle.sha256"
-    fi
-    awk -F "$tab" '{ print $2 }' "$dir/cleanup.remove" | xargs -r -d '\n' rm -f --
+        $1 != "directory" && !($2 in keep) { print $2 }' "$dir/install.kept" "$dir/cleanup.present" \
+        | xargs -r -d '\n' rm -f --
     awk -F "$tab" '$1 == "directory" { print $2 }' "$dir/cleanup.present" \
         | xargs -r -d '\n' rmdir --ignore-fail-on-non-empty -- 2> /dev/null || :
     removed=1
@@ -140,16 +100,10 @@ fi
 awk -F "$tab" '$1 == "D" { print $3 }' "$plan" | follow > "$dir/install.dirs-present"
 awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-present" \
     -v archive="$archive" -v cleanup="$cleanup" -v audit="$instr/$gid-install.json" \
-    -v removed="$removed" -v kept="$dir/install.kept" -v previous="$dir/cleanup.previous" \
-    -v restorable="$dir/install.restorable" -v stash="$stash/files" '
+    -v removed="$removed" -v kept="$dir/install.kept" -v previous="$dir/cleanup.previous" '
     function q(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
-    # Copies from the archive (cp) and moves back from the stash (mv), batched per directory.
     function flush() {
-        if (batch != "" && batch_tool == "F") {
-            print "cp -P -p --remove-destination --" batch " " q(batch_dir "/")
-        } else if (batch != "") {
-            print "mv -f -t " q(batch_dir "/") " --" batch
-        }
+        if (batch != "") print "cp -P -p --remove-destination --" batch " " q(batch_dir "/")
         batch = ""; batched = 0
     }
     # One xargs per mode, acl or owner: "printf '%s\n' PATHS | xargs -r -d '\n' TOOL KEY --".
@@ -161,7 +115,6 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
     FILENAME == files { file_type[$2] = $1; next }
     FILENAME == dirs { dir_type[$2] = $1; next }
     FILENAME == kept { keep[$0] = 1; next }
-    FILENAME == restorable { if (!($0 in keep)) restore[$0] = 1; next }
     FILENAME == previous { owned[$0] = 1; next }
     $1 == "J" { print $2 > audit; next }
     $1 == "B" { behavior = $2; next }
@@ -185,13 +138,8 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
         made[$2] = 1
         if ($5 in keep) { unchanged++; next }
         parent = $5; sub(/\/[^\/]*$/, "", parent)
-        if ($5 in restore) {
-            copies[++ncopies] = "R" stash $5 "\t" parent
-            restored++
-        } else {
-            copies[++ncopies] = "F" archive "/" $4 "\t" parent
-            copied++
-        }
+        copies[++ncopies] = "F" $4 "\t" parent
+        copied++
         next
     }
     $1 == "P" && ($2 in made) {
@@ -207,13 +155,10 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
         close(cleanup)
         if (mkdirs != "") print "mkdir --" mkdirs
         for (i = 1; i <= ncopies; i++) {
-            tool = substr(copies[i], 1, 1)
-            if (tool != "F" && tool != "R") { print copies[i]; continue }
+            if (substr(copies[i], 1, 1) != "F") { print copies[i]; continue }
             split(substr(copies[i], 2), parts, "\t")
-            if (parts[2] != batch_dir || tool != batch_tool || batched >= 256) {
-                flush(); batch_dir = parts[2]; batch_tool = tool
-            }
-            batch = batch " " q(parts[1]); batched++
+            if (parts[2] != batch_dir || batched >= 256) { flush(); batch_dir = parts[2] }
+            batch = batch " " q(archive "/" parts[1]); batched++
         }
         flush()
         apply("chmod", modes)
@@ -226,15 +171,10 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
             print "printf \047semanage\\0%s\\n\047 " q(parts[2]) " >> " q(cleanup)
         }
         apply("chown -h", owners)
-        print "echo " q("installed " copied + 0 " file(s), kept " unchanged + 0 " unchanged, restored " restored + 0 " from the stash, created " made_dirs + 0 " directorie(s); previous install removed: " removed)
+        print "echo " q("installed " copied + 0 " file(s), kept " unchanged + 0 " unchanged, created " made_dirs + 0 " directorie(s); previous install removed: " removed)
     }' "$dir/install.files-present" "$dir/install.dirs-present" "$dir/install.kept" \
-    "$dir/install.restorable" "$dir/cleanup.previous" "$plan" > "$dir/install.sh"
+    "$dir/cleanup.previous" "$plan" > "$dir/install.sh"
 sh -eu "$dir/install.sh"
-# The new stash replaces the old; a stash this install took files back from is spent either way.
-if [ -d "$next_stash" ] || [ -s "$dir/install.restorable" ]; then
-    if [ -e "$stash" ]; then rm -rf "$stash"; fi
-fi
-if [ -d "$next_stash" ]; then mv "$next_stash" "$stash"; fi
 rm -f "$dir/install.files-present" "$dir/install.dirs-present" "$dir/cleanup.present" \
-    "$dir/install.kept" "$dir/install.restorable" "$dir/cleanup.remove" "$dir/cleanup.previous"
+    "$dir/install.kept" "$dir/cleanup.previous"
 printf '%s\n' "$dir" > "$instr/${gid}_last_successful_install"
