@@ -111,7 +111,12 @@ class Measure:
 def run_measured(
     args: list[str], env: dict[str, str]
 ) -> tuple[Measure, subprocess.CompletedProcess[bytes]]:
-    """Run a command; its wall time, and its own CPU and peak RSS from wait4."""
+    """Run a command; its wall time, and its own CPU and peak RSS from wait4.
+
+    Whatever the previous run left for the kernel to write back is written first: a run is not
+    charged for its predecessor's data.
+    """
+    os.sync()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         process = subprocess.Popen(args, stdout=out, stderr=err, env=env)
