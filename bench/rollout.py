@@ -25,6 +25,11 @@ on the hosts, and a rollback to the previous one (both upload nothing).
     python bench/rollout.py --hosts 10,100 --runs 3
     python bench/rollout.py --hosts 500 --runs 1 --configs AllAtOnce
 
+`--peers fabric` also runs the workload with Fabric (bench/fabric_deploy.py: one connection per
+host, all hosts at once, the bundle `put` over SFTP, then one `run` per step), installed into a
+virtualenv of the benchmark's own (~/.cache/orchestrator-bench/peers), never a dependency of
+orchestrator. Like the floor, it deploys every host at once whatever the config.
+
 Prints, per tool, config and N: median wall seconds, controller CPU seconds (user+sys),
 controller peak RSS, and orchestrator's ratio to the floor.
 """
@@ -187,23 +192,21 @@ class Bench:
         self.check("/srv/app", "/srv/app-state", revision, deployment_id)
         return measure, deployment_id
 
-    def floor(self, revision: Path) -> Measure:
+    def floor(
+        self, revision: Path, python: str = sys.executable, script: str = "floor.py"
+    ) -> Measure:
+        """The floor (or a peer: another interpreter and script with the same arguments)."""
         tar = revision.with_suffix(".tar")
-        subprocess.run(["tar", "-cf", str(tar), "-C", str(revision), "."], check=True)
+        if not tar.exists():
+            subprocess.run(["tar", "-cf", str(tar), "-C", str(revision), "."], check=True)
         deployment_id = f"f-{time.monotonic_ns()}"
         measure, done = run_measured(
-            [
-                sys.executable,
-                str(REPO / "bench" / "floor.py"),
-                str(self.hosts_file),
-                str(tar),
-                deployment_id,
-            ],
+            [python, str(REPO / "bench" / script), str(self.hosts_file), str(tar), deployment_id],
             self.env,
         )
         if done.returncode != 0:
             output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
-            raise RuntimeError(f"floor exited {done.returncode}: {output}")
+            raise RuntimeError(f"{script} exited {done.returncode}: {output}")
         self.check("/srv/floor-app", "/srv/floor-state", revision, deployment_id)
         return measure
 
@@ -250,14 +253,14 @@ def lab_filesystem(directory: Path, count: int, kind: str) -> Iterator[None]:
 
 
 def bench_size(
-    count: int, runs: int, configs: list[str], workdir: Path, lab_fs: str
+    count: int, runs: int, configs: list[str], workdir: Path, lab_fs: str, peers: dict[str, str]
 ) -> list[dict[str, object]]:
     with lab_filesystem(workdir / f"lab-{count}", count, lab_fs):
-        return measure_size(count, runs, configs, workdir)
+        return measure_size(count, runs, configs, workdir, peers)
 
 
 def measure_size(
-    count: int, runs: int, configs: list[str], workdir: Path
+    count: int, runs: int, configs: list[str], workdir: Path, peers: dict[str, str]
 ) -> list[dict[str, object]]:
     lab = Lab.up(workdir / f"lab-{count}" / "fleet", count, base_address="127.60.0.0")
     rows: list[dict[str, object]] = []
@@ -270,7 +273,7 @@ def measure_size(
         for config in configs:
             name = f"CodeDeployDefault.{config}"
             measures: dict[str, list[Measure]] = {
-                key: [] for key in ("floor", "first", "redeploy", "rollback")
+                key: [] for key in ("floor", *peers, "first", "redeploy", "rollback")
             }
             for _ in range(runs):
                 revision = bench.new_revision()
@@ -278,6 +281,12 @@ def measure_size(
                     measures["floor"].append(bench.floor(revision))
                 except RuntimeError as exc:  # the reference failing must not hide the tool's run
                     print(f"floor failed at N={count}, not timed: {exc}", flush=True)
+                for peer, python in peers.items():
+                    # The peers deploy the same revision where the floor did (a new one each run).
+                    try:
+                        measures[peer].append(bench.floor(revision, python, f"{peer}_deploy.py"))
+                    except RuntimeError as exc:
+                        print(f"{peer} failed at N={count}, not timed: {exc}", flush=True)
                 first, _ = bench.orchestrator(revision, name)
                 measures["first"].append(first)
                 measures["redeploy"].append(bench.orchestrator(revision, name)[0])
@@ -290,6 +299,7 @@ def measure_size(
             first_wall = median([m.wall for m in measures["first"]])
             for key, label in (
                 ("floor", "floor"),
+                *((peer, peer) for peer in peers),
                 ("first", "orchestrator"),
                 ("redeploy", "orchestrator redeploy"),
                 ("rollback", "orchestrator rollback"),
@@ -316,6 +326,23 @@ def measure_size(
         lab.down()
         shutil.rmtree(workdir / f"run-{count}", ignore_errors=True)
     return rows
+
+
+PEER_PACKAGES = {"fabric": "fabric>=3.2"}
+
+
+def peer_python(name: str) -> str:
+    """The interpreter of the benchmark's own virtualenv, with the peer ``name`` installed."""
+    if name not in PEER_PACKAGES:
+        raise SystemExit(f"unknown peer {name!r}; known: {', '.join(PEER_PACKAGES)}")
+    venv = Path.home() / ".cache" / "orchestrator-bench" / "peers"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", PEER_PACKAGES[name]], check=True
+    )
+    return str(python)
 
 
 def median(values: list[float]) -> float:
@@ -352,16 +379,25 @@ def main() -> None:
         help="the lab hosts' filesystem: a fresh journaled ext4 (default as root) or the "
         "temporary directory's own",
     )
+    parser.add_argument(
+        "--peers",
+        default="",
+        help="comma-separated peers to run too: fabric (installed into the benchmark's own "
+        "virtualenv)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1 << 16), hard))
+    peers = {name: peer_python(name) for name in args.peers.split(",") if name}
     workdir = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
     print(f"lab filesystem: {args.lab_fs}", flush=True)
     try:
         rows = []
         for count in (int(n) for n in args.hosts.split(",")):
-            rows += bench_size(count, args.runs, args.configs.split(","), workdir, args.lab_fs)
+            rows += bench_size(
+                count, args.runs, args.configs.split(","), workdir, args.lab_fs, peers
+            )
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2))
     finally:
