@@ -20,8 +20,7 @@ from typing import Any
 
 from fabric import Connection  # type: ignore[import-not-found, unused-ignore]
 from paramiko import RejectPolicy  # type: ignore[import-untyped, import-not-found, unused-ignore]
-
-STATE = "/srv/floor-state"
+from peer_steps import bundle_path, prepare, steps
 
 
 def deploy(host: dict[str, Any], bundle: str, deployment_id: str) -> None:
@@ -37,23 +36,11 @@ def deploy(host: dict[str, Any], bundle: str, deployment_id: str) -> None:
     )
     connection.client.load_host_keys(host["known_hosts"])
     connection.client.set_missing_host_key_policy(RejectPolicy())
-    work = f"/srv/floor-work/{deployment_id}"
-    env = f"export DEPLOYMENT_ID={deployment_id} APP_ROOT=/srv/floor-app STATE_DIR={STATE}"
     with connection:
-        connection.run(f"rm -rf {work} && mkdir -p {work}/archive", hide=True)
-        connection.put(bundle, f"{work}/bundle.tar")
-        connection.run(f"tar -x --no-same-owner -f {work}/bundle.tar -C {work}/archive", hide=True)
-        steps = [
-            f'if [ -f {STATE}/current ]; then sh "$(cat {STATE}/current)/scripts/stop.sh"; fi',
-            "sh scripts/before_install.sh",
-            "rm -rf /srv/floor-app && mkdir -p /srv/floor-app && cp -a app/. /srv/floor-app/",
-            "sh scripts/after_install.sh",
-            "sh scripts/start.sh",
-            "sh scripts/validate.sh",
-            f"echo {work}/archive > {STATE}/current",
-        ]
-        for step in steps:
-            connection.run(f"cd {work}/archive && {env} && {step}", hide=True)
+        connection.run(prepare(deployment_id), hide=True)
+        connection.put(bundle, bundle_path(deployment_id))
+        for step in steps(deployment_id):
+            connection.run(step, hide=True)
 
 
 def main() -> None:

@@ -328,7 +328,7 @@ def measure_size(
     return rows
 
 
-PEER_PACKAGES = {"fabric": "fabric>=3.2"}
+PEER_PACKAGES = {"fabric": "fabric>=3.2", "pyinfra": "pyinfra>=3"}
 
 
 def peer_python(name: str) -> str:
@@ -382,8 +382,8 @@ def main() -> None:
     parser.add_argument(
         "--peers",
         default="",
-        help="comma-separated peers to run too: fabric (installed into the benchmark's own "
-        "virtualenv)",
+        help="comma-separated peers to run too: fabric, pyinfra (installed into the "
+        "benchmark's own virtualenv)",
     )
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
