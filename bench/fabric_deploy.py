@@ -3,8 +3,8 @@
 What a Fabric user writes for this deployment: one connection per host, every host at once (a
 thread each, as Fabric's ThreadingGroup), the bundle `put` over SFTP, then one `run` per step
 (unpack, ApplicationStop, BeforeInstall, install the files, AfterInstall, ApplicationStart,
-ValidateService, record the release): the same eight steps as the lean script in issue 5's peer
-table, and the same host-side commands as the floor. Fabric is never a project dependency:
+ValidateService, record the release, remove older releases: bench/peer_steps.py), with the same
+host-side commands as the floor. Fabric is never a project dependency:
 bench/rollout.py --peers fabric installs it into a virtualenv of the benchmark's own.
 
     VENV/bin/python bench/fabric_deploy.py HOSTS_JSON BUNDLE_TAR DEPLOYMENT_ID

@@ -33,6 +33,7 @@ sh scripts/after_install.sh
 sh scripts/start.sh
 sh scripts/validate.sh
 echo "$work/archive" > /srv/floor-state/current
+for old in /srv/floor-work/*; do [ "$old" = "$work" ] || rm -rf "$old"; done
 """
 
 

@@ -20,7 +20,7 @@ def bundle_path(deployment_id: str) -> str:
 
 def steps(deployment_id: str) -> list[str]:
     """After the upload: unpack, ApplicationStop, BeforeInstall, install the files, AfterInstall,
-    ApplicationStart, ValidateService, record the release."""
+    ApplicationStart, ValidateService, record the release, remove older releases."""
     work = work_dir(deployment_id)
     env = f"export DEPLOYMENT_ID={deployment_id} APP_ROOT=/srv/floor-app STATE_DIR={STATE}"
     in_archive = f"cd {work}/archive && {env} && "
@@ -35,4 +35,6 @@ def steps(deployment_id: str) -> list[str]:
         in_archive + "sh scripts/start.sh",
         in_archive + "sh scripts/validate.sh",
         f"echo {work}/archive > {STATE}/current",
+        # Only the current release is kept (orchestrator keeps max_revisions, 5 by default).
+        f'for old in /srv/floor-work/*; do [ "$old" = {work} ] || rm -rf "$old"; done',
     ]

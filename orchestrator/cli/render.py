@@ -60,7 +60,7 @@ class PlainProgress:
                 f"{len(deployment.targets)} hosts, {deployment.config_name}"
             )
         elif isinstance(event, HostUnreachable):
-            line = f"{event.target.host}: unreachable: {event.message}"
+            line = f"{event.target.host}: {event.message}"
         elif isinstance(event, LifecycleEventFinished):
             lifecycle = event.event
             took = (lifecycle.end_time or 0) - (lifecycle.start_time or 0)
@@ -109,7 +109,7 @@ class LiveProgress:
             self.failures.append(f"{event.target.host} {event.event.name}: {detail}")
             self.console.print(f"[red]{event.target.host}[/] {event.event.name} failed: {detail}")
         elif isinstance(event, HostUnreachable):
-            self.failures.append(f"{event.target.host}: unreachable: {event.message}")
+            self.failures.append(f"{event.target.host}: {event.message}")
         elif isinstance(event, Notice):
             self.console.print(f"{event.host + ': ' if event.host else ''}{event.message}")
         elif isinstance(event, TargetFinished):

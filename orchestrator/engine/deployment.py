@@ -181,9 +181,13 @@ class DeploymentRunner:
                     self.deployment.deployment_id, self.rollout.lock_ttl, self.rollout.lock_holder
                 )
                 self.probes[host.name] = probe
+                if lock.state == "failed":
+                    # Not ours and nobody else's (a full disk on the host): a failed target.
+                    error = lock.holder.get("error") or "unknown error"
+                    return f"cannot take the deployment group's lock on the host: {error}"
                 locks[host.name] = lock
             except HostError as exc:
-                return exc.message
+                return f"host unreachable: {exc.message}"
             return None
 
         results = await asyncio.gather(*(connect(h) for h in self.rollout.hosts))
@@ -263,7 +267,7 @@ class DeploymentRunner:
         first, *rest = target.events
         first.status = FAILED
         first.start_time = first.end_time = time.time()
-        first.diagnostics = Diagnostics("UnknownError", message=f"host unreachable: {message}")
+        first.diagnostics = Diagnostics("UnknownError", message=message)
         for event in rest:
             event.status = SKIPPED
         self.emit(HostUnreachable(self.deployment, target, message))

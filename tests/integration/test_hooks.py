@@ -172,7 +172,7 @@ def test_an_unreachable_host_is_a_failed_target(fleet: Lab, tmp_path: Path) -> N
     assert result.statuses()["web-3"] == "Failed"
     first = result.target("web-3")["lifecycleEvents"][0]
     assert "host unreachable" in first["diagnostics"]["message"]
-    assert "web-3: unreachable" in result.stderr
+    assert "web-3: host unreachable" in result.stderr
     assert result.document["deploymentOverview"]["Succeeded"] == 4
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
@@ -413,4 +415,41 @@ def test_a_full_disk_under_the_events_file_stops_cleanly(small_lab: Lab, tmp_pat
         assert not small_lab.host_path(host.name, "/srv/hello-web").exists()
     assert status(document["deploymentId"])["status"] == "Stopped"
     again = rollout(small_lab, revision)
+    assert again.exit_code == 0, again.stderr
+
+
+def test_a_full_disk_on_a_host_fails_that_host_and_leaves_no_lock(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    """web-2's locks directory on a full 64 KiB tmpfs (mounted in that host's own mount
+    namespace): web-2 is a failed target that says why, no half-written lock is left behind to
+    read as held by nobody knows whom, web-1 deploys, and once there is room web-2 deploys."""
+    if not small_lab.namespaced:
+        pytest.skip("needs the lab's private mount namespaces (root)")
+    locks = f"{small_lab.deployment_root('web-2')}/locks"
+    small_lab.host_path("web-2", locks).mkdir(parents=True, exist_ok=True)
+    inside = ["nsenter", "-t", str(min(small_lab.host_pids("web-2"))), "-m", "--"]
+    subprocess.run([*inside, "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", locks], check=True)
+    try:
+        filler = subprocess.run(
+            [*inside, "dd", "if=/dev/zero", f"of={locks}/filler", "bs=4k"],
+            check=False,
+            capture_output=True,
+        )
+        assert b"No space left" in filler.stderr
+        result = rollout(small_lab, hello_web(tmp_path), *ALL_AT_ONCE)
+        assert result.exit_code == 4, result.stderr
+        assert result.target("web-1")["status"] == "Succeeded"
+        assert result.target("web-2")["status"] == "Failed"
+        message = result.target("web-2")["lifecycleEvents"][0]["diagnostics"]["message"]
+        assert message.startswith("cannot take the deployment group's lock on the host: ")
+        assert "No space left on device" in message
+        listing = subprocess.run(
+            [*inside, "ls", "-A", locks], check=True, capture_output=True, text=True
+        )
+        assert listing.stdout.split() == ["filler"]
+        assert not small_lab.host_path("web-2", "/srv/hello-web").exists()
+    finally:
+        subprocess.run([*inside, "umount", locks], check=True)
+    again = rollout(small_lab, hello_web(tmp_path, "again"), *ALL_AT_ONCE)
     assert again.exit_code == 0, again.stderr

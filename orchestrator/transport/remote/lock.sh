@@ -4,7 +4,8 @@
 #              controller knows has ended), is moved aside and taken over
 #   heartbeat  refresh ours;  release  drop ours;  status  print it;  break  drop it, whoever holds it
 # Prints "---lock---" (where a probe's output ends when both run in one request), then
-# "lock=<acquired|reacquired|took-over|held|released|free|...>", then the holder's lines.
+# "lock=<acquired|reacquired|took-over|held|released|free|failed|...>", then the holder's lines
+# (for failed: "error=<why>").
 set -u
 mode=$1 root=$2 gid=$3 did=$4 ttl=${5:-120} holder=${6:-} finished=${7:-}
 locks="$root/locks"
@@ -19,9 +20,18 @@ show() {
 }
 take() {
     mkdir "$dir" 2> /dev/null || return 1
-    printf '%s\ndeployment=%s\n' "$holder" "$did" > "$dir/holder"
-    echo "$did" > "$dir/deployment"
-    echo "$now" > "$dir/heartbeat"
+    if { printf '%s\ndeployment=%s\n' "$holder" "$did" > "$dir/holder" \
+        && echo "$did" > "$dir/deployment" && echo "$now" > "$dir/heartbeat"; } 2> /dev/null; then
+        return 0
+    fi
+    # A full or read-only disk: no half-written lock is left (it would read as held by nobody
+    # knows whom), and the controller is told why.
+    # (cat, not a builtin: dash's printf says only "I/O error".)
+    why=$(printf '%s\n' "$did" | cat 2>&1 > "$dir/deployment")
+    rm -rf "$dir"
+    echo "lock=failed"
+    echo "error=$(printf '%s' "${why:-cannot write $dir}" | tr '\n' ' ')"
+    exit 0
 }
 holder_of() { held_by=; read -r held_by 2> /dev/null < "$dir/deployment" || :; }
 ours() { holder_of; [ "$held_by" = "$did" ]; }
