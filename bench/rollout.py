@@ -25,10 +25,11 @@ on the hosts, and a rollback to the previous one (both upload nothing).
     python bench/rollout.py --hosts 10,100 --runs 3
     python bench/rollout.py --hosts 500 --runs 1 --configs AllAtOnce
 
-`--peers fabric` also runs the workload with Fabric (bench/fabric_deploy.py: one connection per
-host, all hosts at once, the bundle `put` over SFTP, then one `run` per step), installed into a
-virtualenv of the benchmark's own (~/.cache/orchestrator-bench/peers), never a dependency of
-orchestrator. Like the floor, it deploys every host at once whatever the config.
+`--peers fabric,pyinfra` also runs the workload with Fabric (bench/fabric_deploy.py: one
+connection per host, all hosts at once, the bundle `put` over SFTP, then one `run` per step) and
+pyinfra (bench/pyinfra_deploy.py: `files.put`, then one `server.shell` per step), installed into a
+virtualenv of the benchmark's own (~/.cache/orchestrator-bench/peers), never dependencies of
+orchestrator. Like the floor, they deploy every host at once whatever the config.
 
 Prints, per tool, config and N: median wall seconds, controller CPU seconds (user+sys),
 controller peak RSS, and orchestrator's ratio to the floor.
