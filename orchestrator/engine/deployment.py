@@ -355,14 +355,31 @@ class DeploymentRunner:
         await asyncio.gather(*aborts, return_exceptions=True)
 
     async def _heartbeat(self) -> None:
-        """Keep the host locks fresh so nobody takes them over while we run."""
+        """Keep the host locks fresh so nobody takes them over while we run; say so (once per
+        host) when a heartbeat cannot be written or the lock is no longer ours."""
+        told: set[tuple[str, str]] = set()
         while True:
             await asyncio.sleep(self.rollout.lock_ttl / 4)
+            names = list(self.remotes)
             beats = [
-                remote.lock("heartbeat", self.deployment.deployment_id)
-                for remote in self.remotes.values()
+                self.remotes[name].lock("heartbeat", self.deployment.deployment_id)
+                for name in names
             ]
-            await asyncio.gather(*beats, return_exceptions=True)
+            results = await asyncio.gather(*beats, return_exceptions=True)
+            for name, result in zip(names, results, strict=True):
+                if not isinstance(result, LockState) or result.state not in ("failed", "lost"):
+                    continue
+                if (name, result.state) not in told:
+                    told.add((name, result.state))
+                    self.emit(Notice(self.deployment, self._heartbeat_problem(result), name))
+
+    def _heartbeat_problem(self, lock: LockState) -> str:
+        if lock.state == "lost":
+            return "the group's lock on this host is no longer this deployment's (taken over)"
+        return (
+            f"cannot refresh the group's lock on this host: {lock.holder.get('error', '')}; "
+            f"after {self.rollout.lock_ttl} s without one another deployment may take it over"
+        )
 
     async def _bake(self, scheduler: Scheduler) -> None:
         seconds = scheduler.bake_seconds()

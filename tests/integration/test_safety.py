@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -15,7 +16,10 @@ from click.testing import CliRunner
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import load_inventory
+from orchestrator.transport.base import ProgramCall
+from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import (
+    NO_RETRY,
     engine_run,
     event_started,
     fetch,
@@ -186,12 +190,20 @@ def test_lock_contention_wait_and_simultaneous_starts(small_lab: Lab, tmp_path: 
             waiter.kill()
     waited = json.loads((tmp_path / "waiter" / "stdout").read_text())
     assert waited["createTime"] >= status(holder_id)["completeTime"]  # type: ignore[operator]
-    # Two rollouts started at the same instant from two processes: exactly one proceeds.
-    quick = script_bundle(tmp_path / "q", "quick", {"AfterInstall": waiting_hook(GO, 30)})
+    # Two rollouts started at the same instant from two processes: exactly one proceeds. Its
+    # AfterInstall waits for a file written only once the other has exited, so the winner cannot
+    # finish (and free the lock) before the loser has tried.
+    race_go = "/srv/go-race"
+    quick = script_bundle(tmp_path / "q", "quick", {"AfterInstall": waiting_hook(race_go, 60)})
     racers = [
         start_orchestrator([*base[:-4], "-r", str(quick), *ALL_AT_ONCE], tmp_path / f"racer{i}")
         for i in range(2)
     ]
+    deadline = time.monotonic() + 60
+    while all(racer.poll() is None for racer in racers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for host in ("web-1", "web-2"):
+        small_lab.host_path(host, race_go).write_text("go\n")
     codes = sorted(racer.wait(timeout=120) for racer in racers)
     assert codes == [0, 7], [(tmp_path / f"racer{i}" / "stderr").read_text() for i in range(2)]
 
@@ -423,7 +435,8 @@ def test_a_full_disk_on_a_host_fails_that_host_and_leaves_no_lock(
 ) -> None:
     """web-2's locks directory on a full 64 KiB tmpfs (mounted in that host's own mount
     namespace): web-2 is a failed target that says why, no half-written lock is left behind to
-    read as held by nobody knows whom, web-1 deploys, and once there is room web-2 deploys."""
+    read as held by nobody knows whom, web-1 deploys, and once there is room web-2 deploys. Then
+    a lock whose filesystem turns read-only: its heartbeat answers failed, with the reason."""
     if not small_lab.namespaced:
         pytest.skip("needs the lab's private mount namespaces (root)")
     locks = f"{small_lab.deployment_root('web-2')}/locks"
@@ -453,3 +466,33 @@ def test_a_full_disk_on_a_host_fails_that_host_and_leaves_no_lock(
         subprocess.run([*inside, "umount", locks], check=True)
     again = rollout(small_lab, hello_web(tmp_path, "again"), *ALL_AT_ONCE)
     assert again.exit_code == 0, again.stderr
+
+    # A lock taken, then its filesystem turned read-only: the heartbeat says it failed.
+    subprocess.run([*inside, "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", locks], check=True)
+    try:
+        spec = load_inventory(small_lab.inventory_path).resolve_host("web-2")
+        gid = load_inventory(small_lab.inventory_path).group_id("hello", "web")
+        root = small_lab.deployment_root("web-2")
+
+        async def lock_then_freeze() -> list[str]:
+            session = await SshTransport(NO_RETRY).connect(spec)
+            try:
+                answers = []
+                for mode in ("acquire", "heartbeat", "read-only", "heartbeat", "release"):
+                    if mode == "read-only":
+                        remount = [*inside, "mount", "-o", "remount,ro", locks]
+                        subprocess.run(remount, check=True)
+                        continue
+                    extra = ("120", "holder=test") if mode == "acquire" else ()
+                    call = ProgramCall("lock", (mode, root, gid, "d-HEARTBEAT", *extra))
+                    answers.append((await session.call(call, timeout=30)).stdout)
+                return answers
+            finally:
+                await session.close()
+
+        acquired, refreshed, failed, released = asyncio.run(lock_then_freeze())
+        assert "lock=acquired" in acquired and "lock=refreshed" in refreshed
+        assert "lock=failed\nerror=" in failed and "Read-only file system" in failed
+        assert "lock=not-ours" not in released
+    finally:
+        subprocess.run([*inside, "umount", locks], check=True)

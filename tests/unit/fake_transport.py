@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,8 @@ class FakeFleet:
     failing_hooks: set[tuple[str, str]] = field(default_factory=set)  # (host, event)
     locked: set[str] = field(default_factory=set)  # hosts whose group lock another deployment holds
     calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (host, program, args)
+    heartbeat: str = "lock=refreshed\n"  # what a host answers to a lock heartbeat
+    hooks_wait_for: asyncio.Event | None = None  # hooks finish only once it is set
 
 
 class FakeSession:
@@ -53,8 +56,12 @@ class FakeSession:
             lock = "lock=held\ndeployment=d-OTHER\n" if held else "lock=acquired\n"
             text = f"last_successful=\nuser=root\n---appspec---\n---cleanup---\n---lock---\n{lock}"
             return CommandResult(0, text, "")
+        if program == "lock" and args[0] == "heartbeat":
+            return CommandResult(0, "---lock---\n" + self.fleet.heartbeat, "")
         if program == "lock":
             return CommandResult(0, "---lock---\nlock=released\n", "")
+        if program == "hook" and self.fleet.hooks_wait_for is not None:
+            await self.fleet.hooks_wait_for.wait()
         if program == "hook":
             event = args[5]
             if (self._host.name, event) in self.fleet.failing_hooks:

@@ -201,3 +201,50 @@ def test_a_lock_held_on_any_host_starts_nothing(tmp_path: Path) -> None:
         run(tmp_path, "CodeDeployDefault.AllAtOnce", fleet)
     programs = {program for _, program, _ in fleet.calls}
     assert programs == {"probe", "lock"}  # probed, locked, released: nothing deployed
+
+
+def test_a_heartbeat_that_cannot_be_written_is_reported_once_per_host(tmp_path: Path) -> None:
+    """Heartbeats every 0.25 s; hooks run until the engine has said that web-1's heartbeat
+    failed (bounded: 10 s)."""
+    revision = build_revision(str(HELLO_WEB), tmp_path / "cache")
+    plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
+    events: list[Event] = []
+
+    async def go() -> Deployment:
+        told = asyncio.Event()
+        fleet = FakeFleet(
+            heartbeat="lock=failed\nerror=cat: write error: No space left on device\n",
+            hooks_wait_for=told,
+        )
+        deployment = Deployment(
+            "d-TEST00002",
+            "hello",
+            "web",
+            INVENTORY.group_id("hello", "web"),
+            RevisionInfo("hello-web", revision.sha256, revision.size, "directory"),
+            "CodeDeployDefault.AllAtOnce",
+        )
+        hosts = [INVENTORY.resolve_host("web-1")]
+        rollout = Rollout(
+            deployment, revision, plan, PREDEFINED["CodeDeployDefault.AllAtOnce"], hosts
+        )
+        rollout.lock_ttl = 1
+
+        def sink(event: Event) -> None:
+            events.append(event)
+            if isinstance(event, Notice):
+                told.set()
+
+        runner = DeploymentRunner(rollout, FakeTransport(fleet), [sink])
+        return await asyncio.wait_for(runner.run(), timeout=10)
+
+    deployment = asyncio.run(go())
+    assert deployment.status == "Succeeded"
+    notices = [(e.host, e.message) for e in events if isinstance(e, Notice)]
+    assert notices == [
+        (
+            "web-1",
+            "cannot refresh the group's lock on this host: cat: write error: No space left on "
+            "device; after 1 s without one another deployment may take it over",
+        )
+    ]

@@ -56,7 +56,15 @@ acquire)
     echo "lock=held"
     show "$dir"
     exit 0 ;;
-heartbeat) if ours; then echo "$now" > "$dir/heartbeat"; echo "lock=refreshed"; else echo "lock=lost"; fi ;;
+heartbeat)
+    if ! ours; then
+        echo "lock=lost"
+    elif echo "$now" 2> /dev/null > "$dir/heartbeat"; then
+        echo "lock=refreshed"
+    else
+        echo "lock=failed"
+        echo "error=$(echo "$now" | cat 2>&1 > "$dir/heartbeat" | tr '\n' ' ')"
+    fi ;;
 release) if ours; then rm -rf "$dir"; echo "lock=released"; else echo "lock=not-ours"; fi ;;
 status) if [ -d "$dir" ]; then echo "lock=held"; show "$dir"; else echo "lock=free"; fi ;;
 break) if [ -d "$dir" ]; then show "$dir"; rm -rf "$dir"; echo "lock=broken"; else echo "lock=free"; fi ;;
