@@ -17,7 +17,7 @@ from orchestrator.install_plan import build_install_plan
 from orchestrator.models.deployment_config import PREDEFINED
 from orchestrator.models.inventory import parse_inventory
 from orchestrator.models.results import Deployment, RevisionInfo
-from orchestrator.revision import build_revision
+from orchestrator.revision import Revision, build_revision
 from tests.paths import HELLO_WEB
 from tests.unit.fake_transport import FakeFleet, FakeTransport
 
@@ -28,6 +28,17 @@ INVENTORY = parse_inventory(
 )
 
 
+def new_deployment(revision: Revision, config: str) -> Deployment:
+    return Deployment(
+        "d-TEST00001",
+        "hello",
+        "web",
+        INVENTORY.group_id("hello", "web"),
+        RevisionInfo("hello-web", revision.sha256, revision.size, "directory"),
+        config,
+    )
+
+
 def run(
     tmp_path: Path,
     config: str,
@@ -36,14 +47,7 @@ def run(
     first_sink: EventSink | None = None,
 ) -> tuple[Deployment, list[Event]]:
     revision = build_revision(str(HELLO_WEB), tmp_path / "cache")
-    deployment = Deployment(
-        "d-TEST00001",
-        "hello",
-        "web",
-        INVENTORY.group_id("hello", "web"),
-        RevisionInfo("hello-web", revision.sha256, revision.size, "directory"),
-        config,
-    )
+    deployment = new_deployment(revision, config)
     plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
     hosts = [INVENTORY.resolve_host(f"web-{i}") for i in range(1, 6)]
     events: list[Event] = []
@@ -216,14 +220,7 @@ def test_a_heartbeat_that_cannot_be_written_is_reported_once_per_host(tmp_path: 
             heartbeat="lock=failed\nerror=cat: write error: No space left on device\n",
             hooks_wait_for=told,
         )
-        deployment = Deployment(
-            "d-TEST00002",
-            "hello",
-            "web",
-            INVENTORY.group_id("hello", "web"),
-            RevisionInfo("hello-web", revision.sha256, revision.size, "directory"),
-            "CodeDeployDefault.AllAtOnce",
-        )
+        deployment = new_deployment(revision, "CodeDeployDefault.AllAtOnce")
         hosts = [INVENTORY.resolve_host("web-1")]
         rollout = Rollout(
             deployment, revision, plan, PREDEFINED["CodeDeployDefault.AllAtOnce"], hosts
