@@ -398,13 +398,14 @@ class DeploymentRunner:
                     event.status = SKIPPED
         stopped = outcome.error_code == MANUAL_STOP or self.rollout.stop.is_set()
         self.deployment.status = STOPPED if stopped else SUCCEEDED if outcome.succeeded else FAILED
-        self.deployment.error_code = MANUAL_STOP if stopped else outcome.error_code
         if stopped and self.rollout.stop_reason:
             self.deployment.error_code = INTERNAL_ERROR
             self.deployment.error_message = self.rollout.stop_reason
         elif stopped:
+            self.deployment.error_code = MANUAL_STOP
             self.deployment.error_message = "the deployment was stopped"
         else:
+            self.deployment.error_code = outcome.error_code
             self.deployment.error_message = None if outcome.succeeded else outcome.message
 
     async def _release_and_close(self) -> None:

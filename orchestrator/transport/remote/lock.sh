@@ -26,12 +26,15 @@ take() {
     fi
     # A full or read-only disk: no half-written lock is left (it would read as held by nobody
     # knows whom), and the controller is told why.
-    # (cat, not a builtin: dash's printf says only "I/O error".)
-    why=$(printf '%s\n' "$did" | cat 2>&1 > "$dir/deployment")
+    failed "$did" "$dir/deployment"
     rm -rf "$dir"
-    echo "lock=failed"
-    echo "error=$(printf '%s' "${why:-cannot write $dir}" | tr '\n' ' ')"
     exit 0
+}
+# failed VALUE FILE: "lock=failed" and why VALUE cannot be written to FILE (through cat: dash's
+# printf builtin says only "I/O error").
+failed() {
+    echo "lock=failed"
+    echo "error=$(printf '%s\n' "$1" | cat 2>&1 > "$2" | tr '\n' ' ')"
 }
 holder_of() { held_by=; read -r held_by 2> /dev/null < "$dir/deployment" || :; }
 ours() { holder_of; [ "$held_by" = "$did" ]; }
@@ -62,8 +65,7 @@ heartbeat)
     elif echo "$now" 2> /dev/null > "$dir/heartbeat"; then
         echo "lock=refreshed"
     else
-        echo "lock=failed"
-        echo "error=$(echo "$now" | cat 2>&1 > "$dir/heartbeat" | tr '\n' ' ')"
+        failed "$now" "$dir/heartbeat"
     fi ;;
 release) if ours; then rm -rf "$dir"; echo "lock=released"; else echo "lock=not-ours"; fi ;;
 status) if [ -d "$dir" ]; then echo "lock=held"; show "$dir"; else echo "lock=free"; fi ;;
