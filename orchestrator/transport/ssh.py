@@ -148,18 +148,22 @@ def channel_command(host: HostSpec, calls: tuple[ProgramCall, ...]) -> str:
     return "; ".join(commands)
 
 
-def runner_request(calls: tuple[ProgramCall, ...]) -> str | None:
-    """The runner's one-line request for ``calls``; None when an argument holds a newline."""
+def _one_line(value: str) -> str:
+    """``value`` quoted for sh on one line: its newlines become the runner's ``$newline``."""
+    return '"$newline"'.join(shlex.quote(part) for part in value.split("\n"))
+
+
+def runner_request(calls: tuple[ProgramCall, ...]) -> str:
+    """The runner's one-line request for ``calls``."""
     commands = []
     for call in calls:
-        words = [call.program, *(shlex.quote(arg) for arg in call.args)]
+        words = [call.program, *(_one_line(arg) for arg in call.args)]
         if call.env:
-            exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in call.env.items())
+            exports = " ".join(f"{key}={_one_line(value)}" for key, value in call.env.items())
             commands.append(f"(export {exports}; {' '.join(words)})")
         else:
             commands.append(" ".join(words))
-    request = "; ".join(commands)
-    return None if "\n" in request else request
+    return "; ".join(commands)
 
 
 class _Runner:
@@ -261,7 +265,7 @@ class SshSession:
         step: bool = True,
     ) -> CommandResult:
         request = runner_request(calls)
-        if request is None or (not step and self._runner_busy.locked()):
+        if not step and self._runner_busy.locked():
             command = channel_command(self._host, calls)
             return await self.run(command, stdin=stdin, stdin_file=stdin_file, timeout=timeout)
         async with self._runner_busy:

@@ -96,7 +96,7 @@ def test_old_deployment_directories_are_pruned_but_not_the_last_successful(
 
 
 def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
-    """Many steps on one runner: odd arguments, stdin read or left unread, failures, a fallback."""
+    """Many steps on one runner: odd arguments, stdin read or left unread, failures."""
     spec = load_inventory(fleet.inventory_path).resolve_host("web-1")
     odd_root = "/opt/it's a $root"
     bundle = tmp_path / "not-the-bundle.tar"
@@ -116,9 +116,11 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
                 lock = ProgramCall("lock", ("status", odd_root, "g", "-"))
                 results.append(await session.call(lock, stdin=b"unread\n" * 20_000, timeout=30))
             runner = session._runner  # one runner served every step
-            # An argument with a newline cannot be one request line: it gets a channel.
-            collect = ProgramCall("hook", ("collect", "/nonexistent/a\nb"))
-            results.append(await session.call(collect, timeout=30))
+            # Arguments with newlines (a lock holder's lines) travel to the runner intact.
+            holder = "holder=it's me\npid=1 $HOME\n\nsince=`now`"
+            acquire = ProgramCall("lock", ("acquire", odd_root, "g", "d-X", "120", holder))
+            results.append(await session.call(acquire, timeout=30))
+            results.append(await session.call(lock, timeout=30))
             assert session._runner is runner
             return [(r.exit_status, r.stdout, r.stderr) for r in results]
         finally:
@@ -130,6 +132,9 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
         assert probe[0] == 0 and probe[1].startswith("last_successful=\n")
         assert download[0] == 3 and "bundle checksum mismatch" in download[2]
         assert lock[0] == 0 and lock[1] == "---lock---\nlock=free\n"
-    assert results[-1][1].startswith("status=-1 NotStarted")
+    assert results[-2][1] == "---lock---\nlock=acquired\n"
+    assert results[-1][1].startswith(
+        "---lock---\nlock=held\nholder=it's me\npid=1 $HOME\n\nsince=`now`\ndeployment=d-X\n"
+    )
     # The quote and the dollar arrived intact: download made its directories under that root.
     assert fleet.host_path("web-1", f"{odd_root}/g/d-X/logs").is_dir()

@@ -14,15 +14,18 @@ def program(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.sh").read_text(encoding="utf-8")
 
 
-# The programs a session's runner holds; `supervise` is launched by `hook`, which finds its text
-# in ORCHESTRATOR_SUPERVISE.
-PROGRAMS = ("probe", "lock", "download", "install", "hook", "supervise", "finish")
+# The programs a session's runner holds as functions; `supervise` is launched by `hook` (in a
+# session of its own), which finds its text in ORCHESTRATOR_SUPERVISE.
+PROGRAMS = ("probe", "lock", "download", "install", "hook", "finish")
 
 
 @functools.cache
 def runner_program() -> str:
-    """``runner.sh`` preceded by every program as a shell function of the same name."""
-    definitions = [f"program_{name}={shlex.quote(program(name))}" for name in PROGRAMS]
-    definitions += [f'{name}() {{ sh -c "$program_{name}" {name} "$@"; }}' for name in PROGRAMS]
-    definitions.append('export ORCHESTRATOR_SUPERVISE="$program_supervise"')
+    """``runner.sh`` preceded by every program as a shell function of the same name.
+
+    A function whose body is a subshell: the program's `exit`, `set -e` and variables stay in its
+    own fork, as they would in `sh -c`, without an exec of sh and a parse of its text per call.
+    """
+    definitions = [f"{name}() (\n{program(name)}\n)" for name in PROGRAMS]
+    definitions.append(f"export ORCHESTRATOR_SUPERVISE={shlex.quote(program('supervise'))}")
     return "\n".join(definitions) + "\n" + program("runner")

@@ -28,7 +28,7 @@ case $mode in
 start)
     [ -d "${base%/*}" ] || mkdir -p "${base%/*}"
     if [ -e "$base.pid" ]; then
-        rm -f "$base.status" "$base.out" "$base.err" "$base.timedout" "$base.pid" "$base.hookpid" "$base.aborted"
+        rm -f "$base.status" "$base.done" "$base.out" "$base.err" "$base.timedout" "$base.pid" "$base.hookpid" "$base.aborted"
     fi
     setsid sh -c "$ORCHESTRATOR_SUPERVISE" hook-supervisor "$base" "$@" < /dev/null > /dev/null 2>&1 &
     supervisor=$!
@@ -37,7 +37,7 @@ start)
     report ;;
 abort)
     grace=${1:-10}
-    if [ -f "$base.hookpid" ] && [ ! -f "$base.status" ]; then
+    if [ -f "$base.hookpid" ] && [ ! -f "$base.done" ]; then
         read -r group < "$base.hookpid"
         : > "$base.aborted"
         kill -TERM "-$group" 2> /dev/null
@@ -53,6 +53,6 @@ collect)
         exit 0
     fi
     read -r supervisor < "$base.pid"
-    while [ ! -f "$base.status" ] && kill -0 "$supervisor" 2> /dev/null; do sleep 0.2; done
+    while [ ! -f "$base.done" ] && kill -0 "$supervisor" 2> /dev/null; do sleep 0.2; done
     report ;;
 esac

@@ -1,7 +1,7 @@
 # supervise BASE ROOT GROUP_ID DEPLOYMENT_ID EVENT SCRIPT LOCATION TIMEOUT RUNAS ARCHIVE GRACE
 # Runs detached from the SSH session: one hook script in its own process group, stdin from
 # /dev/null, output to files (a child that keeps them open cannot hang the hook), a timeout with
-# SIGTERM to the group and SIGKILL after GRACE seconds; writes BASE.status when done.
+# SIGTERM to the group and SIGKILL after GRACE seconds; writes BASE.status, then BASE.done.
 set -u
 base=$1 root=$2 gid=$3 did=$4 event=$5 script=$6 location=$7 timeout=$8 runas=$9
 shift 9
@@ -11,14 +11,44 @@ dir="$root/$gid/$did"
 [ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
 printf '%s\n%s\n' "$event" "$dir" > "$root/ongoing-deployment/$did"
 finish() {
-    # finish CODE ERROR_CODE MESSAGE [WARNING]
-    { printf 'status=%s %s\n' "$1" "$2"; printf 'message=%s\n' "$3"; printf 'warning=%s\n' "${4:-}"; } > "$base.status.part"
+    # finish CODE ERROR_CODE MESSAGE [WARNING]: BASE.done says BASE.status is complete.
+    { printf 'status=%s %s\n' "$1" "$2"; printf 'message=%s\n' "$3"; printf 'warning=%s\n' "${4:-}"; } > "$base.status"
     log_output
-    mv -f "$base.status.part" "$base.status"
+    : > "$base.done"
     exit 0
 }
+# utc_now: $now, the host's time as 2026-11-26T15:04:05Z, without a fork of `date` per hook: the
+# runner read the clock once (ORCHESTRATOR_CLOCK: epoch minus uptime, in centiseconds), and the
+# uptime is a read of /proc. Days to a civil date: Howard Hinnant's civil_from_days.
+utc_now() {
+    if [ -z "${ORCHESTRATOR_CLOCK:-}" ] || ! read -r up _ 2> /dev/null < /proc/uptime; then
+        now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+        return
+    fi
+    # "1234.05" -> 123405 (the 1 keeps a fraction such as 05 from reading as octal)
+    utc_iso $(( (ORCHESTRATOR_CLOCK + ${up%.*} * 100 + 1${up#*.} - 100) / 100 ))
+}
+# utc_iso SECONDS: $now, that many seconds after 1970-01-01T00:00:00Z.
+utc_iso() {
+    z=$(($1 / 86400 + 719468)) s=$(($1 % 86400))
+    era=$((z / 146097))
+    doe=$((z - era * 146097))
+    yoe=$(((doe - doe / 1460 + doe / 36524 - doe / 146096) / 365))
+    doy=$((doe - (365 * yoe + yoe / 4 - yoe / 100)))
+    mp=$(((5 * doy + 2) / 153))
+    d=$((doy - (153 * mp + 2) / 5 + 1))
+    m=$((mp < 10 ? mp + 3 : mp - 9))
+    y=$((yoe + era * 400 + (m <= 2)))
+    hh=$((s / 3600)) mm=$((s % 3600 / 60)) ss=$((s % 60))
+    [ "$m" -ge 10 ] || m=0$m
+    [ "$d" -ge 10 ] || d=0$d
+    [ "$hh" -ge 10 ] || hh=0$hh
+    [ "$mm" -ge 10 ] || mm=0$mm
+    [ "$ss" -ge 10 ] || ss=0$ss
+    now="$y-$m-${d}T$hh:$mm:${ss}Z"
+}
 log_output() {
-    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    utc_now
     {
         printf '%s LifecycleEvent - %s\n' "$now" "$event"
         printf '%s Script - %s\n' "$now" "$location"
