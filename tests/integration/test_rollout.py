@@ -168,6 +168,43 @@ def test_disallow_conflict_leaves_the_host_as_it_was(fleet: Lab, tmp_path: Path)
     assert result.document["errorInformation"]["code"] == "HEALTH_CONSTRAINTS"
 
 
+def test_a_link_to_a_file_where_a_directory_goes_leaves_the_host_as_it_was(
+    fleet: Lab, tmp_path: Path
+) -> None:
+    """A link is resolved on the host, just before anything changes: nothing removed there."""
+    first = rollout(
+        fleet, hello_web(tmp_path), "--deployment-config", "CodeDeployDefault.AllAtOnce"
+    )
+    assert first.exit_code == 0
+    second = hello_web(tmp_path, "second")
+    appspec = second / "appspec.yml"
+    appspec.write_text(
+        appspec.read_text().replace(
+            "files:\n", "files:\n  - source: www\n    destination: /srv/linked/www\n", 1
+        )
+    )
+    fleet.host_path("web-1", "/srv/plain.txt").write_text("a file\n")
+    fleet.host_path("web-1", "/srv/linked").symlink_to("/srv/plain.txt")
+    before = {
+        **tree(fleet.host_path("web-1", "/srv/hello-web/www")),
+        **tree(instructions(fleet, "web-1")),
+    }
+    result = rollout(fleet, second)  # OneAtATime: web-1 goes first
+    assert result.exit_code == 5
+    install = result.event("web-1", "Install")
+    assert install["status"] == "Failed"
+    message = install["diagnostics"]["message"]
+    assert "cannot create directory /srv/linked: a file is in the way" in message
+    assert "install refused before any change" in message
+    after = {
+        **tree(fleet.host_path("web-1", "/srv/hello-web/www")),
+        **tree(instructions(fleet, "web-1")),
+    }
+    assert after == before  # the first revision's files are all still there, still recorded
+    assert fleet.host_path("web-1", "/srv/hello-web/www/index.html").is_file()
+    assert fleet.host_path("web-1", "/srv/linked").readlink() == Path("/srv/plain.txt")
+
+
 @pytest.mark.parametrize("behavior", ["OVERWRITE", "RETAIN"])
 def test_overwrite_and_retain(fleet: Lab, tmp_path: Path, behavior: str) -> None:
     bundle = hello_web(tmp_path)

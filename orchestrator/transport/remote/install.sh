@@ -21,87 +21,38 @@ tab=$(printf '\t')
 [ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
 printf 'Install\n%s\n' "$dir" > "$root/ongoing-deployment/$did"
 cat > "$plan"
-# The previous install's paths: the cleanup file, moved to cleanup.previous once it is removed.
-previous="$cleanup"
-[ -f "$cleanup" ] || { previous="$dir/cleanup.previous"; : > "$previous"; }
-
-# "<type><tab><path>" for each listed path that exists: `lstat` as is, `follow` through links.
-lstat() { xargs -r -d '\n' stat -c "%F$tab%n" -- 2> /dev/null || :; }
-follow() { xargs -r -d '\n' stat -L -c "%F$tab%n" -- 2> /dev/null || :; }
-
-awk -F "$tab" '$1 == "F" && $3 == 0 { print $5 }' "$plan" | lstat > "$dir/install.files-present"
-awk -F "$tab" '$1 == "D" { print $3 }' "$plan" | follow > "$dir/install.dirs-present"
-awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-present" '
-    FILENAME == files { file_type[$2] = $1; next }
-    FILENAME == dirs { dir_type[$2] = $1; next }
-    FILENAME != ARGV[ARGC - 1] { owned[$0] = 1; next }
-    $1 == "B" { behavior = $2 }
-    $1 == "D" && ($3 in dir_type) && dir_type[$3] != "directory" && !($3 in owned) {
-        print "cannot create directory " $3 ": a file is in the way"; conflicts++
-    }
-    $1 == "F" && $3 == 0 && ($5 in file_type) {
-        if (file_type[$5] == "directory") {
-            print "cannot install " $5 ": a directory is in the way"; conflicts++
-        } else if (behavior == "DISALLOW") {
-            print "The deployment failed because a specified file already exists at this location: " $5
-            conflicts++
-        }
-    }
-    END {
-        if (conflicts) {
-            print "install refused before any change: " conflicts " conflict(s) (file_exists_behavior " behavior ")"
-            exit 10
-        }
-    }' "$dir/install.files-present" "$dir/install.dirs-present" "$previous" "$plan" >&2
-
 # The files this install may keep: only when the previous install came from this same bundle.
-: > "$dir/install.kept"
-previous_dir= previous_sha= sha=
+same=0 had_previous=0 previous_dir= previous_sha= sha=
+[ -f "$cleanup" ] && had_previous=1
 read -r sha 2> /dev/null < "$dir/bundle.sha256" || :
 read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install" || :
 [ -z "$previous_dir" ] || read -r previous_sha 2> /dev/null < "$previous_dir/bundle.sha256" || :
-if [ -f "$cleanup" ] && [ -n "$sha" ] && [ "$previous_sha" = "$sha" ]; then
-    quick() { xargs -r -d '\n' stat -c "%f %s %Y$tab%n" -- 2> /dev/null || :; }
-    awk -F "$tab" '$1 == "F" && $3 == 1 { print $5 }' "$plan" | quick > "$dir/install.dest-stat"
-    awk -F "$tab" -v archive="$archive" '$1 == "F" && $3 == 1 { print archive "/" $4 }' "$plan" \
-        | quick > "$dir/install.source-stat"
-    awk -F "$tab" -v dest="$dir/install.dest-stat" -v source="$dir/install.source-stat" \
-        -v archive="$archive" '
-        FILENAME == dest { installed[$2] = $1; next }
-        FILENAME == source { shipped[$2] = $1; next }
-        $1 == "F" && $3 == 1 && installed[$5] ~ /^8/ && installed[$5] == shipped[archive "/" $4] {
-            print $5
-        }' \
-        "$dir/install.dest-stat" "$dir/install.source-stat" "$plan" > "$dir/install.kept"
-    rm -f "$dir/install.dest-stat" "$dir/install.source-stat"
-fi
+[ "$had_previous" = 1 ] && [ -n "$sha" ] && [ "$previous_sha" = "$sha" ] && same=1
 
-removed=0
-if [ -f "$cleanup" ]; then
-    # Complete lines only (a last line without a newline is a partial write, skipped as the
-    # agent does), absolute paths only, newest first: files and links, then directories
-    # (deepest first), keeping the ones that hold something else.
-    printf '\n' | cat "$cleanup" - | awk '
-        NR > 1 && prev ~ /^\// { lines[++n] = prev }
-        { prev = $0 }
-        END { for (i = n; i > 0; i--) print lines[i] }' | lstat > "$dir/cleanup.present"
-    awk -F "$tab" -v kept="$dir/install.kept" '
-        FILENAME == kept { keep[$0] = 1; next }
-        $1 != "directory" && !($2 in keep) { print $2 }' "$dir/install.kept" "$dir/cleanup.present" \
-        | xargs -r -d '\n' rm -f --
-    awk -F "$tab" '$1 == "directory" { print $2 }' "$dir/cleanup.present" \
-        | xargs -r -d '\n' rmdir --ignore-fail-on-non-empty -- 2> /dev/null || :
-    removed=1
-    mv -f "$cleanup" "$dir/cleanup.previous"
-fi
+# One `stat` of every path the install decides on: the previous install's (complete lines only:
+# a last line without a newline is a partial write, skipped as the agent does; absolute paths
+# only; newest first, kept in install.previous), every destination, and, for a redeploy of the
+# same bundle, the archive's files (rsync's quick check: type, mode, size, mtime).
+: > "$dir/install.previous"
+{ [ "$had_previous" = 0 ] || cat "$cleanup"; printf '\n'; } | awk -F "$tab" -v plan="$plan" \
+    -v same="$same" -v archive="$archive" -v previous="$dir/install.previous" '
+    FILENAME != plan { if (FNR > 1 && prev ~ /^\//) lines[++n] = prev; prev = $0; next }
+    !listed { for (i = n; i > 0; i--) { print lines[i]; print lines[i] > previous } listed = 1 }
+    $1 == "D" { print $3 }
+    $1 == "F" { print $5; if (same && $3 == 1) print archive "/" $4 }' - "$plan" \
+    | { xargs -r -d '\n' stat -c "%F$tab%f %s %Y$tab%n" -- 2> /dev/null || :; } > "$dir/install.stat"
 
-: > "$cleanup"
-# After the removal: the directories that still exist are not this install's to record.
-awk -F "$tab" '$1 == "D" { print $3 }' "$plan" | follow > "$dir/install.dirs-present"
-awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-present" \
+# Everything else is decided by one awk, which writes the script that does it: conflicts first
+# (a refused install leaves the host as it was), then the previous install's files removed, the
+# new cleanup file written, directories made, files copied, permissions applied.
+awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
     -v archive="$archive" -v cleanup="$cleanup" -v audit="$instr/$gid-install.json" \
-    -v removed="$removed" -v kept="$dir/install.kept" -v previous="$dir/cleanup.previous" '
+    -v same="$same" -v had_previous="$had_previous" '
     function q(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
+    function conflict(message) { print message > "/dev/stderr"; conflicts++ }
+    function refused(count) {
+        return "install refused before any change: " count " conflict(s) (file_exists_behavior " behavior ")"
+    }
     function flush() {
         if (batch != "") print "cp -P -p --remove-destination --" batch " " q(batch_dir "/")
         batch = ""; batched = 0
@@ -112,31 +63,45 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
             print "printf \047%s\\n\047" paths[key] " | xargs -r -d \047\\n\047 " tool " " q(key) " --"
         }
     }
-    FILENAME == files { file_type[$2] = $1; next }
-    FILENAME == dirs { dir_type[$2] = $1; next }
-    FILENAME == kept { keep[$0] = 1; next }
-    FILENAME == previous { owned[$0] = 1; next }
-    $1 == "J" { print $2 > audit; next }
+    # "COMMAND \<newline> PATH \<newline> ... THEN": a path a line, however many (a string that
+    # grows by a path at a time costs awk the square of their number).
+    function each(command, list, n, then,    i) {
+        print command " \\"
+        for (i = 1; i <= n; i++) print "    " q(list[i]) " \\"
+        print "    " then
+    }
+    FILENAME == stats { type[$3] = $1; quick[$3] = $2; next }
+    FILENAME == previous { owned[$0] = 1; order[++nprevious] = $0; next }
+    $1 == "J" { json = $2; next }
     $1 == "B" { behavior = $2; next }
     $1 == "D" {
-        # A directory the previous install made that is still there (it holds kept files, or
-        # files of someone else) stays with this install: recorded, its permissions applied.
-        if (dir_type[$3] == "directory") {
-            if ($3 in owned) { print $3 > cleanup; made[$2] = 1 }
-            next
+        t = type[$3]
+        if (!($3 in owned)) {
+            if (t == "directory") next
+            # A link to a directory is no conflict (the copies go through it); checked in the
+            # script, before anything changes.
+            if (t == "symbolic link") { linked[++nlinked] = $3; next }
+            if (t != "") { conflict("cannot create directory " $3 ": a file is in the way"); next }
         }
-        print $3 > cleanup
-        mkdirs = mkdirs " " q($3); made[$2] = 1; made_dirs++
+        # Recorded before anything is written; made again if the removal takes it away.
+        records[++nrecords] = $3; made[$2] = 1; mkdirs[++dirs] = $3
         next
     }
     $1 == "F" {
-        if ($3 == 0 && behavior == "RETAIN" && ($5 in file_type)) {
-            copies[++ncopies] = "echo " q("retained existing " $5)
-            next
+        if ($3 == 0 && ($5 in type)) {
+            if (type[$5] == "directory") {
+                conflict("cannot install " $5 ": a directory is in the way"); next
+            }
+            if (behavior == "DISALLOW") {
+                conflict("The deployment failed because a specified file already exists at this location: " $5)
+                next
+            }
+            if (behavior == "RETAIN") { copies[++ncopies] = "echo " q("retained existing " $5); next }
         }
-        print $5 > cleanup
-        made[$2] = 1
-        if ($5 in keep) { unchanged++; next }
+        records[++nrecords] = $5; made[$2] = 1
+        if (same && $3 == 1 && quick[$5] ~ /^8/ && quick[$5] == quick[archive "/" $4]) {
+            keep[$5] = 1; unchanged++; next
+        }
         parent = $5; sub(/\/[^\/]*$/, "", parent)
         copies[++ncopies] = "F" $4 "\t" parent
         copied++
@@ -152,8 +117,26 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
         }
     }
     END {
-        close(cleanup)
-        if (mkdirs != "") print "mkdir --" mkdirs
+        if (conflicts) { print refused(conflicts) > "/dev/stderr"; exit 10 }
+        for (i = 1; i <= nlinked; i++) {
+            why = "cannot create directory " linked[i] ": a file is in the way"
+            print "[ -d " q(linked[i]) " ] || { echo " q(why) " >&2; echo " q(refused(1)) " >&2; exit 10; }"
+        }
+        # The previous install, newest first: files and links, then directories (deepest
+        # first), keeping the ones that hold something else.
+        for (i = 1; i <= nprevious; i++) {
+            path = order[i]
+            if (!(path in type) || (path in keep)) continue
+            if (type[path] == "directory") rmdirs[++nrmdirs] = path
+            else removals[++nremovals] = path
+        }
+        lines = "printf \047%s\\n\047"
+        if (nremovals) each(lines, removals, nremovals, "| xargs -r -d \047\\n\047 rm -f --")
+        if (nrmdirs) each("rmdir --ignore-fail-on-non-empty --", rmdirs, nrmdirs, "2> /dev/null || :")
+        if (nrecords) each(lines, records, nrecords, "> " q(cleanup))
+        else print ": > " q(cleanup)
+        print lines " " q(json) " > " q(audit)
+        if (dirs) each("mkdir -p --", mkdirs, dirs, "")
         for (i = 1; i <= ncopies; i++) {
             if (substr(copies[i], 1, 1) != "F") { print copies[i]; continue }
             split(substr(copies[i], 2), parts, "\t")
@@ -171,10 +154,8 @@ awk -F "$tab" -v files="$dir/install.files-present" -v dirs="$dir/install.dirs-p
             print "printf \047semanage\\0%s\\n\047 " q(parts[2]) " >> " q(cleanup)
         }
         apply("chown -h", owners)
-        print "echo " q("installed " copied + 0 " file(s), kept " unchanged + 0 " unchanged, created " made_dirs + 0 " directorie(s); previous install removed: " removed)
-    }' "$dir/install.files-present" "$dir/install.dirs-present" "$dir/install.kept" \
-    "$dir/cleanup.previous" "$plan" > "$dir/install.sh"
+        print "echo " q("installed " copied + 0 " file(s), kept " unchanged + 0 " unchanged, made or kept " dirs + 0 " directorie(s); previous install removed: " had_previous)
+    }' "$dir/install.stat" "$dir/install.previous" "$plan" > "$dir/install.sh"
 sh -eu "$dir/install.sh"
-rm -f "$dir/install.files-present" "$dir/install.dirs-present" "$dir/cleanup.present" \
-    "$dir/install.kept" "$dir/cleanup.previous"
+rm -f "$dir/install.stat" "$dir/install.previous"
 printf '%s\n' "$dir" > "$instr/${gid}_last_successful_install"

@@ -10,7 +10,12 @@ set -u
 mode=$1 root=$2 gid=$3 did=$4 ttl=${5:-120} holder=${6:-} finished=${7:-}
 locks="$root/locks"
 dir="$locks/$gid"
-now=$(date +%s)
+# Seconds since the epoch: the runner's one reading of the clock plus /proc/uptime (no fork).
+if [ -n "${ORCHESTRATOR_CLOCK:-}" ] && read -r up _ 2> /dev/null < /proc/uptime; then
+    now=$(((ORCHESTRATOR_CLOCK + ${up%.*} * 100 + 1${up#*.} - 100) / 100))
+else
+    now=$(date +%s)
+fi
 echo "---lock---"
 show() {
     [ -f "$1/holder" ] && cat "$1/holder"
