@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -496,3 +497,45 @@ def test_a_full_disk_on_a_host_fails_that_host_and_leaves_no_lock(
         assert "lock=not-ours" not in released
     finally:
         subprocess.run([*inside, "umount", locks], check=True)
+
+
+def test_a_bundle_that_does_not_fit_on_a_host_is_never_taken_for_one_there(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    """web-2's deployment group directory on a 256 KiB tmpfs, the bundle 1 MiB: DownloadBundle
+    fails there saying why, and the next rollout (with room) sends the bundle again instead of
+    reusing the partial one."""
+    if not small_lab.namespaced:
+        pytest.skip("needs the lab's private mount namespaces (root)")
+    revision = hello_web(tmp_path)
+    (revision / "www" / "big.bin").write_bytes(os.urandom(1024 * 1024))
+    gid = load_inventory(small_lab.inventory_path).group_id("hello", "web")
+    group_dir = f"{small_lab.deployment_root('web-2')}/{gid}"
+    small_lab.host_path("web-2", group_dir).mkdir(parents=True, exist_ok=True)
+    inside = ["nsenter", "-t", str(min(small_lab.host_pids("web-2"))), "-m", "--"]
+    mount = ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", group_dir]
+    subprocess.run([*inside, *mount], check=True)
+    try:
+        result = rollout(small_lab, revision, *ALL_AT_ONCE)
+        assert result.exit_code == 4, result.stderr
+        assert result.target("web-1")["status"] == "Succeeded"
+        download = result.event("web-2", "DownloadBundle")
+        assert download["status"] == "Failed"
+        assert "No space left on device" in download["diagnostics"]["message"]
+        assert "bundle checksum mismatch" in download["diagnostics"]["message"]
+        listing = subprocess.run(
+            [*inside, "find", group_dir, "-name", "bundle.*"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        assert listing.stdout.strip().endswith("/bundle.tar")  # no bundle.sha256 beside it
+    finally:
+        subprocess.run([*inside, "umount", group_dir], check=True)
+    again = rollout(small_lab, revision, *ALL_AT_ONCE)
+    assert again.exit_code == 0, again.stderr
+    logs = CliRunner().invoke(
+        cli,
+        ["logs", again.document["deploymentId"], "--host", "web-2", "--event", "DownloadBundle"],
+    )
+    assert "received the bundle" in logs.stdout, logs.stdout

@@ -17,14 +17,18 @@ if [ -n "$existing" ] && [ -f "$existing" ]; then
     echo "reused the bundle already on the host: $existing"
     source_dir=${existing%/bundle.tar}
 else
-    cat > "$dir/bundle.tar.part"
-    got=$(sha256sum "$dir/bundle.tar.part" | cut -d ' ' -f 1)
+    # A bundle counts as on the host once bundle.sha256 is written next to it (the probe looks
+    # for both): until then a partial or wrong one is never reused.
+    if [ -e "$dir/bundle.sha256" ]; then rm -f "$dir/bundle.sha256"; fi
+    # tee goes on feeding sha256sum after a failed write (a full disk): the extra bytes make
+    # the sums differ, and tee's own message says why.
+    got=$({ tee "$dir/bundle.tar" || printf 'not written\n'; } | sha256sum)
+    got=${got%% *}
     if [ "$got" != "$sha" ]; then
         echo "bundle checksum mismatch: expected $sha, received $got" >&2
         exit 3
     fi
-    mv -f "$dir/bundle.tar.part" "$dir/bundle.tar"
-    echo "received the bundle ($(wc -c < "$dir/bundle.tar") bytes)"
+    echo "received the bundle"
 fi
 printf '%s\n' "$sha" > "$dir/bundle.sha256"
 if [ -e "$dir/.unpacked" ]; then rm -f "$dir/.unpacked"; fi
@@ -38,8 +42,8 @@ if [ "$source_dir" != "$dir" ] && [ -d "$source_dir/deployment-archive" ] \
 else
     if [ -e "$dir/deployment-archive" ]; then rm -rf "$dir/deployment-archive"; fi
     mkdir "$dir/deployment-archive"
-    if [ "$(id -u)" = 0 ]; then owner=--no-same-owner; else owner=; fi
-    tar -x $owner -f "$dir/bundle.tar" -C "$dir/deployment-archive"
+    # Files belong to whoever unpacks them (GNU tar's default for anyone but root).
+    tar -x --no-same-owner -f "$dir/bundle.tar" -C "$dir/deployment-archive"
 fi
 printf '%s\n' "$sha" > "$dir/.unpacked"
 printf '%s\n' "$dir" > "$instr/${gid}_most_recent_install"
