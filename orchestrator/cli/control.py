@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from orchestrator.cli.context import CliContext
+from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.inspect import APP, GROUP, selected_hosts
 from orchestrator.cli.records import NotInHistory
 from orchestrator.engine.remote import LockState, RemoteHost
@@ -130,6 +131,8 @@ def _show(
     for name, state in rows:
         if isinstance(state, str):
             table.add_row(name, "[red]unreachable[/]", state, "")
+        elif state.state == "failed":
+            table.add_row(name, "[red]failed[/]", state.holder.get("error", ""), "")
         else:
             age = state.holder.get("heartbeat_age", "")
             table.add_row(
@@ -174,7 +177,8 @@ def lock_release(ctx: CliContext, application: str, group: str, force: bool) -> 
     """Break the group's locks on its hosts (after a controller died and will not resume).
 
     The lock on this machine is released by the operating system when its process ends; a live
-    holder is named and left alone: stop its deployment instead.
+    holder is named and left alone: stop its deployment instead. Exits 5 when a host's lock could
+    not be broken (unreachable, or its disk read-only).
     """
     inventory = ctx.inventory()
     group_id = inventory.group_id(application, group)
@@ -189,3 +193,5 @@ def lock_release(ctx: CliContext, application: str, group: str, force: bool) -> 
         _host_locks(selected_hosts(inventory, application, group), group_id, "break")
     )
     _show(ctx, local, rows, f"{application}/{group} locks broken")
+    if any(isinstance(state, str) or state.state == "failed" for _, state in rows):
+        raise click.exceptions.Exit(ExitCode.FAILED)

@@ -411,15 +411,23 @@ class DeploymentRunner:
     async def _release_and_close(self) -> None:
         async def release(name: str) -> None:
             remote = self.remotes.pop(name)
+            released = None
             try:
-                await remote.lock("release", self.deployment.deployment_id)
+                released = await remote.lock("release", self.deployment.deployment_id)
             except HostError:
                 # The connection died (the host's sshd, say): one fresh one to release the lock,
                 # or the next deployment waits for the lock's TTL.
                 with contextlib.suppress(HostError):
                     remote = await self._reconnect(remote)
                     self.remotes.pop(name, None)
-                    await remote.lock("release", self.deployment.deployment_id)
+                    released = await remote.lock("release", self.deployment.deployment_id)
+            if released is not None and released.state == "failed":
+                message = (
+                    f"cannot release the group's lock on this host: {released.holder.get('error')}"
+                    f"; the next deployment takes it over {self.rollout.lock_ttl} s after its "
+                    "last heartbeat"
+                )
+                self.emit(Notice(self.deployment, message, name))
             with contextlib.suppress(HostError):
                 await remote.session.close()
 

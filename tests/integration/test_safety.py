@@ -494,7 +494,12 @@ def test_a_full_disk_on_a_host_fails_that_host_and_leaves_no_lock(
         acquired, refreshed, failed, released = asyncio.run(lock_then_freeze())
         assert "lock=acquired" in acquired and "lock=refreshed" in refreshed
         assert "lock=failed\nerror=" in failed and "Read-only file system" in failed
-        assert "lock=not-ours" not in released
+        # Neither the deployment's release nor the operator's break claims what it did not do.
+        assert "lock=failed\nerror=" in released and "Read-only file system" in released
+        base = ["-i", str(small_lab.inventory_path), "lock", "release", "-a", "hello", "-g", "web"]
+        broken = CliRunner().invoke(cli, [*base, "--force"])
+        assert broken.exit_code == 5, broken.stdout
+        assert "failed" in broken.stdout and "Read-only" in broken.stdout
     finally:
         subprocess.run([*inside, "umount", locks], check=True)
 

@@ -18,6 +18,7 @@ class FakeFleet:
     locked: set[str] = field(default_factory=set)  # hosts whose group lock another deployment holds
     calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (host, program, args)
     heartbeat: str = "lock=refreshed\n"  # what a host answers to a lock heartbeat
+    release: str = "lock=released\n"  # what a host answers to a lock release
     hooks_wait_for: asyncio.Event | None = None  # hooks finish only once it is set
 
 
@@ -59,7 +60,7 @@ class FakeSession:
         if program == "lock" and args[0] == "heartbeat":
             return CommandResult(0, "---lock---\n" + self.fleet.heartbeat, "")
         if program == "lock":
-            return CommandResult(0, "---lock---\nlock=released\n", "")
+            return CommandResult(0, "---lock---\n" + self.fleet.release, "")
         if program == "hook" and self.fleet.hooks_wait_for is not None:
             await self.fleet.hooks_wait_for.wait()
         if program == "hook":

@@ -245,3 +245,21 @@ def test_a_heartbeat_that_cannot_be_written_is_reported_once_per_host(tmp_path: 
             "device; after 1 s without one another deployment may take it over",
         )
     ]
+
+
+def test_a_lock_that_cannot_be_released_is_reported(tmp_path: Path) -> None:
+    revision = build_revision(str(HELLO_WEB), tmp_path / "cache")
+    plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
+    events: list[Event] = []
+    fleet = FakeFleet(release="lock=failed\nerror=rm: cannot remove 'x': Read-only file system\n")
+    deployment = new_deployment(revision, "CodeDeployDefault.AllAtOnce")
+    hosts = [INVENTORY.resolve_host("web-1"), INVENTORY.resolve_host("web-2")]
+    rollout = Rollout(deployment, revision, plan, PREDEFINED["CodeDeployDefault.AllAtOnce"], hosts)
+    runner = DeploymentRunner(rollout, FakeTransport(fleet), [events.append])
+    assert asyncio.run(runner.run()).status == "Succeeded"
+    notices = sorted((e.host, e.message) for e in events if isinstance(e, Notice))
+    said = (
+        "cannot release the group's lock on this host: rm: cannot remove 'x': Read-only file "
+        "system; the next deployment takes it over 120 s after its last heartbeat"
+    )
+    assert notices == [("web-1", said), ("web-2", said)]

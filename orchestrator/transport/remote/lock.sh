@@ -5,7 +5,7 @@
 #   heartbeat  refresh ours;  release  drop ours;  status  print it;  break  drop it, whoever holds it
 # Prints "---lock---" (where a probe's output ends when both run in one request), then
 # "lock=<acquired|reacquired|took-over|held|released|free|failed|...>", then the holder's lines
-# (for failed: "error=<why>").
+# (for failed: "error=<why>"; break prints the holder's lines first).
 set -u
 mode=$1 root=$2 gid=$3 did=$4 ttl=${5:-120} holder=${6:-} finished=${7:-}
 locks="$root/locks"
@@ -41,6 +41,15 @@ failed() {
     echo "lock=failed"
     echo "error=$(printf '%s\n' "$1" | cat 2>&1 > "$2" | tr '\n' ' ')"
 }
+# drop ANSWER: remove the lock; "lock=ANSWER", or "lock=failed" and why (a read-only disk).
+drop() {
+    if why=$(rm -rf "$dir" 2>&1); then
+        echo "lock=$1"
+    else
+        echo "lock=failed"
+        echo "error=$(printf '%s\n' "$why" | tr '\n' ' ')"
+    fi
+}
 holder_of() { held_by=; read -r held_by 2> /dev/null < "$dir/deployment" || :; }
 ours() { holder_of; [ "$held_by" = "$did" ]; }
 case $mode in
@@ -72,7 +81,7 @@ heartbeat)
     else
         failed "$now" "$dir/heartbeat"
     fi ;;
-release) if ours; then rm -rf "$dir"; echo "lock=released"; else echo "lock=not-ours"; fi ;;
+release) if ours; then drop released; else echo "lock=not-ours"; fi ;;
 status) if [ -d "$dir" ]; then echo "lock=held"; show "$dir"; else echo "lock=free"; fi ;;
-break) if [ -d "$dir" ]; then show "$dir"; rm -rf "$dir"; echo "lock=broken"; else echo "lock=free"; fi ;;
+break) if [ -d "$dir" ]; then show "$dir"; drop broken; else echo "lock=free"; fi ;;
 esac
