@@ -75,7 +75,7 @@ def test_a_background_child_holding_the_output_does_not_hang(
 def test_the_environment_a_hook_sees(small_lab: Lab, tmp_path: Path) -> None:
     body = (
         'env | grep -E "^(LIFECYCLE_EVENT|DEPLOYMENT_ID|APPLICATION_NAME|DEPLOYMENT_GROUP_NAME|'
-        'DEPLOYMENT_GROUP_ID|BUNDLE_SHA256)=" | sort > /srv/env-$LIFECYCLE_EVENT\n'
+        'DEPLOYMENT_GROUP_ID|BUNDLE_SHA256|ORCHESTRATOR_[A-Z_]*)=" | sort > /srv/env-$LIFECYCLE_EVENT\n'
         'pwd > /srv/cwd\nread line || echo "stdin is empty" > /srv/stdin\n'
     )
     bundle = script_bundle(tmp_path, "env", {"BeforeInstall": body, "ValidateService": body})

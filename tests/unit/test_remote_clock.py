@@ -46,7 +46,7 @@ def test_utc_iso_agrees_with_the_calendar() -> None:
 
 @pytest.mark.parametrize("uptime", ["0.05", "7.00", "1234.09", "98765.99"])
 def test_utc_now_adds_the_uptime_to_the_runners_reading(uptime: str) -> None:
-    """ORCHESTRATOR_CLOCK + uptime; a fraction like 09 is not read as octal."""
+    """The runner's clock reading + the uptime; a fraction like 09 is not read as octal."""
     supervise = program("supervise")
     script = _function(supervise, "utc_now") + _function(supervise, "utc_iso")
     centiseconds = int(uptime.replace(".", ""))
@@ -54,11 +54,12 @@ def test_utc_now_adds_the_uptime_to_the_runners_reading(uptime: str) -> None:
     clock = epoch * 100 + 42 - centiseconds  # the runner read 15:04:05.42 at this uptime
     # /proc/uptime replaced by a file of the test's: the function reads whatever is there.
     script = script.replace("/proc/uptime", '"$UPTIME_FILE"') + 'utc_now; echo "$now"\n'
+    setup = f'UPTIME_FILE=$(mktemp); echo "{uptime} 1.0" > "$UPTIME_FILE"; clock={clock}\n'
     done = subprocess.run(
-        ["sh", "-c", f'UPTIME_FILE=$(mktemp); echo "{uptime} 1.0" > "$UPTIME_FILE"; ' + script],
+        ["sh", "-c", setup + script],
         capture_output=True,
         text=True,
         check=True,
-        env={"ORCHESTRATOR_CLOCK": str(clock), "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert done.stdout == "2026-11-26T15:04:05Z\n"

@@ -6,6 +6,9 @@ set -u
 base=$1 root=$2 gid=$3 did=$4 event=$5 script=$6 location=$7 timeout=$8 runas=$9
 shift 9
 archive=$1 grace=$2
+# The hook sees the agent's environment, not the runner's own variables.
+clock=${ORCHESTRATOR_CLOCK:-}
+unset ORCHESTRATOR_CLOCK ORCHESTRATOR_SUPERVISE
 dir="$root/$gid/$did"
 [ -d "$dir/logs" ] || mkdir -p "$dir/logs"
 [ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
@@ -18,15 +21,15 @@ finish() {
     exit 0
 }
 # utc_now: $now, the host's time as 2026-11-26T15:04:05Z, without a fork of `date` per hook: the
-# runner read the clock once (ORCHESTRATOR_CLOCK: epoch minus uptime, in centiseconds), and the
-# uptime is a read of /proc. Days to a civil date: Howard Hinnant's civil_from_days.
+# runner read the clock once ($clock: epoch minus uptime, in centiseconds), and the uptime is a
+# read of /proc. Days to a civil date: Howard Hinnant's civil_from_days.
 utc_now() {
-    if [ -z "${ORCHESTRATOR_CLOCK:-}" ] || ! read -r up _ 2> /dev/null < /proc/uptime; then
+    if [ -z "$clock" ] || ! read -r up _ 2> /dev/null < /proc/uptime; then
         now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
         return
     fi
     # "1234.05" -> 123405 (the 1 keeps a fraction such as 05 from reading as octal)
-    utc_iso $(( (ORCHESTRATOR_CLOCK + ${up%.*} * 100 + 1${up#*.} - 100) / 100 ))
+    utc_iso $(( (clock + ${up%.*} * 100 + 1${up#*.} - 100) / 100 ))
 }
 # utc_iso SECONDS: $now, that many seconds after 1970-01-01T00:00:00Z.
 utc_iso() {
