@@ -21,7 +21,7 @@ from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached
 from orchestrator.errors import RollbackImpossible
 from orchestrator.events import EventSink
 from orchestrator.install_plan import build_install_plan
-from orchestrator.models.inventory import Inventory
+from orchestrator.models.inventory import Inventory, Trigger
 from orchestrator.models.results import (
     FAILED,
     STOPPED,
@@ -34,6 +34,7 @@ from orchestrator.revision import Revision
 from orchestrator.state.locks import holder_info
 from orchestrator.state.store import HistoryStore
 from orchestrator.transport.ssh import SshTransport
+from orchestrator.webhooks import WebhookSink
 
 pass_context = click.make_pass_decorator(CliContext)
 
@@ -176,11 +177,20 @@ def policy_for(
     )
 
 
-def execute(ctx: CliContext, rollout: Rollout, policy: ReleasePolicy, options: Options) -> None:
+def execute(
+    ctx: CliContext,
+    rollout: Rollout,
+    policy: ReleasePolicy,
+    options: Options,
+    triggers: list[Trigger],
+) -> None:
     """Run a release with progress on stderr, the result on stdout; exit with its code."""
     store = HistoryStore.open(ctx.state)
     sinks: list[EventSink] = [store]
     sinks.append(LiveProgress(ctx.err) if ctx.err.is_terminal else PlainProgress(ctx.err))
+    webhooks = WebhookSink(triggers)
+    if triggers:
+        sinks.append(webhooks)
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
         if options.events_path is not None:
@@ -190,9 +200,9 @@ def execute(ctx: CliContext, rollout: Rollout, policy: ReleasePolicy, options: O
             stack.callback(_close_quietly, events)
             sinks.append(NdjsonSink(events))
         releaser = Releaser(store, SshTransport, sinks, ctx.state_dir, ctx.cache_dir / "bundles")
-        release, interrupted = asyncio.run(_run(releaser, rollout, policy, store))
-    for note in release.notes:
-        ctx.err.print(f"note: {note}")
+        release, interrupted = asyncio.run(_run(releaser, rollout, policy, store, webhooks))
+    for note in [*release.notes, *webhooks.problems]:
+        ctx.err.print(f"note: {note}", markup=False, highlight=False)
     if release.failure is not None:
         _report_failure(ctx, release.deployment, release.failure)
     document = release.deployment.to_document()
@@ -226,7 +236,11 @@ def _report_failure(ctx: CliContext, deployment: Deployment, failure: str) -> No
 
 
 async def _run(
-    releaser: Releaser, rollout: Rollout, policy: ReleasePolicy, store: HistoryStore
+    releaser: Releaser,
+    rollout: Rollout,
+    policy: ReleasePolicy,
+    store: HistoryStore,
+    webhooks: WebhookSink,
 ) -> tuple[Release, bool]:
     """SIGINT/SIGTERM stop the deployment (twice: terminate running hooks); SIGUSR1 is
     `orchestrator stop` from another terminal, whose options are in the store."""
@@ -250,6 +264,7 @@ async def _run(
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
+        await webhooks.drain()
     return release, signal.SIGINT in signals
 
 
@@ -311,7 +326,8 @@ def rollout(
         )
     inventory = ctx.inventory()
     rollout_ = prepare(ctx, inventory, application, group, ctx.revision(revision_spec), opts)
-    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)
+    triggers = inventory.group(application, group).triggers
+    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts, triggers)
 
 
 def resume(ctx: CliContext, deployment_id: str, opts: Options) -> None:
@@ -342,7 +358,8 @@ def resume(ctx: CliContext, deployment_id: str, opts: Options) -> None:
     rollout_.deployment = deployment
     rollout_.hosts = [host for host in rollout_.hosts if host.name in deployment.targets]
     rollout_.resume = True
-    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)
+    triggers = inventory.group(application, group).triggers
+    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts, triggers)
 
 
 def earlier_revision(
@@ -400,7 +417,8 @@ def rollback(
         rollback_info=info,
         behavior=previous["fileExistsBehavior"],
     )
-    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)
+    triggers = inventory.group(application, group).triggers
+    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts, triggers)
 
 
 @click.command()
@@ -427,4 +445,5 @@ def sync(ctx: CliContext, /, application: str, group: str, **options: Any) -> No
         creator="sync",
         behavior=previous["fileExistsBehavior"],
     )
-    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts)
+    triggers = inventory.group(application, group).triggers
+    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts, triggers)

@@ -6,11 +6,13 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import load_inventory
 from tests.integration.helpers import fetch, rollout
 from tests.integration.revisions import failing_validate, hello_web, script_bundle
+from tests.webhook_receiver import receiver
 
 HOSTS = ["web-1", "web-2", "web-3", "web-4", "web-5"]
 
@@ -388,3 +390,38 @@ def test_install_permissions_awkward_names_and_links(fleet: Lab, tmp_path: Path)
     cleanup = next(instructions(fleet, "web-2").glob("*-cleanup")).read_text().split("\n")
     assert "/srv/perm/conf/it's a $file.txt" in cleanup
     assert "/srv/real" not in cleanup and "/srv/linked" not in cleanup  # they were there before
+
+
+def test_triggers_tell_their_receivers_and_a_dead_one_is_a_note(
+    fleet: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAT_TOKEN", "t0k3n")
+    with receiver() as (url, received):
+        document = yaml.safe_load(fleet.inventory_path.read_text())
+        document["applications"]["hello"]["deployment_groups"]["web"]["triggers"] = [
+            {
+                "name": "chat",
+                "url": f"{url}/chat",
+                "events": ["DeploymentStart", "DeploymentSuccess", "InstanceSuccess"],
+                "headers": {"Authorization": "Bearer ${CHAT_TOKEN}"},
+            },
+            {"name": "gone", "url": "http://127.0.0.1:9/gone", "events": ["DeploymentSuccess"]},
+        ]
+        inventory = tmp_path / "inventory.yaml"
+        inventory.write_text(yaml.safe_dump(document))
+        result = rollout(
+            fleet,
+            hello_web(tmp_path),
+            *("--deployment-config", "CodeDeployDefault.AllAtOnce"),
+            inventory=inventory,
+        )
+    assert result.exit_code == 0, result.stderr
+    assert received.events() == ["DeploymentStart", *["InstanceSuccess"] * 5, "DeploymentSuccess"]
+    assert {headers["Authorization"] for _, headers, _ in received.posts} == {"Bearer t0k3n"}
+    end = received.posts[-1][2]
+    assert end["deploymentId"] == result.document["deploymentId"] and end["status"] == "SUCCEEDED"
+    assert sorted(body["instanceId"] for _, _, body in received.posts[1:-1]) == HOSTS
+    assert (
+        "note: trigger gone: DeploymentSuccess to http://127.0.0.1:9/gone failed" in result.stderr
+    )
+    assert "t0k3n" not in result.stderr
