@@ -20,7 +20,8 @@ the temporary directory is.
 The floor is bench/floor.py: one connection and one channel per host that receives the bundle
 and runs the same hooks, with no bookkeeping. Every timed first deployment ships a revision the
 hosts have never seen (its upload is part of it). Also timed: a redeploy of the revision already
-on the hosts, and a rollback to the previous one (both upload nothing).
+on the hosts, and a rollback to the previous one; both are checked to have uploaded nothing
+(every host's DownloadBundle reused the bundle it held).
 
     python bench/rollout.py --hosts 10,100 --runs 3
     python bench/rollout.py --hosts 500 --runs 1 --configs AllAtOnce
@@ -193,6 +194,25 @@ class Bench:
         self.check("/srv/app", "/srv/app-state", revision, deployment_id)
         return measure, deployment_id
 
+    def uploaded_nothing(self, deployment_id: str) -> None:
+        """Every host took the bundle it already held: a run that uploaded is not a redeploy."""
+        command = ["logs", deployment_id, "--event", "DownloadBundle", "--output", "json"]
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", *command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        reused = {
+            row["host"]
+            for row in json.loads(done.stdout)
+            if "reused the bundle already on the host" in row["output"]
+        }
+        missing = sorted({h.name for h in self.lab.hosts} - reused)
+        if missing:
+            raise RuntimeError(f"{deployment_id} uploaded the bundle to {', '.join(missing[:5])}")
+
     def floor(
         self, revision: Path, python: str = sys.executable, script: str = "floor.py"
     ) -> Measure:
@@ -290,11 +310,14 @@ def measure_size(
                         print(f"{peer} failed at N={count}, not timed: {exc}", flush=True)
                 first, _ = bench.orchestrator(revision, name)
                 measures["first"].append(first)
-                measures["redeploy"].append(bench.orchestrator(revision, name)[0])
+                redeploy, redeploy_id = bench.orchestrator(revision, name)
+                bench.uploaded_nothing(redeploy_id)
+                measures["redeploy"].append(redeploy)
                 # Back to the previous revision, which the hosts still hold: nothing to upload.
-                rollback, _ = bench.orchestrator(
+                rollback, rollback_id = bench.orchestrator(
                     previous, name, "rollback", "-a", "hello", "-g", "web", "--to", previous_id
                 )
+                bench.uploaded_nothing(rollback_id)
                 measures["rollback"].append(rollback)
             floor_wall = median([m.wall for m in measures["floor"]] or [math.nan])
             first_wall = median([m.wall for m in measures["first"]])
