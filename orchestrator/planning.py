@@ -249,6 +249,24 @@ class Scheduler:
             zone.healthy_idle += 1
         self.states[name] = state
 
+    def resume_zones(self) -> None:
+        """After ``restore``: the zones an interrupted deployment finished are not baked again.
+
+        The first zone with a host still to finish goes on where it was; if none of its hosts
+        had started, the bake before it (which the interruption may have cut short) runs once.
+        """
+        if self.config.zonal is None:
+            return
+        for index, zone in enumerate(self._zones):
+            states = [self.states[name] for name in zone.hosts]
+            if all(state in TERMINAL for state in states):
+                continue
+            untouched = all(state is TargetState.PENDING for state in states)
+            self._zone_index = index - 1 if untouched and index > 0 else index
+            self._awaiting_next_zone = untouched and index > 0
+            return
+        self._zone_index = len(self._zones) - 1
+
     def stop(self, reason_code: str, message: str) -> None:
         """No new host starts (a stop request); pending hosts are skipped."""
         if self._error is None:

@@ -147,7 +147,10 @@ class DeploymentRunner:
                     for h in hosts
                 ],
             )
-            resumed = self._restore(scheduler, hosts) if self.rollout.resume else {}
+            resumed = {}
+            if self.rollout.resume:
+                resumed = self._restore(scheduler, hosts)
+                scheduler.resume_zones()
             for name, message in unreachable.items():
                 if scheduler.states.get(name) is TargetState.PENDING:
                     scheduler.record_failure(name)

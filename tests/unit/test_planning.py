@@ -318,3 +318,36 @@ def test_the_minimum_is_kept_and_the_outcome_follows_the_rules(
         assert scheduler.count(TargetState.SKIPPED) == 0
     if not failing & set(info) and targets and (config.one_at_a_time or m < len(targets)):
         assert outcome.succeeded
+
+
+@pytest.mark.parametrize(
+    ("finished", "running", "bake", "next_hosts"),
+    [
+        # zone a done, b untouched: the bake after a (maybe cut short) once more, then b.
+        (["a-1", "a-2"], [], 60, ["b-1", "b-2"]),
+        # a and b done: only the bake after b, never a's again.
+        (["a-1", "a-2", "b-1", "b-2"], [], 30, ["c-1"]),
+        # b was under way: it goes on at once, no bake.
+        (["a-1", "a-2", "b-1"], ["b-2"], None, []),
+    ],
+)
+def test_a_resumed_zonal_deployment_does_not_bake_finished_zones_again(
+    finished: list[str], running: list[str], bake: int | None, next_hosts: list[str]
+) -> None:
+    targets = [TargetInfo(n, zone=n[0]) for n in ("a-1", "a-2", "b-1", "b-2", "c-1")]
+    scheduler = Scheduler(zonal(0), targets)
+    for name in finished:
+        scheduler.restore(name, TargetState.SUCCEEDED)
+    for name in running:
+        scheduler.restore(name, TargetState.IN_PROGRESS)
+    scheduler.resume_zones()
+    if bake is None:
+        assert not scheduler.awaiting_next_zone and scheduler.current_zone == "b"
+        assert scheduler.start_next() == []  # b-2 is running; nothing else in b
+        scheduler.record_success("b-2")
+        assert scheduler.start_next() == [] and scheduler.awaiting_next_zone
+        assert scheduler.bake_seconds() == 30
+        return
+    assert scheduler.awaiting_next_zone and scheduler.bake_seconds() == bake
+    scheduler.begin_next_zone()
+    assert scheduler.start_next() == next_hosts
