@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
@@ -544,3 +545,44 @@ def test_a_bundle_that_does_not_fit_on_a_host_is_never_taken_for_one_there(
         ["logs", again.document["deploymentId"], "--host", "web-2", "--event", "DownloadBundle"],
     )
     assert "received the bundle" in logs.stdout, logs.stdout
+
+
+def test_a_resumed_zonal_deployment_does_not_bake_finished_zones_again(
+    fleet: Lab, tmp_path: Path
+) -> None:
+    """Three zones (web-1; web-2; web-3..5), 1 s bakes. The controller is killed while web-2, in
+    the second zone, waits in AfterInstall; the resumed run finishes that zone, bakes it, and
+    deploys the third, without baking the first zone again."""
+    document = yaml.safe_load(fleet.inventory_path.read_text())
+    zonal = document["deployment_configs"]["ZoneByZone"]["zonal"]
+    zonal["first_zone_monitor_duration"] = zonal["monitor_duration"] = 1
+    for name, host in document["hosts"].items():
+        host["zone"] = {"web-1": "z1", "web-2": "z2"}.get(name, "z3")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump(document))
+    for host in ("web-1", "web-3", "web-4", "web-5"):
+        fleet.host_path(host, GO).write_text("go\n")
+    bundle = script_bundle(tmp_path, "zonal", {"AfterInstall": waiting_hook(GO)})
+    events = tmp_path / "events.ndjson"
+    base = ["-i", str(inventory), "rollout"]
+    process = start_orchestrator(
+        [*base, "-a", "hello", "-g", "web-zonal", "-r", str(bundle), "--events", str(events)],
+        tmp_path / "run",
+    )
+    try:
+        record = wait_for_event(events, event_started("web-2", "AfterInstall"))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    before = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [(r["zone"], r["seconds"]) for r in before if r["type"] == "ZoneBaking"] == [("z1", 1)]
+    fleet.host_path("web-2", GO).write_text("go\n")
+    resumed_events = tmp_path / "resumed.ndjson"
+    resumed = CliRunner().invoke(
+        cli, [*base, "--resume", record["deploymentId"], "--events", str(resumed_events)]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    after = [json.loads(line) for line in resumed_events.read_text().splitlines()]
+    assert [(r["zone"], r["seconds"]) for r in after if r["type"] == "ZoneBaking"] == [("z2", 1)]
+    assert status(record["deploymentId"])["status"] == "Succeeded"
