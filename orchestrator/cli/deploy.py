@@ -21,7 +21,7 @@ from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached
 from orchestrator.errors import RollbackImpossible
 from orchestrator.events import EventSink
 from orchestrator.install_plan import build_install_plan
-from orchestrator.models.inventory import Inventory, Trigger
+from orchestrator.models.inventory import Inventory
 from orchestrator.models.results import (
     FAILED,
     STOPPED,
@@ -177,14 +177,11 @@ def policy_for(
     )
 
 
-def execute(
-    ctx: CliContext,
-    rollout: Rollout,
-    policy: ReleasePolicy,
-    options: Options,
-    triggers: list[Trigger],
-) -> None:
+def execute(ctx: CliContext, rollout: Rollout, inventory: Inventory, options: Options) -> None:
     """Run a release with progress on stderr, the result on stdout; exit with its code."""
+    application, group = rollout.deployment.application, rollout.deployment.group
+    policy = policy_for(inventory, application, group, options)
+    triggers = inventory.group(application, group).triggers
     store = HistoryStore.open(ctx.state)
     sinks: list[EventSink] = [store]
     sinks.append(LiveProgress(ctx.err) if ctx.err.is_terminal else PlainProgress(ctx.err))
@@ -326,8 +323,7 @@ def rollout(
         )
     inventory = ctx.inventory()
     rollout_ = prepare(ctx, inventory, application, group, ctx.revision(revision_spec), opts)
-    triggers = inventory.group(application, group).triggers
-    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts, triggers)
+    execute(ctx, rollout_, inventory, opts)
 
 
 def resume(ctx: CliContext, deployment_id: str, opts: Options) -> None:
@@ -358,8 +354,7 @@ def resume(ctx: CliContext, deployment_id: str, opts: Options) -> None:
     rollout_.deployment = deployment
     rollout_.hosts = [host for host in rollout_.hosts if host.name in deployment.targets]
     rollout_.resume = True
-    triggers = inventory.group(application, group).triggers
-    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts, triggers)
+    execute(ctx, rollout_, inventory, opts)
 
 
 def earlier_revision(
@@ -417,8 +412,7 @@ def rollback(
         rollback_info=info,
         behavior=previous["fileExistsBehavior"],
     )
-    triggers = inventory.group(application, group).triggers
-    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts, triggers)
+    execute(ctx, rollout_, inventory, opts)
 
 
 @click.command()
@@ -445,5 +439,4 @@ def sync(ctx: CliContext, /, application: str, group: str, **options: Any) -> No
         creator="sync",
         behavior=previous["fileExistsBehavior"],
     )
-    triggers = inventory.group(application, group).triggers
-    execute(ctx, rollout_, policy_for(inventory, application, group, opts), opts, triggers)
+    execute(ctx, rollout_, inventory, opts)
