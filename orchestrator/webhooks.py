@@ -31,7 +31,16 @@ from orchestrator.events import (
     TargetStarted,
 )
 from orchestrator.models.inventory import Trigger
-from orchestrator.models.results import FAILED, STOPPED, SUCCEEDED, Deployment, Target
+from orchestrator.models.results import (
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    SKIPPED,
+    STOPPED,
+    SUCCEEDED,
+    Deployment,
+    Target,
+)
 
 SEND_TIMEOUT = 10.0  # seconds for one POST
 DRAIN_TIMEOUT = 30.0  # seconds the end of a release waits for what is still queued
@@ -84,11 +93,8 @@ def deployment_payload(trigger: str, deployment: Deployment) -> dict[str, Any]:
         "createTime": _seconds(deployment.create_time),
         "completeTime": _seconds(deployment.complete_time),
         "deploymentOverview": {
-            "Failed": str(overview.get(FAILED, 0)),
-            "InProgress": str(overview.get("InProgress", 0)),
-            "Pending": str(overview.get("Pending", 0)),
-            "Skipped": str(overview.get("Skipped", 0)),
-            "Succeeded": str(overview.get(SUCCEEDED, 0)),
+            status: str(overview.get(status, 0))
+            for status in (FAILED, IN_PROGRESS, PENDING, SKIPPED, SUCCEEDED)
         },
         "status": _status(deployment.status),
         "errorInformation": error,
