@@ -528,7 +528,7 @@ def test_a_bundle_that_does_not_fit_on_a_host_is_never_taken_for_one_there(
         download = result.event("web-2", "DownloadBundle")
         assert download["status"] == "Failed"
         assert "No space left on device" in download["diagnostics"]["message"]
-        assert "bundle checksum mismatch" in download["diagnostics"]["message"]
+        assert "the bundle could not be written" in download["diagnostics"]["message"]
         listing = subprocess.run(
             [*inside, "find", group_dir, "-name", "bundle.*"],
             check=True,

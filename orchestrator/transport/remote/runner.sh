@@ -4,7 +4,7 @@
 #   request: "<stdin bytes> <sh command line>\n", then that many bytes of stdin
 #   reply:   the command's stdout, then "\n<BOUNDARY> <exit status> <stderr bytes>\n", then its
 #            stderr. BOUNDARY is a random token of the controller's, so no output can forge it.
-# Exact stdin sizes need GNU head, which reads no further from a pipe than it is asked to.
+# Exact stdin sizes need GNU dd, which reads no further from a pipe than it is asked to.
 set -u
 boundary=$1
 # Requests are one line each: an argument's newlines travel as "$newline".
@@ -23,7 +23,9 @@ while IFS= read -r request; do
     input_bytes=${request%% *}
     request=${request#* }
     if [ "$input_bytes" -gt 0 ]; then
-        head -c "$input_bytes" | {
+        # 64 KiB reads empty the pipe from sshd at once (head reads 8 KiB at a time: sshd then
+        # wakes up, writes and adjusts the window for every 8 KiB of a bundle).
+        dd bs=64K iflag=count_bytes,fullblock count="$input_bytes" status=none | {
             (eval "$request") 2> "$work/err"
             echo "$?" > "$work/status"
             # What the command left unread, so that the next request starts where it should.
