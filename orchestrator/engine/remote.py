@@ -132,8 +132,8 @@ class RemoteHost:
     def hook_base(self, deployment_id: str, event: str, index: int) -> str:
         return f"{self.deployment_dir(deployment_id)}/hooks/{event}.{index}"
 
-    def call(self, name: str, *args: str, env: dict[str, str] | None = None) -> ProgramCall:
-        return ProgramCall(name, args, env or {})
+    def call(self, name: str, *args: str) -> ProgramCall:
+        return ProgramCall(name, args)
 
     async def probe_and_lock(
         self, deployment_id: str, ttl: int, holder: str
@@ -219,7 +219,10 @@ class RemoteHost:
             f"{grace:g}",
         ]
         result = await self.session.call(
-            self.call("hook", "start", base, *supervisor_args, env=env)
+            # The hook's variables as arguments: hook.sh exports them in the fork it already is.
+            self.call(
+                "hook", "start", base, *supervisor_args, *(f"{k}={v}" for k, v in env.items())
+            )
         )
         if "---stdout---" not in result.stdout:
             # The channel ended before the launcher could report: the connection went away.

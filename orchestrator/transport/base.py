@@ -5,8 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -27,11 +26,10 @@ class CommandResult:
 @dataclass(frozen=True)
 class ProgramCall:
     """One of the shipped host programs (``transport/remote/<program>.sh``) with its arguments,
-    run as root when the host's ``become`` says so, with ``env`` exported to it."""
+    run as root when the host's ``become`` says so."""
 
     program: str
     args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
 
 
 class HostSession(Protocol):

@@ -142,7 +142,7 @@ def channel_command(host: HostSpec, calls: tuple[ProgramCall, ...]) -> str:
     """``[sudo -n] [env K=V...] sh -c '<program>' NAME ARGS; ...``: each program travels inline."""
     commands = []
     for call in calls:
-        env = {**call.env, **_launched(call)}
+        env = _launched(call)
         assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
         prefix = f"env {assignments} " if assignments else ""
         quoted = " ".join(shlex.quote(arg) for arg in call.args)
@@ -158,15 +158,9 @@ def _one_line(value: str) -> str:
 
 def runner_request(calls: tuple[ProgramCall, ...]) -> str:
     """The runner's one-line request for ``calls``."""
-    commands = []
-    for call in calls:
-        words = [call.program, *(_one_line(arg) for arg in call.args)]
-        if call.env:
-            exports = " ".join(f"{key}={_one_line(value)}" for key, value in call.env.items())
-            commands.append(f"(export {exports}; {' '.join(words)})")
-        else:
-            commands.append(" ".join(words))
-    return "; ".join(commands)
+    return "; ".join(
+        " ".join([call.program, *(_one_line(arg) for arg in call.args)]) for call in calls
+    )
 
 
 class _Runner:

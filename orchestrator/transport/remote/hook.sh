@@ -1,7 +1,8 @@
 # hook MODE STATE_BASE ...: run one hook script so that it outlives the SSH connection.
-#   hook start BASE ARGS...                     start the supervisor (its text in
-#                                               $ORCHESTRATOR_SUPERVISE) in its own session, wait
-#                                               for it, print the result
+#   hook start BASE ARGS... [NAME=VALUE...]     start the supervisor (its text in
+#                                               $ORCHESTRATOR_SUPERVISE) in its own session with
+#                                               its ten ARGS, the NAME=VALUE pairs exported for
+#                                               the hook, wait for it, print the result
 #   hook collect BASE                           wait for a supervisor started earlier (after a
 #                                               reconnect), print the result
 #   hook abort BASE GRACE                       terminate a running hook's process group: SIGTERM,
@@ -26,6 +27,11 @@ report() {
 }
 case $mode in
 start)
+    i=0
+    for assignment; do
+        i=$((i + 1))
+        [ "$i" -le 10 ] || export "$assignment"
+    done
     [ -d "${base%/*}" ] || mkdir -p "${base%/*}"
     if [ -e "$base.pid" ]; then
         rm -f "$base.status" "$base.done" "$base.out" "$base.err" "$base.timedout" "$base.pid" "$base.hookpid" "$base.aborted"

@@ -26,14 +26,16 @@ while IFS= read -r request; do
         # 64 KiB reads empty the pipe from sshd at once (head reads 8 KiB at a time: sshd then
         # wakes up, writes and adjusts the window for every 8 KiB of a bundle).
         dd bs=64K iflag=count_bytes,fullblock count="$input_bytes" status=none | {
-            (eval "$request") 2> "$work/err"
+            command eval "$request" 2> "$work/err"
             echo "$?" > "$work/status"
             # What the command left unread, so that the next request starts where it should.
             cat > /dev/null
         }
         read -r status < "$work/status"
     else
-        (eval "$request") < /dev/null 2> "$work/err"
+        # Every program is a function whose body is a subshell: eval needs no fork of its own.
+        # `command` keeps an error in eval from ending the runner.
+        command eval "$request" < /dev/null 2> "$work/err"
         status=$?
     fi
     if [ -s "$work/err" ]; then

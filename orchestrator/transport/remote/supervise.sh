@@ -85,16 +85,20 @@ else
 fi
 # coreutils' timeout leads its own process group (the hook's), sends it SIGTERM at the deadline
 # and SIGKILL GRACE seconds later, and exits 124 when the deadline passed.
-# Seconds since boot from /proc (no fork); `date` where there is no /proc.
-uptime_seconds() { if read -r up _ < /proc/uptime 2> /dev/null; then echo "${up%.*}"; else date +%s; fi; }
-started=$(uptime_seconds)
+# seconds_now: $seconds, seconds since boot from /proc (no fork); `date` where there is no /proc.
+seconds_now() {
+    if read -r up _ < /proc/uptime 2> /dev/null; then seconds=${up%.*}; else seconds=$(date +%s); fi
+}
+seconds_now
+started=$seconds
 timeout -k "$grace" "$timeout" "$@" < /dev/null > "$base.out" 2> "$base.err" &
 pid=$!
 echo "$pid" > "$base.hookpid"
 wait "$pid"
 code=$?
 # 124: the deadline passed; 137: it also needed the SIGKILL (or something else killed it).
-if [ "$code" -eq 124 ] || { [ "$code" -eq 137 ] && [ $(($(uptime_seconds) - started)) -ge "$timeout" ]; }; then
+seconds_now
+if [ "$code" -eq 124 ] || { [ "$code" -eq 137 ] && [ $((seconds - started)) -ge "$timeout" ]; }; then
     : > "$base.timedout"
 fi
 warning=""
