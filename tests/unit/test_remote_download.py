@@ -92,11 +92,36 @@ def test_a_bundle_with_the_wrong_checksum_is_refused_and_never_counts_as_on_the_
 
 
 def test_a_bundle_that_cannot_be_written_fails_with_the_reason(tmp_path: Path) -> None:
+    """Writes past a file size limit fail (EFBIG) as writes to a full disk do (ENOSPC, covered
+    against real hosts by the integration tests)."""
     root = tmp_path / "root"
-    (root / "g-1" / "d-1" / "bundle.tar").mkdir(parents=True)  # where the file should go
-    done = _download(root, SHA)
+    limited = 'trap "" XFSZ; ulimit -f 64; text=$1; shift; exec "$0" -c "$text" download "$@"'
+    args = [str(root), "g-1", "d-1", SHA, "", "5", ""]
+    done = subprocess.run(
+        [SH, "-c", limited, SH, program("download"), *args],
+        input=BUNDLE,
+        capture_output=True,
+        check=False,
+    )
     assert done.returncode == 3
     message = done.stderr.decode()
-    assert "Is a directory" in message  # cat's own words
+    assert "File too large" in message  # cat's own words
     assert "the bundle could not be written to" in message
     assert not (root / "g-1" / "d-1" / "bundle.sha256").exists()
+
+
+def test_a_bundle_left_by_an_earlier_attempt_is_replaced_not_written_through(
+    tmp_path: Path, tar_bundle: bytes
+) -> None:
+    """A resumed DownloadBundle whose bundle.tar is a hard link to another deployment's bundle
+    (an earlier attempt reused it) leaves that other bundle as it was."""
+    other = tmp_path / "root" / "g-1" / "d-0" / "bundle.tar"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"another deployment's bundle")
+    directory = tmp_path / "root" / "g-1" / "d-1"
+    directory.mkdir()
+    os.link(other, directory / "bundle.tar")
+    done = _download(tmp_path / "root", hashlib.sha256(tar_bundle).hexdigest(), None, tar_bundle)
+    assert done.returncode == 0, done.stderr
+    assert other.read_bytes() == b"another deployment's bundle"
+    assert (directory / "bundle.tar").read_bytes() == tar_bundle

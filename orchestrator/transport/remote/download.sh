@@ -18,8 +18,11 @@ if [ -n "$existing" ] && [ -f "$existing" ]; then
     source_dir=${existing%/bundle.tar}
 else
     # A bundle counts as on the host once bundle.sha256 is written next to it (the probe looks
-    # for both): until then a partial or wrong one is never reused.
-    if [ -e "$dir/bundle.sha256" ]; then rm -f "$dir/bundle.sha256"; fi
+    # for both): until then a partial or wrong one is never reused. A bundle.tar an earlier
+    # attempt left may be a hard link to another deployment's bundle: never written through.
+    if [ -e "$dir/bundle.sha256" ] || [ -e "$dir/bundle.tar" ]; then
+        rm -f "$dir/bundle.sha256" "$dir/bundle.tar"
+    fi
     # cat's own message says why a write failed (a full disk).
     if ! cat > "$dir/bundle.tar"; then
         echo "the bundle could not be written to $dir/bundle.tar" >&2
