@@ -23,8 +23,8 @@ while IFS= read -r request; do
     input_bytes=${request%% *}
     request=${request#* }
     if [ "$input_bytes" -gt 0 ]; then
-        # 64 KiB reads empty the pipe from sshd at once (head reads 8 KiB at a time: sshd then
-        # wakes up, writes and adjusts the window for every 8 KiB of a bundle).
+        # dd reads 64 KiB at a time where head reads 8 KiB: an eighth of the reads (and of the
+        # wake-ups of whatever reads the pipe) for a bundle.
         dd bs=64K iflag=count_bytes,fullblock count="$input_bytes" status=none | {
             command eval "$request" 2> "$work/err"
             echo "$?" > "$work/status"
