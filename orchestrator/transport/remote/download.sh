@@ -28,8 +28,8 @@ else
         echo "the bundle could not be written to $dir/bundle.tar" >&2
         exit 3
     fi
-    # OpenSSL uses the CPU's SHA instructions; coreutils' sha256sum (9.1) does not: 11 ms of
-    # host CPU against 52 for a 5 MB bundle, on every host of every first deployment.
+    # OpenSSL uses the CPU's SHA instructions; coreutils' sha256sum (9.1) does not: 9-14 ms of
+    # host CPU against 21-52 for a 5 MB bundle, on every host of every first deployment.
     got=$(openssl dgst -sha256 -r "$dir/bundle.tar" 2> /dev/null) \
         || got=$(sha256sum "$dir/bundle.tar")
     got=${got%% *}
