@@ -62,11 +62,16 @@ def tar_bundle(tmp_path: Path) -> bytes:
     return archive.read_bytes()
 
 
-@pytest.mark.parametrize("openssl", ["present", "broken", "missing"])
+@pytest.mark.parametrize("openssl", ["present", "failing", "printing something else", "missing"])
 def test_the_bundle_is_checked_and_unpacked_whichever_tools_the_host_has(
     tmp_path: Path, tar_bundle: bytes, openssl: str
 ) -> None:
-    stub = {"present": None, "broken": "exit 1", "missing": ""}[openssl]
+    stub = {
+        "present": None,
+        "failing": "exit 1",
+        "printing something else": "echo 'SHA2-256(stdin)= 0123'",
+        "missing": "",
+    }[openssl]
     path = None if stub is None else _without_openssl(tmp_path, stub)
     root = tmp_path / "root"
     done = _download(root, hashlib.sha256(tar_bundle).hexdigest(), path, tar_bundle)
