@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 from rich.console import Console
@@ -13,7 +14,18 @@ from orchestrator.install_plan import build_install_plan
 from orchestrator.models.inventory import Inventory, load_inventory
 from orchestrator.revision import Revision, build_revision
 
+if TYPE_CHECKING:
+    from orchestrator.transport.ssh import SshTransport
+
 APP_NAME = "orchestrator"
+
+
+def ssh_transport() -> type[SshTransport]:
+    """The SSH transport, imported by the commands that connect: importing asyncssh takes about
+    0.2 s, which `status`, `history`, `logs` and `plan` need not pay."""
+    from orchestrator.transport.ssh import SshTransport  # noqa: PLC0415 - deferred on purpose
+
+    return SshTransport
 
 
 @dataclass

@@ -11,7 +11,7 @@ import time
 import click
 from rich.table import Table
 
-from orchestrator.cli.context import CliContext
+from orchestrator.cli.context import CliContext, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.inspect import APP, GROUP, selected_hosts
 from orchestrator.cli.records import NotInHistory
@@ -20,7 +20,6 @@ from orchestrator.errors import HostError
 from orchestrator.models.inventory import HostSpec
 from orchestrator.state.locks import LocalLock, describe
 from orchestrator.state.store import HistoryStore, process_runs_orchestrator
-from orchestrator.transport.ssh import SshTransport
 
 pass_context = click.make_pass_decorator(CliContext)
 STOP_POLL = 0.2
@@ -100,7 +99,7 @@ def lock() -> None:
 async def _host_locks(
     hosts: list[HostSpec], group_id: str, mode: str
 ) -> list[tuple[str, LockState | str]]:
-    transport = SshTransport()
+    transport = ssh_transport()()
 
     async def one(host: HostSpec) -> tuple[str, LockState | str]:
         try:

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import click
 
-from orchestrator.cli.context import CliContext
+from orchestrator.cli.context import CliContext, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.inspect import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, selected_hosts
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
@@ -33,7 +33,6 @@ from orchestrator.models.results import (
 from orchestrator.revision import Revision
 from orchestrator.state.locks import holder_info
 from orchestrator.state.store import HistoryStore
-from orchestrator.transport.ssh import SshTransport
 from orchestrator.webhooks import WebhookSink
 
 pass_context = click.make_pass_decorator(CliContext)
@@ -196,7 +195,7 @@ def execute(ctx: CliContext, rollout: Rollout, inventory: Inventory, options: Op
             # reported) can be pending at the end.
             stack.callback(_close_quietly, events)
             sinks.append(NdjsonSink(events))
-        releaser = Releaser(store, SshTransport, sinks, ctx.state_dir, ctx.cache_dir / "bundles")
+        releaser = Releaser(store, ssh_transport(), sinks, ctx.state_dir, ctx.cache_dir / "bundles")
         release, interrupted = asyncio.run(_run(releaser, rollout, policy, store, webhooks))
     for note in [*release.notes, *webhooks.problems]:
         ctx.err.print(f"note: {note}", markup=False, highlight=False)

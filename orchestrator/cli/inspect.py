@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from orchestrator.cli.context import CliContext
+from orchestrator.cli.context import CliContext, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.errors import HostError
 from orchestrator.models.appspec import LIFECYCLE_EVENTS, PREVIOUS_REVISION_EVENTS
@@ -20,7 +20,6 @@ from orchestrator.models.inventory import HostSpec, Inventory
 from orchestrator.planning import Simulation, TargetInfo, simulate
 from orchestrator.revision import Revision
 from orchestrator.selection import select_hosts
-from orchestrator.transport.ssh import SshTransport
 
 pass_context = click.make_pass_decorator(CliContext)
 OUTPUT = click.option(
@@ -102,7 +101,7 @@ class _Check:
 
 
 async def _check_hosts(hosts: list[HostSpec]) -> list[_Check]:
-    transport = SshTransport()
+    transport = ssh_transport()()
 
     async def check(host: HostSpec) -> _Check:
         started = time.monotonic()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -169,3 +171,12 @@ def test_plan_that_cannot_succeed_exits_5(tmp_path: Path) -> None:
 def test_public_api_exports_exist() -> None:
     for name in orchestrator.__all__:
         assert hasattr(orchestrator, name), name
+
+
+def test_commands_that_never_connect_do_not_import_the_ssh_library() -> None:
+    """asyncssh takes about 0.2 s to import: `status`, `history`, `logs` and `--help` skip it."""
+    probe = "import sys, orchestrator.cli.main; print('asyncssh' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert done.stdout.strip() == "False", done.stderr
