@@ -350,12 +350,19 @@ permissions:
 """
 
 
-def test_install_permissions_awkward_names_and_links(fleet: Lab, tmp_path: Path) -> None:
+# Past 16 destination directories Install copies through tar instead of one cp per directory:
+# the same assertions hold either way.
+@pytest.mark.parametrize("filler_directories", [0, 30])
+def test_install_permissions_awkward_names_and_links(
+    fleet: Lab, tmp_path: Path, filler_directories: int
+) -> None:
     files = {
         "bin/run.sh": "echo run\n",
         "conf/it's a $file.txt": "quoted\n",
         "conf/sub/deep.txt": "d\n",
+        "conf/-looks like an option": "dash\n",
     }
+    files.update({f"many/d{i:02}/f.txt": f"{i}\n" for i in range(filler_directories)})
     bundle = script_bundle(tmp_path, "perm", {}, appspec_extra=PERMISSIONS, files=files)
     for host in HOSTS:
         # An ancestor that is a link to a directory is no conflict; the copy goes through it.
@@ -376,6 +383,9 @@ def test_install_permissions_awkward_names_and_links(fleet: Lab, tmp_path: Path)
         for host in HOSTS:
             perm = fleet.host_path(host, "/srv/perm")
             assert (perm / "conf" / "it's a $file.txt").read_text() == "quoted\n"
+            assert (perm / "conf" / "-looks like an option").read_text() == "dash\n"
+            for i in range(filler_directories):
+                assert (perm / "many" / f"d{i:02}" / "f.txt").read_text() == f"{i}\n"
             assert (fleet.host_path(host, "/srv/real/bin/run.sh")).read_text() == "echo run\n"
             assert fleet.host_path(host, "/srv/linked").is_symlink(), round_
             run_sh = (perm / "bin" / "run.sh").stat()
