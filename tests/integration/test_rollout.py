@@ -350,8 +350,7 @@ permissions:
 """
 
 
-# Past 16 destination directories Install copies through tar instead of one cp per directory:
-# the same assertions hold either way.
+# With many destination directories too: Install batches its copies per directory.
 @pytest.mark.parametrize("filler_directories", [0, 30])
 def test_install_permissions_awkward_names_and_links(
     fleet: Lab, tmp_path: Path, filler_directories: int

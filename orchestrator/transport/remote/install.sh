@@ -57,37 +57,6 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         if (batch != "") print "cp -P -p --remove-destination --" batch " " q(batch_dir "/")
         batch = ""; batched = 0
     }
-    # copy KEY: the files of one (archive directory, destination directory) pair. cp takes one
-    # target directory, so a tree of many directories would cost a cp process each: past 16,
-    # the files go from a tar that reads the archive to a tar that writes them, two processes
-    # for any number. cp otherwise: it copies data in the kernel, tar through a pipe. Names start
-    # with ./ (tar -T reads a leading - as an option); hard links are copied as files, as cp
-    # does; no directory is in the stream, so none has its mode or times changed.
-    function copy(key,    sd, j, from, to, parent, seen, ndirs) {
-        split(key, sd, "\t")
-        from = archive (sd[1] == "" ? "" : "/" sd[1])
-        to = sd[2] == "/" ? "" : sd[2]
-        for (j = 1; j <= members[key]; j++) {
-            parent = to "/" member[key, j]; sub(/\/[^\/]*$/, "", parent)
-            if (!(parent in seen)) { seen[parent] = 1; ndirs++ }
-        }
-        if (ndirs <= 16) {
-            for (j = 1; j <= members[key]; j++) {
-                parent = to "/" member[key, j]; sub(/\/[^\/]*$/, "", parent)
-                if (parent != batch_dir || batched >= 256) { flush(); batch_dir = parent }
-                batch = batch " " q(from "/" member[key, j]); batched++
-            }
-            flush()
-            return
-        }
-        if (!streamed++) print "failed=" q(archive ".tar-failed") "; : > \"$failed\""
-        print "{ printf \047%s\\n\047 \\"
-        for (j = 1; j <= members[key]; j++) print "    " q("./" member[key, j]) " \\"
-        print "    | tar -C " q(from) " --no-recursion --hard-dereference --numeric-owner -cf - -T - \\"
-        print "    || echo " q("cannot read the files to install from " from) " >> \"$failed\"; } \\"
-        print "    | tar -C " q(sd[2]) " --numeric-owner -xpf -"
-        print "if [ -s \"$failed\" ]; then cat \"$failed\" >&2; exit 12; fi"
-    }
     # One xargs per mode, acl or owner: "printf '%s\n' PATHS | xargs -r -d '\n' TOOL KEY --".
     function apply(tool, paths,    key) {
         for (key in paths) {
@@ -133,23 +102,8 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         if (same && $3 == 1 && quick[$5] ~ /^8/ && quick[$5] == quick[archive "/" $4]) {
             keep[$5] = 1; unchanged++; next
         }
-        # The longest tail of whole path components the archive path and the destination share:
-        # files are copied per (archive directory, destination directory) pair.
-        src = $4; dst = $5; tail = ""
-        while (src != "" && dst != "") {
-            last_src = src; sub(/^.*\//, "", last_src)
-            last_dst = dst; sub(/^.*\//, "", last_dst)
-            if (last_src != last_dst || last_src == "") break
-            tail = tail == "" ? last_src : last_src "/" tail
-            if (!sub(/\/[^\/]*$/, "", src)) src = ""
-            if (!sub(/\/[^\/]*$/, "", dst)) dst = ""
-        }
-        if (tail == "") copies[++ncopies] = "cp -P -p --remove-destination -T -- " q(archive "/" $4) " " q($5)
-        else {
-            key = src "\t" (dst == "" ? "/" : dst)
-            if (!(key in members)) copies[++ncopies] = "T" key
-            member[key, ++members[key]] = tail
-        }
+        parent = $5; sub(/\/[^\/]*$/, "", parent)
+        copies[++ncopies] = "F" $4 "\t" parent
         copied++
         next
     }
@@ -184,9 +138,12 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         print lines " " q(json) " > " q(audit)
         if (dirs) each("mkdir -p --", mkdirs, dirs, "")
         for (i = 1; i <= ncopies; i++) {
-            if (substr(copies[i], 1, 1) == "T") copy(substr(copies[i], 2))
-            else print copies[i]
+            if (substr(copies[i], 1, 1) != "F") { print copies[i]; continue }
+            split(substr(copies[i], 2), parts, "\t")
+            if (parts[2] != batch_dir || batched >= 256) { flush(); batch_dir = parts[2] }
+            batch = batch " " q(archive "/" parts[1]); batched++
         }
+        flush()
         apply("chmod", modes)
         if (need_setfacl) print "command -v setfacl > /dev/null || { echo \"setfacl is not installed: cannot apply acls\" >&2; exit 11; }"
         apply("setfacl -m", acls)
