@@ -31,24 +31,21 @@ take() {
     fi
     # A full or read-only disk: no half-written lock is left (it would read as held by nobody
     # knows whom), and the controller is told why.
-    failed "$did" "$dir/deployment"
+    failed "$(unwritable "$did" "$dir/deployment")"
     rm -rf "$dir"
     exit 0
 }
-# failed VALUE FILE: "lock=failed" and why VALUE cannot be written to FILE (through cat: dash's
-# printf builtin says only "I/O error").
+# failed WHY: "lock=failed", then WHY on one line.
 failed() {
     echo "lock=failed"
-    echo "error=$(printf '%s\n' "$1" | cat 2>&1 > "$2" | tr '\n' ' ')"
+    echo "error=$(printf '%s\n' "$1" | tr '\n' ' ')"
 }
+# unwritable VALUE FILE: why VALUE cannot be written to FILE (through cat: dash's printf
+# builtin says only "I/O error").
+unwritable() { printf '%s\n' "$1" | cat 2>&1 > "$2"; }
 # drop ANSWER: remove the lock; "lock=ANSWER", or "lock=failed" and why (a read-only disk).
 drop() {
-    if why=$(rm -rf "$dir" 2>&1); then
-        echo "lock=$1"
-    else
-        echo "lock=failed"
-        echo "error=$(printf '%s\n' "$why" | tr '\n' ' ')"
-    fi
+    if why=$(rm -rf "$dir" 2>&1); then echo "lock=$1"; else failed "$why"; fi
 }
 holder_of() { held_by=; read -r held_by 2> /dev/null < "$dir/deployment" || :; }
 ours() { holder_of; [ "$held_by" = "$did" ]; }
@@ -79,7 +76,7 @@ heartbeat)
     elif echo "$now" 2> /dev/null > "$dir/heartbeat"; then
         echo "lock=refreshed"
     else
-        failed "$now" "$dir/heartbeat"
+        failed "$(unwritable "$now" "$dir/heartbeat")"
     fi ;;
 release) if ours; then drop released; else echo "lock=not-ours"; fi ;;
 status) if [ -d "$dir" ]; then echo "lock=held"; show "$dir"; else echo "lock=free"; fi ;;
