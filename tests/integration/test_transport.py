@@ -115,6 +115,8 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
                 # lock status reads none of its stdin (more than a pipe holds): the runner drains it
                 lock = ProgramCall("lock", ("status", odd_root, "g", "-"))
                 results.append(await session.call(lock, stdin=b"unread\n" * 20_000, timeout=30))
+                # and unread input without a newline: the runner's read takes it all to the end
+                results.append(await session.call(lock, stdin=b"x" * 70_000, timeout=30))
             runner = session._runner  # one runner served every step
             # Arguments with newlines (a lock holder's lines) travel to the runner intact.
             holder = "holder=it's me\npid=1 $HOME\n\nsince=`now`"
@@ -128,10 +130,11 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
 
     results = asyncio.run(steps())
     for i in range(3):
-        probe, download, lock = results[3 * i : 3 * i + 3]
+        probe, download, lock, lock_again = results[4 * i : 4 * i + 4]
         assert probe[0] == 0 and probe[1].startswith("last_successful=\n")
         assert download[0] == 3 and "bundle checksum mismatch" in download[2]
         assert lock[0] == 0 and lock[1] == "---lock---\nlock=free\n"
+        assert lock_again == lock
     assert results[-2][1] == "---lock---\nlock=acquired\n"
     assert results[-1][1].startswith(
         "---lock---\nlock=held\nholder=it's me\npid=1 $HOME\n\nsince=`now`\ndeployment=d-X\n"
