@@ -109,10 +109,11 @@ def test_second_revision_replaces_the_first(fleet: Lab, tmp_path: Path) -> None:
         tmp_path,
         "rev",
         {"ApplicationStop": stop_marker.format(name="rev1")},
-        files={"one.txt": "1\n", "common/shared.txt": "one\n"},
+        files={"one.txt": "1\n", "common/shared.txt": "one\n", "old/only.txt": "1\n"},
     )
     first_result = rollout(fleet, first, "--deployment-config", "CodeDeployDefault.AllAtOnce")
     assert first_result.exit_code == 0, first_result.stderr
+    common = {host: fleet.host_path(host, "/srv/rev/common").stat().st_ino for host in HOSTS}
     second = tmp_path / "second"
     second.mkdir()
     second_bundle = script_bundle(
@@ -128,6 +129,10 @@ def test_second_revision_replaces_the_first(fleet: Lab, tmp_path: Path) -> None:
         assert not (srv / "rev" / "one.txt").exists()  # revision 1's files are gone
         assert (srv / "rev" / "two.txt").read_text() == "2\n"
         assert (srv / "rev" / "common" / "shared.txt").read_text() == "two\n"
+        # A directory both revisions install stays (emptied and filled, not removed and made);
+        # one only revision 1 had is removed.
+        assert (srv / "rev" / "common").stat().st_ino == common[host]
+        assert not (srv / "rev" / "old").exists()
         assert (srv / "stop-rev1").exists()  # revision 1's ApplicationStop ran
         assert not (srv / "stop-rev2").exists()  # revision 2's did not
         cleanup = next(instructions(fleet, host).glob("*-cleanup")).read_text().split()

@@ -29,6 +29,9 @@ read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install" || :
 [ -z "$previous_dir" ] || read -r previous_sha 2> /dev/null < "$previous_dir/bundle.sha256" || :
 [ "$had_previous" = 1 ] && [ -n "$sha" ] && [ "$previous_sha" = "$sha" ] && same=1
 
+# install.previous and install.stat stay in the deployment directory with install.sh, the script
+# made from them (what the install saw and did, for whoever looks into a failure); revision
+# retention removes them with the rest.
 # One `stat` of every path the install decides on: the previous install's (complete lines only:
 # a last line without a newline is a partial write, skipped as the agent does; absolute paths
 # only; newest first, kept in install.previous), every destination, and, for a redeploy of the
@@ -83,8 +86,12 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
             if (t == "symbolic link") { linked[++nlinked] = $3; next }
             if (t != "") { conflict("cannot create directory " $3 ": a file is in the way"); next }
         }
-        # Recorded before anything is written; made again if the removal takes it away.
-        records[++nrecords] = $3; made[$2] = 1; mkdirs[++dirs] = $3
+        # Recorded before anything is written. A directory of the previous install that this one
+        # makes again stays where it is (its old files are removed from it): no rmdir and mkdir
+        # of the same path, and none at all for a redeploy or a rollback of the same layout.
+        records[++nrecords] = $3; made[$2] = 1; dirs++
+        if (t == "directory") remade[$3] = 1
+        else mkdirs[++nmkdirs] = $3
         next
     }
     $1 == "F" {
@@ -127,8 +134,8 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         for (i = 1; i <= nprevious; i++) {
             path = order[i]
             if (!(path in type) || (path in keep)) continue
-            if (type[path] == "directory") rmdirs[++nrmdirs] = path
-            else removals[++nremovals] = path
+            if (type[path] != "directory") removals[++nremovals] = path
+            else if (!(path in remade)) rmdirs[++nrmdirs] = path
         }
         lines = "printf \047%s\\n\047"
         if (nremovals) each(lines, removals, nremovals, "| xargs -r -d \047\\n\047 rm -f --")
@@ -136,7 +143,7 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         if (nrecords) each(lines, records, nrecords, "> " q(cleanup))
         else print ": > " q(cleanup)
         print lines " " q(json) " > " q(audit)
-        if (dirs) each("mkdir -p --", mkdirs, dirs, "")
+        if (nmkdirs) each("mkdir -p --", mkdirs, nmkdirs, "")
         for (i = 1; i <= ncopies; i++) {
             if (substr(copies[i], 1, 1) != "F") { print copies[i]; continue }
             split(substr(copies[i], 2), parts, "\t")
@@ -157,5 +164,4 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         print "echo " q("installed " copied + 0 " file(s), kept " unchanged + 0 " unchanged, made or kept " dirs + 0 " directorie(s); previous install removed: " had_previous)
     }' "$dir/install.stat" "$dir/install.previous" "$plan" > "$dir/install.sh"
 sh -eu "$dir/install.sh"
-rm -f "$dir/install.stat" "$dir/install.previous"
 printf '%s\n' "$dir" > "$instr/${gid}_last_successful_install"
