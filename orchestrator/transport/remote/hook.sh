@@ -32,7 +32,10 @@ start)
         i=$((i + 1))
         [ "$i" -le 10 ] || export "$assignment"
     done
-    [ -d "${base%/*}" ] || mkdir -p "${base%/*}"
+    # The supervisor's logs directory too ($1/$2/$3: ROOT/GROUP_ID/DEPLOYMENT_ID): one mkdir
+    # for a deployment's first hook, none for the others.
+    logs="$1/$2/$3/logs"
+    [ -d "${base%/*}" ] && [ -d "$logs" ] || mkdir -p "${base%/*}" "$logs"
     if [ -e "$base.pid" ]; then
         rm -f "$base.status" "$base.done" "$base.out" "$base.err" "$base.timedout" "$base.pid" "$base.hookpid" "$base.aborted"
     fi
