@@ -26,7 +26,6 @@ class Probe:
     last_successful: str | None = None
     last_deployment: tuple[str, str, str] | None = None  # (deployment id, status, sha256)
     bundles: dict[str, str] = field(default_factory=dict)  # sha256 -> bundle.tar path
-    user: str = ""
     old_appspec: str | None = None  # None: no last successful install; MISSING_APPSPEC: gone
     ongoing_event: str | None = None  # the event the probed deployment was in (resume)
     cleanup: tuple[str, ...] = ()  # shared between hosts whose cleanup files are the same
@@ -82,8 +81,6 @@ def parse_probe(text: str) -> Probe:
         elif key == "bundle" and " " in value:
             sha, path = value.split(" ", 1)
             probe.bundles.setdefault(sha, path)
-        elif key == "user":
-            probe.user = value
         elif key == "ongoing":
             probe.ongoing_event = value or None
     if probe.last_successful:

@@ -16,17 +16,25 @@ for d in "$root/$gid"/*/; do
         printf 'bundle=%s %sbundle.tar\n' "$sha" "$d"
     fi
 done
-printf 'user=%s\n' "$(id -un)"
 if [ -n "$did" ] && [ -f "$root/ongoing-deployment/$did" ] && read -r line < "$root/ongoing-deployment/$did"; then
     printf 'ongoing=%s\n' "$line"
 fi
 echo '---appspec---'
+appspec=
 if [ -n "$last" ]; then
-    if [ -f "$last/deployment-archive/appspec.yml" ]; then cat "$last/deployment-archive/appspec.yml"
-    elif [ -f "$last/deployment-archive/appspec.yaml" ]; then cat "$last/deployment-archive/appspec.yaml"
+    if [ -f "$last/deployment-archive/appspec.yml" ]; then appspec="$last/deployment-archive/appspec.yml"
+    elif [ -f "$last/deployment-archive/appspec.yaml" ]; then appspec="$last/deployment-archive/appspec.yaml"
     else echo '__missing__'
     fi
 fi
-echo '---cleanup---'
-[ -f "$instr/$gid-cleanup" ] && cat "$instr/$gid-cleanup"
+cleanup="$instr/$gid-cleanup"
+[ -f "$cleanup" ] || cleanup=
+if [ -z "$appspec$cleanup" ]; then
+    echo '---cleanup---'
+else
+    # One cat for both files; the separator between them comes from its stdin.
+    cat ${appspec:+"$appspec"} - ${cleanup:+"$cleanup"} << 'EOF'
+---cleanup---
+EOF
+fi
 exit 0

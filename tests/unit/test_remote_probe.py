@@ -1,0 +1,60 @@
+"""The probe's report, run by sh here and read by the engine's parser: every mix of what a host
+holds (an appspec with or without its last newline, a cleanup file, neither, an appspec gone).
+
+What travels over SSH is covered by the integration tests; this is the program's own output.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestrator.engine.remote import MISSING_APPSPEC, parse_probe
+from orchestrator.transport.remote import program
+
+SH = shutil.which("sh") or "/bin/sh"
+APPSPEC = "version: 0.0\nos: linux"
+
+
+def _probe(root: Path) -> str:
+    done = subprocess.run(
+        [SH, "-c", program("probe"), "probe", str(root), "g-1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize("appspec", ["none", "with newline", "without newline", "gone"])
+@pytest.mark.parametrize("cleanup", [True, False])
+def test_the_probe_reports_the_last_install_and_its_cleanup_file(
+    tmp_path: Path, appspec: str, cleanup: bool
+) -> None:
+    root = tmp_path / "root"
+    instructions = root / "deployment-instructions"
+    instructions.mkdir(parents=True)
+    last = root / "g-1" / "d-1"
+    (last / "deployment-archive").mkdir(parents=True)
+    if appspec != "none":
+        (instructions / "g-1_last_successful_install").write_text(f"{last}\n")
+    if appspec in ("with newline", "without newline"):
+        text = APPSPEC + ("\n" if appspec == "with newline" else "")
+        (last / "deployment-archive" / "appspec.yml").write_text(text)
+    if cleanup:
+        (instructions / "g-1-cleanup").write_text("/srv/a\n/srv/a/b\n")
+
+    probe = parse_probe(_probe(root))
+
+    assert probe.cleanup == (("/srv/a", "/srv/a/b") if cleanup else ())
+    expected = {
+        "none": None,
+        "with newline": APPSPEC + "\n",
+        "without newline": APPSPEC,
+        "gone": MISSING_APPSPEC,
+    }[appspec]
+    assert probe.old_appspec == expected
+    assert probe.last_successful == (None if appspec == "none" else str(last))
