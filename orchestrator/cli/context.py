@@ -10,11 +10,9 @@ from typing import TYPE_CHECKING
 import platformdirs
 from rich.console import Console
 
-from orchestrator.install_plan import build_install_plan
-from orchestrator.models.inventory import Inventory, load_inventory
-from orchestrator.revision import Revision, build_revision
-
 if TYPE_CHECKING:
+    from orchestrator.models.inventory import Inventory
+    from orchestrator.revision import Revision
     from orchestrator.transport.ssh import SshTransport
 
 APP_NAME = "orchestrator"
@@ -37,6 +35,9 @@ class CliContext:
     err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
 
     def inventory(self) -> Inventory:
+        # The models (and pydantic, 0.3 s to import) only for the commands that read an inventory.
+        from orchestrator.models.inventory import load_inventory  # noqa: PLC0415 - deferred
+
         return load_inventory(self.inventory_path)
 
     @property
@@ -54,6 +55,9 @@ class CliContext:
 
     def revision(self, spec: str) -> Revision:
         """Build and fully check a revision, its install plan included (exit 3 on any problem)."""
+        from orchestrator.install_plan import build_install_plan  # noqa: PLC0415 - deferred
+        from orchestrator.revision import build_revision  # noqa: PLC0415 - deferred
+
         revision = build_revision(spec, self.cache_dir / "bundles")
         build_install_plan(revision.appspec, revision.entries, "DISALLOW")
         return revision

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from orchestrator.cli.context import CliContext, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.inspect import APP, GROUP, selected_hosts
+from orchestrator.cli.inspect import selected_hosts
+from orchestrator.cli.options import APP, GROUP
 from orchestrator.cli.records import NotInHistory
 from orchestrator.engine.remote import LockState, RemoteHost
 from orchestrator.errors import HostError

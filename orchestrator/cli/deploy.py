@@ -14,7 +14,8 @@ import click
 
 from orchestrator.cli.context import CliContext, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.inspect import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, selected_hosts
+from orchestrator.cli.inspect import selected_hosts
+from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
 from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from orchestrator.cli.context import CliContext, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
+from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVISION
 from orchestrator.errors import HostError
 from orchestrator.models.appspec import LIFECYCLE_EVENTS, PREVIOUS_REVISION_EVENTS
 from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig
@@ -22,33 +23,6 @@ from orchestrator.revision import Revision
 from orchestrator.selection import select_hosts
 
 pass_context = click.make_pass_decorator(CliContext)
-OUTPUT = click.option(
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people; json prints one document on stdout for scripts.",
-)
-APP = click.option(
-    "-a", "--application", "application", required=True, help="Application name in the inventory."
-)
-REVISION = click.option(
-    "-r",
-    "--revision",
-    "revision_spec",
-    required=True,
-    metavar="REVISION",
-    help="A directory, .tar, .tar.gz, .zip or git:REPO@REF with an appspec.yml.",
-)
-DEPLOYMENT_CONFIG = click.option(
-    "--deployment-config",
-    "config_name",
-    metavar="NAME",
-    help="Use this deployment config instead of the group's (default OneAtATime).",
-)
-GROUP = click.option(
-    "-g", "--group", "group", required=True, help="Deployment group of the application."
-)
 
 
 def selected_hosts(inventory: Inventory, application: str, group: str) -> list[HostSpec]:

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from orchestrator.cli.context import CliContext
-from orchestrator.cli.inspect import OUTPUT
+from orchestrator.cli.options import OUTPUT
 from orchestrator.cli.render import deployment_table, styled
 from orchestrator.state.store import HistoryStore
 

@@ -1,0 +1,34 @@
+"""Options several commands share, in a module of their own: `status`, `history` and `logs`
+use them without importing what the deploying commands need."""
+
+from __future__ import annotations
+
+import click
+
+OUTPUT = click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json prints one document on stdout for scripts.",
+)
+APP = click.option(
+    "-a", "--application", "application", required=True, help="Application name in the inventory."
+)
+REVISION = click.option(
+    "-r",
+    "--revision",
+    "revision_spec",
+    required=True,
+    metavar="REVISION",
+    help="A directory, .tar, .tar.gz, .zip or git:REPO@REF with an appspec.yml.",
+)
+DEPLOYMENT_CONFIG = click.option(
+    "--deployment-config",
+    "config_name",
+    metavar="NAME",
+    help="Use this deployment config instead of the group's (default OneAtATime).",
+)
+GROUP = click.option(
+    "-g", "--group", "group", required=True, help="Deployment group of the application."
+)
