@@ -140,8 +140,8 @@ def expand_headers(trigger: Trigger, environ: Mapping[str, str]) -> dict[str, st
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> None:
-    # Imported at the first POST: urllib.request brings http.client and ssl, 40 ms of start-up
-    # that every rollout would pay, most of them with no trigger at all.
+    # Imported at the first POST: urllib.request brings http.client and the email package,
+    # start-up that every rollout would pay, most of them with no trigger at all.
     import urllib.request  # noqa: PLC0415 - deferred on purpose
 
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310

@@ -19,8 +19,8 @@ from orchestrator.errors import (
 )
 
 # Each command's module is imported when the command runs (or `--help` lists it): `status`,
-# `history` and `logs` then start in a fifth of the time the deploying commands need to import
-# pydantic, the models, the engine and asyncssh.
+# `history` and `logs` start in about 0.33 s instead of 0.65-0.81 s, needing neither pydantic nor
+# the models, the engine or asyncssh.
 COMMANDS = {
     "validate": "orchestrator.cli.inspect",
     "hosts": "orchestrator.cli.inspect",
@@ -49,7 +49,8 @@ class _Cli(click.Group):
         if module is None:
             return None
         command = getattr(importlib.import_module(module), cmd_name)
-        assert isinstance(command, click.Command), cmd_name
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module}.{cmd_name} is not a click command")
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
