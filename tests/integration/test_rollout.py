@@ -133,6 +133,11 @@ def test_second_revision_replaces_the_first(fleet: Lab, tmp_path: Path) -> None:
         # one only revision 1 had is removed.
         assert (srv / "rev" / "common").stat().st_ino == common[host]
         assert not (srv / "rev" / "old").exists()
+        # Only what no copy replaces goes through the removal pass (the copies remove theirs).
+        script = group_root(fleet, host) / result.document["deploymentId"] / "install.sh"
+        removal = script.read_text().split("| xargs -r -d '\\n' rm -f --")[0]
+        assert "'/srv/rev/one.txt'" in removal and "'/srv/rev/old/only.txt'" in removal
+        assert "shared.txt" not in removal
         assert (srv / "stop-rev1").exists()  # revision 1's ApplicationStop ran
         assert not (srv / "stop-rev2").exists()  # revision 2's did not
         cleanup = next(instructions(fleet, host).glob("*-cleanup")).read_text().split()

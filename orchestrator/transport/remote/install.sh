@@ -111,7 +111,7 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         }
         parent = $5; sub(/\/[^\/]*$/, "", parent)
         copies[++ncopies] = "F" $4 "\t" parent
-        copied++
+        copied++; replaced[$5] = 1
         next
     }
     $1 == "P" && ($2 in made) {
@@ -130,11 +130,13 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
             print "[ -d " q(linked[i]) " ] || { echo " q(why) " >&2; echo " q(refused(1)) " >&2; exit 10; }"
         }
         # The previous install, newest first: files and links, then directories (deepest
-        # first), keeping the ones that hold something else.
+        # first), keeping the ones that hold something else. A file this install copies to the
+        # same path is left to its copy, which removes it first (cp --remove-destination): no
+        # removal pass at all for a rollback of the same layout.
         for (i = 1; i <= nprevious; i++) {
             path = order[i]
             if (!(path in type) || (path in keep)) continue
-            if (type[path] != "directory") removals[++nremovals] = path
+            if (type[path] != "directory") { if (!(path in replaced)) removals[++nremovals] = path }
             else if (!(path in remade)) rmdirs[++nrmdirs] = path
         }
         lines = "printf \047%s\\n\047"
