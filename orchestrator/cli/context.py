@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
 import platformdirs
 from rich.console import Console
 
@@ -61,3 +62,7 @@ class CliContext:
         revision = build_revision(spec, self.cache_dir / "bundles")
         build_install_plan(revision.appspec, revision.entries, "DISALLOW")
         return revision
+
+
+# Hands each command the CliContext the group made.
+pass_context = click.make_pass_decorator(CliContext)

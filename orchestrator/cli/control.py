@@ -11,7 +11,7 @@ import time
 import click
 from rich.table import Table
 
-from orchestrator.cli.context import CliContext, ssh_transport
+from orchestrator.cli.context import CliContext, pass_context, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.inspect import selected_hosts
 from orchestrator.cli.options import APP, GROUP
@@ -22,7 +22,6 @@ from orchestrator.models.inventory import HostSpec
 from orchestrator.state.locks import LocalLock, describe
 from orchestrator.state.store import HistoryStore, process_runs_orchestrator
 
-pass_context = click.make_pass_decorator(CliContext)
 STOP_POLL = 0.2
 
 

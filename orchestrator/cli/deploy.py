@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import click
 
-from orchestrator.cli.context import CliContext, ssh_transport
+from orchestrator.cli.context import CliContext, pass_context, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.inspect import selected_hosts
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT
@@ -35,8 +35,6 @@ from orchestrator.revision import Revision
 from orchestrator.state.locks import holder_info
 from orchestrator.state.store import HistoryStore
 from orchestrator.webhooks import WebhookSink
-
-pass_context = click.make_pass_decorator(CliContext)
 
 
 def exit_code_for(deployment: Deployment, interrupted: bool = False) -> ExitCode:

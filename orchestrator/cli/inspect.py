@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from orchestrator.cli.context import CliContext, ssh_transport
+from orchestrator.cli.context import CliContext, pass_context, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVISION
 from orchestrator.errors import HostError
@@ -21,8 +21,6 @@ from orchestrator.models.inventory import HostSpec, Inventory
 from orchestrator.planning import Simulation, TargetInfo, simulate
 from orchestrator.revision import Revision
 from orchestrator.selection import select_hosts
-
-pass_context = click.make_pass_decorator(CliContext)
 
 
 def selected_hosts(inventory: Inventory, application: str, group: str) -> list[HostSpec]:

@@ -8,10 +8,8 @@ import click
 import platformdirs
 from rich.table import Table
 
-from orchestrator.cli.context import APP_NAME, CliContext
+from orchestrator.cli.context import APP_NAME, CliContext, pass_context
 from orchestrator.lab.fleet import DEFAULT_BASE_ADDRESS, Lab
-
-pass_context = click.make_pass_decorator(CliContext)
 
 
 def _default_dir() -> Path:

@@ -7,12 +7,10 @@ import json
 import click
 from rich.table import Table
 
-from orchestrator.cli.context import CliContext
+from orchestrator.cli.context import CliContext, pass_context
 from orchestrator.cli.options import OUTPUT
 from orchestrator.cli.render import deployment_table, styled
 from orchestrator.state.store import HistoryStore
-
-pass_context = click.make_pass_decorator(CliContext)
 
 
 class NotInHistory(click.UsageError):

@@ -10,7 +10,7 @@ archive=$1 grace=$2
 clock=${ORCHESTRATOR_CLOCK:-}
 unset ORCHESTRATOR_CLOCK ORCHESTRATOR_SUPERVISE
 dir="$root/$gid/$did"
-[ -d "$dir/logs" ] || mkdir -p "$dir/logs"
+# hook start made $dir/logs before it started this supervisor.
 [ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
 printf '%s\n%s\n' "$event" "$dir" > "$root/ongoing-deployment/$did"
 finish() {
@@ -83,14 +83,14 @@ elif [ "$(id -u)" = 0 ]; then
 else
     finish 4 ScriptFailed "Script at specified location: $location cannot run as user $runas: connected as $(id -un) without root (become: none)"
 fi
-# coreutils' timeout leads its own process group (the hook's), sends it SIGTERM at the deadline
-# and SIGKILL GRACE seconds later, and exits 124 when the deadline passed.
 # seconds_now: $seconds, seconds since boot from /proc (no fork); `date` where there is no /proc.
 seconds_now() {
     if read -r up _ < /proc/uptime 2> /dev/null; then seconds=${up%.*}; else seconds=$(date +%s); fi
 }
 seconds_now
 started=$seconds
+# coreutils' timeout leads its own process group (the hook's), sends it SIGTERM at the deadline
+# and SIGKILL GRACE seconds later, and exits 124 when the deadline passed.
 timeout -k "$grace" "$timeout" "$@" < /dev/null > "$base.out" 2> "$base.err" &
 pid=$!
 echo "$pid" > "$base.hookpid"
