@@ -12,6 +12,8 @@ import platformdirs
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from orchestrator.models.inventory import Inventory
     from orchestrator.revision import Revision
     from orchestrator.transport.ssh import SshTransport
@@ -19,12 +21,17 @@ if TYPE_CHECKING:
 APP_NAME = "orchestrator"
 
 
-def ssh_transport() -> type[SshTransport]:
-    """The SSH transport, imported by the commands that connect: importing asyncssh takes about
-    0.2 s, which `status`, `history`, `logs` and `plan` need not pay."""
-    from orchestrator.transport.ssh import SshTransport  # noqa: PLC0415 - deferred on purpose
+def ssh_transport(max_handshakes: int | None = None) -> Callable[[], SshTransport]:
+    """Makes SSH transports (with at most ``max_handshakes`` SSH handshakes at once, else the
+    default), imported by the commands that connect: importing asyncssh takes about 0.2 s, which
+    `status`, `history`, `logs` and `plan` need not pay."""
+    from orchestrator.transport.ssh import (  # noqa: PLC0415 - deferred on purpose
+        SshLimits,
+        SshTransport,
+    )
 
-    return SshTransport
+    limits = SshLimits() if max_handshakes is None else SshLimits(max_handshakes=max_handshakes)
+    return lambda: SshTransport(limits)
 
 
 @dataclass

@@ -60,6 +60,7 @@ class Options:
     lock_wait: float | None = None
     hook_kill_grace: float = HOOK_GRACE_SECONDS
     events_path: Path | None = None
+    max_handshakes: int | None = None
     output: str = "text"
 
 
@@ -101,6 +102,14 @@ def common_options(function: Any) -> Any:
                 type=click.Path(dir_okay=False, path_type=Path),
                 metavar="FILE",
                 help="Also write every event as one JSON line to FILE.",
+            ),
+            click.option(
+                "--max-handshakes",
+                type=click.IntRange(min=1),
+                envvar="ORCHESTRATOR_MAX_HANDSHAKES",
+                metavar="N",
+                help="SSH handshakes in flight at once (env ORCHESTRATOR_MAX_HANDSHAKES; default "
+                "32): more for fleets far away, whose handshakes wait on round trips.",
             ),
             OUTPUT,
         ]
@@ -194,7 +203,13 @@ def execute(ctx: CliContext, rollout: Rollout, inventory: Inventory, options: Op
             # reported) can be pending at the end.
             stack.callback(_close_quietly, events)
             sinks.append(NdjsonSink(events))
-        releaser = Releaser(store, ssh_transport(), sinks, ctx.state_dir, ctx.cache_dir / "bundles")
+        releaser = Releaser(
+            store,
+            ssh_transport(options.max_handshakes),
+            sinks,
+            ctx.state_dir,
+            ctx.cache_dir / "bundles",
+        )
         release, interrupted = asyncio.run(_run(releaser, rollout, policy, store, webhooks))
     for note in [*release.notes, *webhooks.problems]:
         ctx.err.print(f"note: {note}", markup=False, highlight=False)

@@ -39,7 +39,13 @@ from orchestrator.transport.remote import program, runner_program
 
 @dataclass(frozen=True)
 class SshLimits:
-    max_handshakes: int = 32  # concurrent key exchanges: CPU-bound on controller and hosts
+    # Handshakes in flight (TCP connect, key exchange, authentication). Where they are CPU-bound
+    # more at once gain nothing: on lab hosts sharing the controller's 2 cores, 100 hosts were
+    # connected, probed and locked 3.9 / 3.7 / 3.6 s after the start with 8 / 32 / 128, 500 hosts
+    # 15.8 / 13.8 / 14.1 s with 32 / 64 / 128 (noise). Where they wait on round trips more gain:
+    # 200 hosts behind a 100 ms round trip took 11.1 / 7.7 / 7.0 / 6.5 s with 16 / 32 / 64 / 128
+    # (bench/handshakes.py). Fleets far away raise it with `--max-handshakes`.
+    max_handshakes: int = 32
     # Bundles streaming at once. Each holds up to ~100 KB of the controller's memory in flight
     # (chunk, channel and socket buffers): unbounded, 500 hosts took 45 MB more than a redeploy.
     # Fewer streams hand each host its bundle sooner, so its hooks overlap the others' uploads:

@@ -6,12 +6,13 @@ import asyncio
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
-from orchestrator.models.inventory import load_inventory
+from orchestrator.models.inventory import HostSpec, load_inventory
 from orchestrator.transport.base import ProgramCall
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import NO_RETRY, rollout
@@ -141,3 +142,34 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
     )
     # The quote and the dollar arrived intact: download made its directories under that root.
     assert fleet.host_path("web-1", f"{odd_root}/g/d-X/logs").is_dir()
+
+
+def test_the_handshake_cap_bounds_the_handshakes_in_flight(lab: Lab) -> None:
+    inventory = load_inventory(lab.inventory_path)
+    specs = [inventory.resolve_host(host.name) for host in lab.hosts]
+    in_flight: list[int] = [0]
+    most: list[int] = [0]
+
+    async def connect_all(cap: int) -> int:
+        transport = SshTransport(dataclasses.replace(NO_RETRY, max_handshakes=cap))
+        real_open = transport._open
+
+        async def counted_open(host: HostSpec) -> Any:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            try:
+                return await real_open(host)
+            finally:
+                in_flight[0] -= 1
+
+        transport._open = counted_open  # type: ignore[method-assign]
+        most[0] = 0
+        sessions = await asyncio.gather(*(transport.connect(spec) for spec in specs))
+        for session in sessions:
+            await session.close()
+        await transport.close()
+        return most[0]
+
+    assert len(specs) >= 3
+    assert asyncio.run(connect_all(2)) == 2
+    assert asyncio.run(connect_all(len(specs))) == len(specs)

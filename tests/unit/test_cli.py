@@ -236,3 +236,47 @@ def test_commands_import_only_what_they_use(
     )
     assert done.stdout.strip() == expected, done.stderr
 
+
+class _Connecting(Exception):
+    """Raised where a deploying command makes its transport: nothing is contacted."""
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--max-handshakes", "7"], {}, 7),
+        ([], {"ORCHESTRATOR_MAX_HANDSHAKES": "9"}, 9),
+        ([], {}, None),
+    ],
+)
+def test_max_handshakes_reaches_the_transport(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    expected: int | None,
+) -> None:
+    asked: list[int | None] = []
+
+    def transport(max_handshakes: int | None = None) -> None:
+        asked.append(max_handshakes)
+        raise _Connecting
+
+    monkeypatch.setattr("orchestrator.cli.deploy.ssh_transport", transport)
+    command = ["-i", EXAMPLE, "--state", str(tmp_path), "rollout", "-a", "shop", "-g", "web-prod"]
+    result = CliRunner().invoke(cli, [*command, "-r", str(HELLO_WEB), *args], env=env)
+    assert isinstance(result.exception, _Connecting), result.output
+    assert asked == [expected]
+
+
+def test_max_handshakes_is_checked_and_its_help_names_the_default() -> None:
+    from orchestrator.cli.context import ssh_transport
+    from orchestrator.transport.ssh import SshLimits
+
+    result = CliRunner().invoke(cli, ["rollout", "--max-handshakes", "0"])
+    assert result.exit_code == 2
+    assert "--max-handshakes" in result.stderr
+    help_text = " ".join(CliRunner().invoke(cli, ["rollout", "--help"]).output.split())
+    assert f"default {SshLimits().max_handshakes})" in help_text
+    assert ssh_transport(5)().limits.max_handshakes == 5
+    assert ssh_transport()().limits == SshLimits()
