@@ -123,8 +123,8 @@ def through_proxy(lab: Lab, workdir: Path) -> tuple[Path, Path]:
 def redeploy(bench: Bench, inventory: Path, revision: Path, cap: int) -> tuple[float, float, float]:
     """(wall, seconds from the start to createTime, controller CPU) of one redeploy."""
     args = [
-        *(sys.executable, "-m", "orchestrator", "-i", str(inventory), "rollout"),
-        *("-a", "hello", "-g", "web", "-r", str(revision), "--max-handshakes", str(cap)),
+        *(sys.executable, "-m", "orchestrator", "-i", str(inventory), "--max-handshakes", str(cap)),
+        *("rollout", "-a", "hello", "-g", "web", "-r", str(revision)),
         *("--deployment-config", "CodeDeployDefault.AllAtOnce", "--output", "json"),
     ]
     measure, done = run_measured(args, bench.env)

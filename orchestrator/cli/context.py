@@ -39,6 +39,7 @@ class CliContext:
     inventory_path: Path
     inventory_explicit: bool
     state: str | None
+    max_handshakes: int | None = None  # None: the transport's default
     out: Console = field(default_factory=lambda: Console(soft_wrap=True))
     err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
 

@@ -60,7 +60,6 @@ class Options:
     lock_wait: float | None = None
     hook_kill_grace: float = HOOK_GRACE_SECONDS
     events_path: Path | None = None
-    max_handshakes: int | None = None
     output: str = "text"
 
 
@@ -102,14 +101,6 @@ def common_options(function: Any) -> Any:
                 type=click.Path(dir_okay=False, path_type=Path),
                 metavar="FILE",
                 help="Also write every event as one JSON line to FILE.",
-            ),
-            click.option(
-                "--max-handshakes",
-                type=click.IntRange(min=1),
-                envvar="ORCHESTRATOR_MAX_HANDSHAKES",
-                metavar="N",
-                help="SSH handshakes in flight at once (env ORCHESTRATOR_MAX_HANDSHAKES; default "
-                "32): more for fleets far away, whose handshakes wait on round trips.",
             ),
             OUTPUT,
         ]
@@ -205,7 +196,7 @@ def execute(ctx: CliContext, rollout: Rollout, inventory: Inventory, options: Op
             sinks.append(NdjsonSink(events))
         releaser = Releaser(
             store,
-            ssh_transport(options.max_handshakes),
+            ssh_transport(ctx.max_handshakes),
             sinks,
             ctx.state_dir,
             ctx.cache_dir / "bundles",

@@ -72,8 +72,8 @@ class _Check:
     seconds: float
 
 
-async def _check_hosts(hosts: list[HostSpec]) -> list[_Check]:
-    transport = ssh_transport()()
+async def _check_hosts(hosts: list[HostSpec], max_handshakes: int | None) -> list[_Check]:
+    transport = ssh_transport(max_handshakes)()
 
     async def check(host: HostSpec) -> _Check:
         started = time.monotonic()
@@ -111,7 +111,9 @@ def hosts(ctx: CliContext, application: str, group: str, check: bool, output: st
     inventory = ctx.inventory()
     selected = selected_hosts(inventory, application, group)
     checks = (
-        asyncio.run(_check_hosts(selected)) if check else [_Check(h, None, 0.0) for h in selected]
+        asyncio.run(_check_hosts(selected, ctx.max_handshakes))
+        if check
+        else [_Check(h, None, 0.0) for h in selected]
     )
     if output == "json":
         ctx.out.print_json(

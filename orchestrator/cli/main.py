@@ -136,9 +136,20 @@ class _Cli(click.Group):
     help="Deployment history store (env ORCHESTRATOR_STATE); default: a SQLite file in "
     "the user state dir.",
 )
+@click.option(
+    "--max-handshakes",
+    type=click.IntRange(min=1),
+    envvar="ORCHESTRATOR_MAX_HANDSHAKES",
+    metavar="N",
+    help="SSH handshakes in flight at once, for every command that connects (env "
+    "ORCHESTRATOR_MAX_HANDSHAKES; default 32): more for fleets far away, whose handshakes wait "
+    "on round trips.",
+)
 @click.version_option(package_name="orchestrator")
 @click.pass_context
-def cli(ctx: click.Context, inventory: Path | None, state: str | None) -> None:
+def cli(
+    ctx: click.Context, inventory: Path | None, state: str | None, max_handshakes: int | None
+) -> None:
     """Deploy revisions to fleets over plain SSH, with AWS CodeDeploy's semantics.
 
     Progress and messages go to stderr; data (tables, JSON) to stdout.
@@ -147,6 +158,7 @@ def cli(ctx: click.Context, inventory: Path | None, state: str | None) -> None:
         inventory_path=inventory or Path("inventory.yaml"),
         inventory_explicit=inventory is not None,
         state=state,
+        max_handshakes=max_handshakes,
     )
 
 

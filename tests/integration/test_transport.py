@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
@@ -16,7 +17,7 @@ from orchestrator.models.inventory import HostSpec, load_inventory
 from orchestrator.transport.base import ProgramCall
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import NO_RETRY, rollout
-from tests.integration.revisions import script_bundle
+from tests.integration.revisions import hello_web, script_bundle
 
 
 def test_proxyjump_bastion_is_connected_once_and_shared(fleet: Lab, tmp_path: Path) -> None:
@@ -173,3 +174,14 @@ def test_the_handshake_cap_bounds_the_handshakes_in_flight(lab: Lab) -> None:
     assert len(specs) >= 3
     assert asyncio.run(connect_all(2)) == 2
     assert asyncio.run(connect_all(len(specs))) == len(specs)
+
+
+def test_a_rollout_with_one_handshake_at_a_time_reaches_every_host(
+    fleet: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_MAX_HANDSHAKES", "1")
+    result = rollout(
+        fleet, hello_web(tmp_path), "--deployment-config", "CodeDeployDefault.AllAtOnce"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.document["deploymentOverview"]["Succeeded"] == len(fleet.hosts)

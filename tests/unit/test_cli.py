@@ -241,6 +241,17 @@ class _Connecting(Exception):
     """Raised where a deploying command makes its transport: nothing is contacted."""
 
 
+GROUP_ARGS = ["-a", "shop", "-g", "web-prod"]
+
+
+@pytest.mark.parametrize(
+    ("module", "command"),
+    [
+        ("deploy", ["rollout", *GROUP_ARGS, "-r", str(HELLO_WEB)]),
+        ("inspect", ["hosts", *GROUP_ARGS, "--check"]),
+        ("control", ["lock", "status", *GROUP_ARGS]),
+    ],
+)
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
@@ -249,9 +260,11 @@ class _Connecting(Exception):
         ([], {}, None),
     ],
 )
-def test_max_handshakes_reaches_the_transport(
+def test_max_handshakes_reaches_the_transport_of_every_command_that_connects(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    command: list[str],
     args: list[str],
     env: dict[str, str],
     expected: int | None,
@@ -262,9 +275,9 @@ def test_max_handshakes_reaches_the_transport(
         asked.append(max_handshakes)
         raise _Connecting
 
-    monkeypatch.setattr("orchestrator.cli.deploy.ssh_transport", transport)
-    command = ["-i", EXAMPLE, "--state", str(tmp_path), "rollout", "-a", "shop", "-g", "web-prod"]
-    result = CliRunner().invoke(cli, [*command, "-r", str(HELLO_WEB), *args], env=env)
+    monkeypatch.setattr(f"orchestrator.cli.{module}.ssh_transport", transport)
+    everywhere = ["-i", EXAMPLE, "--state", str(tmp_path), *args]
+    result = CliRunner().invoke(cli, [*everywhere, *command], env=env)
     assert isinstance(result.exception, _Connecting), result.output
     assert asked == [expected]
 
@@ -273,10 +286,10 @@ def test_max_handshakes_is_checked_and_its_help_names_the_default() -> None:
     from orchestrator.cli.context import ssh_transport
     from orchestrator.transport.ssh import SshLimits
 
-    result = CliRunner().invoke(cli, ["rollout", "--max-handshakes", "0"])
+    result = CliRunner().invoke(cli, ["--max-handshakes", "0", "history"])
     assert result.exit_code == 2
     assert "--max-handshakes" in result.stderr
-    help_text = " ".join(CliRunner().invoke(cli, ["rollout", "--help"]).output.split())
+    help_text = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
     assert f"default {SshLimits().max_handshakes})" in help_text
     assert ssh_transport(5)().limits.max_handshakes == 5
     assert ssh_transport()().limits == SshLimits()
