@@ -114,6 +114,7 @@ def through_proxy(lab: Lab, workdir: Path) -> tuple[Path, Path]:
         host.update(address=listen, port=PROXY_PORT)
     (workdir / "known_hosts").write_text("\n".join(known) + "\n")
     inventory["defaults"]["ssh"]["known_hosts"] = str(workdir / "known_hosts")
+    # Behind the delay, with many in flight, a handshake outlasts the lab inventory's 5 s.
     inventory["defaults"]["ssh"]["connect_timeout"] = 30
     (workdir / "inventory.yaml").write_text(yaml.safe_dump(inventory))
     (workdir / "routes.json").write_text(json.dumps(routes))
