@@ -238,7 +238,7 @@ def test_commands_import_only_what_they_use(
 
 
 class _Connecting(Exception):
-    """Raised where a deploying command makes its transport: nothing is contacted."""
+    """Raised where a command makes its SSH transport: nothing is contacted."""
 
 
 GROUP_ARGS = ["-a", "shop", "-g", "web-prod"]
@@ -269,6 +269,7 @@ def test_max_handshakes_reaches_the_transport_of_every_command_that_connects(
     env: dict[str, str],
     expected: int | None,
 ) -> None:
+    monkeypatch.delenv("ORCHESTRATOR_MAX_HANDSHAKES", raising=False)
     asked: list[int | None] = []
 
     def transport(max_handshakes: int | None = None) -> None:
