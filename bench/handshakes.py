@@ -133,7 +133,10 @@ def redeploy(bench: Bench, inventory: Path, revision: Path, cap: int) -> tuple[f
         raise RuntimeError(f"exit {done.returncode}: {done.stderr.decode()[-2000:]}")
     # run_measured syncs before it starts the clock: the start is its end minus the wall time.
     began = time.time() - measure.wall
-    created = datetime.fromisoformat(json.loads(done.stdout)["createTime"]).timestamp()
+    document = json.loads(done.stdout)
+    # As in bench/rollout.py: a run that did not deploy correctly is never timed.
+    bench.check("/srv/app", "/srv/app-state", revision, str(document["deploymentId"]))
+    created = datetime.fromisoformat(document["createTime"]).timestamp()
     return measure.wall, created - began, measure.cpu
 
 

@@ -148,28 +148,27 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
 def test_the_handshake_cap_bounds_the_handshakes_in_flight(lab: Lab) -> None:
     inventory = load_inventory(lab.inventory_path)
     specs = [inventory.resolve_host(host.name) for host in lab.hosts]
-    in_flight: list[int] = [0]
-    most: list[int] = [0]
 
     async def connect_all(cap: int) -> int:
         transport = SshTransport(dataclasses.replace(NO_RETRY, max_handshakes=cap))
         real_open = transport._open
+        in_flight = most = 0
 
         async def counted_open(host: HostSpec) -> Any:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
             try:
                 return await real_open(host)
             finally:
-                in_flight[0] -= 1
+                in_flight -= 1
 
         transport._open = counted_open  # type: ignore[method-assign]
-        most[0] = 0
         sessions = await asyncio.gather(*(transport.connect(spec) for spec in specs))
         for session in sessions:
             await session.close()
         await transport.close()
-        return most[0]
+        return most
 
     assert len(specs) >= 3
     assert asyncio.run(connect_all(2)) == 2

@@ -109,6 +109,9 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         if (same && $3 == 1 && quick[$5] ~ /^8/ && quick[$5] == quick[archive "/" $4]) {
             keep[$5] = 1; unchanged++; next
         }
+        # The plan keeps the name of every file (a file source goes to DESTINATION/NAME, a tree
+        # keeps its names), so a file is copied into the directory of its destination: one cp for
+        # many files of the same directory.
         parent = $5; sub(/\/[^\/]*$/, "", parent)
         copies[++ncopies] = "F" $4 "\t" parent
         copied++; replaced[$5] = 1
