@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.utils import make_default_short_help
 
 from orchestrator.cli.context import CliContext
 from orchestrator.cli.exit_codes import EXIT_CODE_HELP, ExitCode
@@ -92,8 +91,10 @@ class _Cli(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list as click writes it, from the summaries instead of the commands."""
         limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        # A bare Command shortens its help as click does for real ones, through public API only
+        # (click 8.5 deprecated the helper it uses).
         rows = [
-            (name, make_default_short_help(summary, limit))
+            (name, click.Command(name, help=summary).get_short_help_str(limit))
             for name, (_, summary) in sorted(COMMANDS.items())
         ]
         with formatter.section("Commands"):

@@ -6,6 +6,7 @@ These tests never skip: without sshd the fixture fails and says how to install i
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,11 @@ import pytest
 
 from orchestrator.lab.fleet import Lab
 
-_BASES = (f"127.43.{block}.0" for block in itertools.count(0, 4))
+# ORCHESTRATOR_TEST_LAB_NET (default 127.43) keeps two test runs on one machine apart.
+_NET = os.environ.get("ORCHESTRATOR_TEST_LAB_NET", "127.43")
+if not _NET.startswith("127."):
+    raise ValueError(f"ORCHESTRATOR_TEST_LAB_NET={_NET!r} is outside 127.0.0.0/8")
+_BASES = (f"{_NET}.{block}.0" for block in itertools.count(0, 4))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
