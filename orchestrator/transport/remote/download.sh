@@ -14,7 +14,7 @@ if [ -n "$existing" ] && [ -f "$existing" ]; then
     if [ "$existing" != "$dir/bundle.tar" ]; then
         ln -f "$existing" "$dir/bundle.tar" 2>/dev/null || cp "$existing" "$dir/bundle.tar"
     fi
-    echo "reused the bundle already on the host: $existing"
+    printf 'reused the bundle already on the host: %s\n' "$existing"
     source_dir=${existing%/bundle.tar}
 else
     # A bundle counts as on the host once bundle.sha256 is written next to it (the probe looks
@@ -25,7 +25,7 @@ else
     fi
     # cat's own message says why a write failed (a full disk).
     if ! cat > "$dir/bundle.tar"; then
-        echo "the bundle could not be written to $dir/bundle.tar" >&2
+        printf 'the bundle could not be written to %s\n' "$dir/bundle.tar" >&2
         exit 3
     fi
     # OpenSSL uses the CPU's SHA instructions; coreutils' sha256sum (9.1) does not: 9-14 ms of
@@ -34,8 +34,8 @@ else
     got=${got%% *}
     if [ "$got" != "$sha" ]; then
         # Not the bundle sent, or an openssl that failed or printed something else: sha256sum
-        # has the last word.
-        got=$(sha256sum "$dir/bundle.tar")
+        # has the last word (reading stdin: it escapes a file name holding a backslash).
+        got=$(sha256sum < "$dir/bundle.tar")
         got=${got%% *}
     fi
     if [ "$got" != "$sha" ]; then
@@ -52,29 +52,33 @@ source_dir=${source_dir:-$dir}
 if [ "$source_dir" != "$dir" ] && [ -d "$source_dir/deployment-archive" ] \
     && read -r unpacked 2> /dev/null < "$source_dir/.unpacked" && [ "$unpacked" = "$sha" ] \
     && cp -al "$source_dir/deployment-archive" "$dir/deployment-archive"; then
-    echo "linked the archive unpacked in $source_dir"
+    printf 'linked the archive unpacked in %s\n' "$source_dir"
 else
     if [ -e "$dir/deployment-archive" ]; then rm -rf "$dir/deployment-archive"; fi
     mkdir "$dir/deployment-archive"
-    # Files belong to whoever unpacks them (GNU tar's default for anyone but root).
-    tar -x --no-same-owner -f "$dir/bundle.tar" -C "$dir/deployment-archive"
+    # Files belong to whoever unpacks them (GNU tar's default for anyone but root). The paths
+    # reach tar through cd and stdin: GNU tar reads backslash escapes in a -C directory.
+    (cd "$dir/deployment-archive" && tar -x --no-same-owner -f - < "$dir/bundle.tar")
 fi
 printf '%s\n' "$sha" > "$dir/.unpacked"
 printf '%s\n' "$dir" > "$instr/${gid}_most_recent_install"
-# Retention: keep KEEP directories, this one included; never the last successful one.
+# Retention: keep KEEP directories, this one included; never the last successful one. The
+# oldest goes first (`-ot`), found with globs: no list of paths is ever split into words.
 count=0
 for d in "$root/$gid"/*/; do
     [ "${d%/}" = "$dir" ] || count=$((count + 1))
 done
 extra=$((count - keep + 1))
-if [ "$extra" -gt 0 ]; then
-    for d in $(ls -1dtr "$root/$gid"/*/); do
+while [ "$extra" -gt 0 ]; do
+    oldest=
+    for d in "$root/$gid"/*/; do
         d=${d%/}
-        [ "$extra" -gt 0 ] || break
-        [ "$d" = "$dir" ] && continue
-        [ "$d" = "$last" ] && continue
-        rm -rf "$d"
-        echo "removed old revision directory $d"
-        extra=$((extra - 1))
+        case $d in "$dir" | "$last") continue ;; esac
+        [ -d "$d" ] || continue
+        if [ -z "$oldest" ] || [ "$d" -ot "$oldest" ]; then oldest=$d; fi
     done
-fi
+    [ -n "$oldest" ] || break
+    rm -rf "$oldest"
+    printf 'removed old revision directory %s\n' "$oldest"
+    extra=$((extra - 1))
+done

@@ -25,7 +25,7 @@ cat > "$plan"
 same=0 had_previous=0 previous_dir= previous_sha= sha=
 [ -f "$cleanup" ] && had_previous=1
 read -r sha 2> /dev/null < "$dir/bundle.sha256" || :
-read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install" || :
+IFS= read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install" || :
 [ -z "$previous_dir" ] || read -r previous_sha 2> /dev/null < "$previous_dir/bundle.sha256" || :
 [ "$had_previous" = 1 ] && [ -n "$sha" ] && [ "$previous_sha" = "$sha" ] && same=1
 
@@ -36,9 +36,13 @@ read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install" || :
 # a last line without a newline is a partial write, skipped as the agent does; absolute paths
 # only; newest first, kept in install.previous), every destination, and, for a redeploy of the
 # same bundle, the archive's files (rsync's quick check: type, mode, size, mtime).
+# Paths reach awk through its environment: `-v` would read a backslash in them as an escape.
 : > "$dir/install.previous"
-{ [ "$had_previous" = 0 ] || cat "$cleanup"; printf '\n'; } | awk -F "$tab" -v plan="$plan" \
-    -v same="$same" -v archive="$archive" -v previous="$dir/install.previous" '
+export plan archive cleanup
+previous="$dir/install.previous" stats="$dir/install.stat" audit="$instr/$gid-install.json"
+export previous stats audit
+{ [ "$had_previous" = 0 ] || cat "$cleanup"; printf '\n'; } | awk -F "$tab" -v same="$same" '
+    BEGIN { plan = ENVIRON["plan"]; archive = ENVIRON["archive"]; previous = ENVIRON["previous"] }
     FILENAME != plan { if (FNR > 1 && prev ~ /^\//) lines[++n] = prev; prev = $0; next }
     !listed { for (i = n; i > 0; i--) { print lines[i]; print lines[i] > previous } listed = 1 }
     $1 == "D" { print $3 }
@@ -48,9 +52,11 @@ read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install" || :
 # Everything else is decided by one awk, which writes the script that does it: conflicts first
 # (a refused install leaves the host as it was), then the previous install's files removed, the
 # new cleanup file written, directories made, files copied, permissions applied.
-awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
-    -v archive="$archive" -v cleanup="$cleanup" -v audit="$instr/$gid-install.json" \
-    -v same="$same" -v had_previous="$had_previous" '
+awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
+    BEGIN {
+        stats = ENVIRON["stats"]; previous = ENVIRON["previous"]; archive = ENVIRON["archive"]
+        cleanup = ENVIRON["cleanup"]; audit = ENVIRON["audit"]
+    }
     function q(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
     function conflict(message) { print message > "/dev/stderr"; conflicts++ }
     function refused(count) {
@@ -103,7 +109,7 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
                 conflict("The deployment failed because a specified file already exists at this location: " $5)
                 next
             }
-            if (behavior == "RETAIN") { copies[++ncopies] = "echo " q("retained existing " $5); next }
+            if (behavior == "RETAIN") { copies[++ncopies] = "printf \047%s\\n\047 " q("retained existing " $5); next }
         }
         records[++nrecords] = $5; made[$2] = 1
         if (same && $3 == 1 && quick[$5] ~ /^8/ && quick[$5] == quick[archive "/" $4]) {
@@ -130,7 +136,7 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         if (conflicts) { print refused(conflicts) > "/dev/stderr"; exit 10 }
         for (i = 1; i <= nlinked; i++) {
             why = "cannot create directory " linked[i] ": a file is in the way"
-            print "[ -d " q(linked[i]) " ] || { echo " q(why) " >&2; echo " q(refused(1)) " >&2; exit 10; }"
+            print "[ -d " q(linked[i]) " ] || { printf \047%s\\n\047 " q(why) " " q(refused(1)) " >&2; exit 10; }"
         }
         # The previous install, newest first: files and links, then directories (deepest
         # first), keeping the ones that hold something else. A file this install copies to the
@@ -166,7 +172,7 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
             print "printf \047semanage\\0%s\\n\047 " q(parts[2]) " >> " q(cleanup)
         }
         apply("chown -h", owners)
-        print "echo " q("installed " copied + 0 " file(s), kept " unchanged + 0 " unchanged, made or kept " dirs + 0 " directorie(s); previous install removed: " had_previous)
+        print "printf \047%s\\n\047 " q("installed " copied + 0 " file(s), kept " unchanged + 0 " unchanged, made or kept " dirs + 0 " directorie(s); previous install removed: " had_previous)
     }' "$dir/install.stat" "$dir/install.previous" "$plan" > "$dir/install.sh"
 sh -eu "$dir/install.sh"
 printf '%s\n' "$dir" > "$instr/${gid}_last_successful_install"

@@ -38,7 +38,7 @@ take() {
 # failed WHY: "lock=failed", then WHY on one line.
 failed() {
     echo "lock=failed"
-    echo "error=$(printf '%s\n' "$1" | tr '\n' ' ')"
+    printf 'error=%s\n' "$(printf '%s\n' "$1" | tr '\n' ' ')"
 }
 # unwritable VALUE FILE: why VALUE cannot be written to FILE (through cat: dash's printf
 # builtin says only "I/O error").

@@ -4,9 +4,10 @@
 set -u
 root=$1 gid=$2 did=${3:-}
 instr="$root/deployment-instructions"
-# One-line files are read with the `read` builtin: no fork per file.
+# One-line files are read with the `read` builtin: no fork per file (IFS= keeps a path's
+# leading and trailing spaces).
 last=""
-[ -f "$instr/${gid}_last_successful_install" ] && read -r last < "$instr/${gid}_last_successful_install"
+[ -f "$instr/${gid}_last_successful_install" ] && IFS= read -r last < "$instr/${gid}_last_successful_install"
 printf 'last_successful=%s\n' "$last"
 if [ -f "$instr/${gid}_last_deployment" ] && read -r line < "$instr/${gid}_last_deployment"; then
     printf 'last_deployment=%s\n' "$line"
