@@ -9,6 +9,7 @@ import socket
 import time
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.context import CliContext, pass_context, ssh_transport
@@ -123,22 +124,23 @@ def _show(
     ctx: CliContext, local: LocalLock, rows: list[tuple[str, LockState | str]], title: str
 ) -> None:
     holder = local.holder()
-    ctx.out.print(f"this machine: {'held by ' + describe(holder) if holder else 'free'}")
+    ctx.out.print(escape(f"this machine: {'held by ' + describe(holder) if holder else 'free'}"))
     table = Table(title=title)
     for column in ("host", "lock", "holder", "heartbeat age"):
         table.add_column(column)
     for name, state in rows:
         if isinstance(state, str):
-            table.add_row(name, "[red]unreachable[/]", state, "")
+            table.add_row(escape(name), "[red]unreachable[/]", escape(state), "")
         elif state.state == "failed":
-            table.add_row(name, "[red]failed[/]", state.holder.get("error", ""), "")
+            error = state.holder.get("error", "")
+            table.add_row(escape(name), "[red]failed[/]", escape(error), "")
         else:
             age = state.holder.get("heartbeat_age", "")
             table.add_row(
-                name,
-                state.state,
-                describe(state.holder) if state.holder else "",
-                f"{age}s" if age else "",
+                escape(name),
+                escape(state.state),
+                escape(describe(state.holder)) if state.holder else "",
+                escape(f"{age}s") if age else "",
             )
     ctx.out.print(table)
 
@@ -187,8 +189,8 @@ def lock_release(ctx: CliContext, application: str, group: str, force: bool) -> 
     holder = local.holder()
     if holder is not None:
         ctx.err.print(
-            f"the lock on this machine is held by a live process: {describe(holder)}; "
-            "stop that deployment instead"
+            escape(f"the lock on this machine is held by a live process: {describe(holder)}; ")
+            + "stop that deployment instead"
         )
     rows = asyncio.run(
         _host_locks(

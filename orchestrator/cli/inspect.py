@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.context import CliContext, pass_context, ssh_transport
@@ -50,15 +51,15 @@ def validate(ctx: CliContext, revision_spec: str | None) -> None:
         model = inventory.model
         groups = sum(len(app.deployment_groups) for app in model.applications.values())
         ctx.err.print(
-            f"[green]ok[/] {inventory.file}: {len(model.hosts)} hosts, "
+            f"[green]ok[/] {escape(inventory.file)}: {len(model.hosts)} hosts, "
             f"{len(model.applications)} applications, {groups} deployment groups"
         )
         checked = True
     if revision_spec is not None:
         revision = ctx.revision(revision_spec)
         ctx.err.print(
-            f"[green]ok[/] {revision_spec}: {revision.kind} revision, {len(revision.entries)} "
-            f"entries, sha256 {revision.sha256}"
+            f"[green]ok[/] {escape(revision_spec)}: {revision.kind} revision, "
+            f"{len(revision.entries)} entries, sha256 {revision.sha256}"
         )
         checked = True
     if not checked:
@@ -137,12 +138,20 @@ def hosts(ctx: CliContext, application: str, group: str, check: bool, output: st
             table.add_column(column)
         for c in checks:
             tags = ", ".join(f"{k}={v}" for k, v in sorted(c.host.tags.items()))
-            row = [c.host.name, f"{c.host.address}:{c.host.port}", c.host.zone or "-", tags]
+            row = [
+                escape(text)
+                for text in (
+                    c.host.name,
+                    f"{c.host.address}:{c.host.port}",
+                    c.host.zone or "-",
+                    tags,
+                )
+            ]
             if check:
                 row.append(
                     f"[green]yes[/] ({c.seconds * 1000:.0f} ms)"
                     if c.error is None
-                    else f"[red]no[/]: {c.error}"
+                    else f"[red]no[/]: {escape(c.error)}"
                 )
             table.add_row(*row)
         ctx.out.print(table)
@@ -248,8 +257,8 @@ def plan(
         _render_plan(ctx, application, group, revision, config, chosen, compared)
     if not chosen.outcome.succeeded:
         ctx.err.print(
-            f"[red]this deployment cannot succeed[/]: {chosen.outcome.error_code}: "
-            f"{chosen.outcome.message}"
+            "[red]this deployment cannot succeed[/]: "
+            + escape(f"{chosen.outcome.error_code}: {chosen.outcome.message}")
         )
         raise click.exceptions.Exit(ExitCode.FAILED)
 
@@ -265,19 +274,22 @@ def _render_plan(
 ) -> None:
     out = ctx.out
     out.print(
-        f"[bold]Plan[/] {application}/{group}: revision {revision.source} "
-        f"(sha256 {revision.sha256[:12]}, {len(revision.entries)} entries, {revision.size} bytes)"
+        "[bold]Plan[/] "
+        + escape(
+            f"{application}/{group}: revision {revision.source} (sha256 {revision.sha256[:12]}, "
+            f"{len(revision.entries)} entries, {revision.size} bytes)"
+        )
     )
     out.print(f"Deployment config: [bold]{config.name}[/] ({config.describe()})")
-    out.print(f"Hosts in order ({len(sim.order)}): {', '.join(sim.order) or 'none'}")
+    out.print(escape(f"Hosts in order ({len(sim.order)}): {', '.join(sim.order) or 'none'}"))
     out.print(
         f"Keeps at least {sim.minimum} healthy; at most {sim.max_concurrency} at a time; "
         f"success needs {sim.success_needs}."
     )
     for number, step in enumerate(sim.steps, 1):
-        out.print(f"  step {number}: {', '.join(step)}")
+        out.print(escape(f"  step {number}: {', '.join(step)}"))
     for zone, seconds in sim.bakes:
-        out.print(f"  after zone {zone}: monitor {seconds}s before the next zone")
+        out.print(escape(f"  after zone {zone}: monitor {seconds}s before the next zone"))
     events = Table(title="Lifecycle events on each host")
     events.add_column("event")
     events.add_column("runs")

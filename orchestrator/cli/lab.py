@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 import platformdirs
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.context import APP_NAME, CliContext, pass_context
@@ -57,14 +58,15 @@ def up(ctx: CliContext, count: int, directory: Path, base_address: str) -> None:
     """Start the fleet and write inventory.yaml, known_hosts and ssh_config into the lab dir."""
     fleet = Lab.up(directory, count, base_address=base_address)
     mode = "private mount namespaces" if fleet.namespaced else "shared filesystem (not root)"
-    ctx.err.print(f"[green]started[/] {count} hosts in {fleet.directory} ({mode})")
-    ctx.out.print(str(fleet.inventory_path))
+    ctx.err.print(f"[green]started[/] {count} hosts in {escape(str(fleet.directory))} ({mode})")
+    ctx.out.print(str(fleet.inventory_path), markup=False, highlight=False)
     inventory = fleet.inventory_path
     ctx.err.print(
         "next:\n"
         f"  orchestrator -i {inventory} hosts -a hello -g web --check\n"
         f"  orchestrator -i {inventory} plan -a hello -g web -r playbooks/hello-web\n"
-        f"  orchestrator -i {inventory} rollout -a hello -g web -r playbooks/hello-web"
+        f"  orchestrator -i {inventory} rollout -a hello -g web -r playbooks/hello-web",
+        markup=False,
     )
 
 
@@ -83,7 +85,7 @@ def down(ctx: CliContext, directory: Path) -> None:
 def status(ctx: CliContext, directory: Path) -> None:
     """List the lab's hosts and whether their sshd runs."""
     fleet = Lab.load(directory)
-    table = Table(title=f"lab in {fleet.directory}")
+    table = Table(title=escape(f"lab in {fleet.directory}"))
     for column in ("host", "address", "sshd pid", "running"):
         table.add_column(column)
     for host, alive in fleet.status():

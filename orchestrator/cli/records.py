@@ -6,6 +6,7 @@ import json
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.cli.context import CliContext, pass_context
 from orchestrator.cli.options import OUTPUT
@@ -75,13 +76,13 @@ def history(
         overview = document["deploymentOverview"]
         error = document.get("errorInformation") or {}
         table.add_row(
-            document["deploymentId"],
-            f"{document['applicationName']}/{document['deploymentGroupName']}",
+            Text(document["deploymentId"]),
+            Text(f"{document['applicationName']}/{document['deploymentGroupName']}"),
             styled(document["status"]),
             f"{overview['Succeeded']}/{overview['Failed']}/{overview['Skipped']}",
             document["revision"]["sha256"][:12],
             document["createTime"] or "",
-            error.get("code") or "",
+            Text(error.get("code") or ""),
         )
     ctx.out.print(table)
 

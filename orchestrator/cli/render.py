@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -107,16 +108,19 @@ class LiveProgress:
             diagnostics = event.event.diagnostics
             detail = f"{diagnostics.error_code}: {diagnostics.message}" if diagnostics else ""
             self.failures.append(f"{event.target.host} {event.event.name}: {detail}")
-            self.console.print(f"[red]{event.target.host}[/] {event.event.name} failed: {detail}")
+            self.console.print(
+                f"[red]{escape(event.target.host)}[/] {event.event.name} failed: {escape(detail)}"
+            )
         elif isinstance(event, HostUnreachable):
             self.failures.append(f"{event.target.host}: {event.message}")
         elif isinstance(event, Notice):
-            self.console.print(f"{event.host + ': ' if event.host else ''}{event.message}")
+            where = f"{event.host}: " if event.host else ""
+            self.console.print(where + event.message, markup=False, highlight=False)
         elif isinstance(event, TargetFinished):
             self.current.pop(event.target.host, None)
         if isinstance(event, DeploymentFinished):
             self.live.stop()
-            self.console.print(summary_line(event.deployment))
+            self.console.print(summary_line(event.deployment), markup=False, highlight=False)
         else:
             self.live.update(self.render())
 
@@ -126,13 +130,14 @@ class LiveProgress:
         overview = deployment.overview()
         done = overview["Succeeded"] + overview["Failed"] + overview["Skipped"]
         header = Text.from_markup(
-            f"[bold]{deployment.deployment_id}[/] {deployment.application}/{deployment.group}  "
+            f"[bold]{deployment.deployment_id}[/] "
+            f"{escape(deployment.application)}/{escape(deployment.group)}  "
             f"{done}/{len(deployment.targets)} done  [green]{overview['Succeeded']} ok[/]  "
             f"[red]{overview['Failed']} failed[/]  {time.monotonic() - self.started:.0f}s"
         )
         flight = Table.grid(padding=(0, 2))
         for host, event in list(self.current.items())[:20]:
-            flight.add_row(host, f"[cyan]{event}[/]")
+            flight.add_row(Text(host), Text(event, style="cyan"))
         if len(self.current) > 20:
             flight.add_row(f"... and {len(self.current) - 20} more", "")
         parts: list[Any] = [header, flight]
@@ -165,14 +170,16 @@ def deployment_table(document: dict[str, Any]) -> Group:
     """``status``: the deployment, then per host and per lifecycle event."""
     error = document.get("errorInformation") or {}
     revision = document["revision"]
-    name = f"{document['applicationName']}/{document['deploymentGroupName']}"
+    name = escape(f"{document['applicationName']}/{document['deploymentGroupName']}")
     lines = [
-        f"[bold]{document['deploymentId']}[/] {name}"
+        f"[bold]{escape(document['deploymentId'])}[/] {name}"
         f"  {styled(document['status'])}"
-        + (f"  {error.get('code')}: {error.get('message')}" if error else ""),
-        f"revision {revision.get('source')} sha256 {revision.get('sha256', '')[:12]}"
-        f"  config {document.get('deploymentConfigName')}  created {document.get('createTime')}"
-        f"  completed {document.get('completeTime') or '-'}",
+        + (escape(f"  {error.get('code')}: {error.get('message')}") if error else ""),
+        escape(
+            f"revision {revision.get('source')} sha256 {revision.get('sha256', '')[:12]}"
+            f"  config {document.get('deploymentConfigName')}  created {document.get('createTime')}"
+            f"  completed {document.get('completeTime') or '-'}"
+        ),
     ]
     if document.get("interrupted"):
         lines.append(
@@ -182,7 +189,7 @@ def deployment_table(document: dict[str, Any]) -> Group:
             f"(or record it as stopped with 'orchestrator stop {document['deploymentId']}')"
         )
     if document.get("rollbackInfo"):
-        lines.append(f"rollback: {json.dumps(document['rollbackInfo'])}")
+        lines.append(escape(f"rollback: {json.dumps(document['rollbackInfo'])}"))
     table = Table()
     for column in ("host", "status", "event", "event status", "took", "diagnostics"):
         table.add_column(column, overflow="fold")
@@ -196,12 +203,12 @@ def deployment_table(document: dict[str, Any]) -> Group:
             if event.get("warnings"):
                 detail = "; ".join([detail, *event["warnings"]]).strip("; ")
             table.add_row(
-                target["host"] if first else "",
+                Text(target["host"] if first else ""),
                 styled(target["status"]) if first else "",
-                event["lifecycleEventName"],
+                Text(event["lifecycleEventName"]),
                 styled(event["status"]),
                 _took(event),
-                detail,
+                Text(detail),
             )
             first = False
     return Group(*(Text.from_markup(line) for line in lines), table)
