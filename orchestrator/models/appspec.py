@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from orchestrator.errors import AppSpecError, ConfigIssue
 from orchestrator.models.source import YamlDocument, parse_yaml, validate_document
+from orchestrator.models.text import AccountName, HostText, OptionSafeText
 
 DEFAULT_HOOK_TIMEOUT = 3600
 
@@ -54,9 +55,9 @@ class _Strict(BaseModel):
 
 
 class HookScript(_Strict):
-    location: str = Field(min_length=1)
+    location: HostText = Field(min_length=1)
     timeout: int = Field(default=DEFAULT_HOOK_TIMEOUT, gt=0)
-    runas: str | None = Field(default=None, min_length=1)
+    runas: OptionSafeText | None = Field(default=None, min_length=1)
 
     @field_validator("location")
     @classmethod
@@ -92,8 +93,8 @@ class Hooks(_Strict):
 
 
 class FileMapping(_Strict):
-    source: str = Field(min_length=1)
-    destination: str = Field(min_length=1)
+    source: HostText = Field(min_length=1)
+    destination: HostText = Field(min_length=1)
 
     @field_validator("source")
     @classmethod
@@ -119,19 +120,20 @@ _BOTH_TYPES: tuple[Literal["file", "directory"], ...] = ("file", "directory")
 
 
 class SeLinuxContext(_Strict):
-    user: str | None = None
-    type: str
-    range: str | None = None
+    # Sent as "user:type:range", of which the host takes the type: neither may hold ':'.
+    user: AccountName | None = None
+    type: AccountName
+    range: HostText | None = None
 
 
 class Permission(_Strict):
-    object: str = Field(min_length=1)
-    pattern: str = "**"
-    except_: list[str] = Field(default_factory=list, alias="except")
-    owner: str | None = None
-    group: str | None = None
+    object: HostText = Field(min_length=1)
+    pattern: HostText = "**"
+    except_: list[HostText] = Field(default_factory=list, alias="except")
+    owner: AccountName | None = Field(default=None, min_length=1)
+    group: AccountName | None = Field(default=None, min_length=1)
     mode: Annotated[str | None, BeforeValidator(_mode_text)] = None
-    acls: list[str] = Field(default_factory=list)
+    acls: list[Annotated[OptionSafeText, Field(min_length=1)]] = Field(default_factory=list)
     context: SeLinuxContext | None = None
     type: list[Literal["file", "directory"]] = Field(default_factory=lambda: list(_BOTH_TYPES))
 

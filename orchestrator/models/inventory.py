@@ -23,6 +23,7 @@ from orchestrator.models.deployment_config import (
     DeploymentConfigSpec,
 )
 from orchestrator.models.source import YamlDocument, load_yaml, parse_yaml, validate_document
+from orchestrator.models.text import GroupId, HostText
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._+=,@-]{1,100}$")
 GROUP_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "orchestrator.deployment-group")
@@ -64,7 +65,7 @@ class HostSettings(_Strict):
 
     user: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
-    deployment_root: str | None = None
+    deployment_root: HostText | None = None
     ssh: SshSettings | None = None
     become: Literal["sudo", "none"] | None = None
     max_revisions: int | None = Field(default=None, ge=1)
@@ -136,7 +137,7 @@ class Trigger(_Strict):
 
 
 class DeploymentGroup(_Strict):
-    id: str | None = None
+    id: GroupId | None = None
     tag_sets: list[Annotated[list[TagFilter], Field(min_length=1, max_length=MAX_TAGS_PER_SET)]] = (
         Field(default_factory=list, max_length=MAX_TAG_SETS)
     )

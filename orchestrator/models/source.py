@@ -114,15 +114,26 @@ def parse_yaml(text: str, file: str, error_type: type[ConfigError] = ConfigError
     return doc
 
 
+def decode_utf8(data: bytes, file: str, error_type: type[ConfigError] = ConfigError) -> str:
+    """``data`` as text; bytes that are not UTF-8 are an error naming their line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error_type.single(
+            file, f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason})", line=line
+        ) from exc
+
+
 def load_yaml(path: Path, error_type: type[ConfigError] = ConfigError) -> YamlDocument:
     """Read and parse a YAML file; a missing or unreadable file is a ``ConfigError`` too."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         raise error_type.single(str(path), "file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise error_type.single(str(path), f"cannot read: {exc}") from exc
-    return parse_yaml(text, str(path), error_type)
+    return parse_yaml(decode_utf8(data, str(path), error_type), str(path), error_type)
 
 
 def _kind_of(value: Any) -> str:

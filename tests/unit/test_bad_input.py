@@ -18,7 +18,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "bad-input"
 
 
 def _expectation(path: Path) -> tuple[str, int]:
-    lines = path.read_text().splitlines()
+    lines = path.read_bytes().decode("utf-8", "replace").splitlines()
     expected = lines[0].split("# expect: ", 1)[1]
     line = next(n for n, text in enumerate(lines, 1) if text.rstrip().endswith("#<-"))
     return expected, line
