@@ -29,6 +29,8 @@ from typing import IO, Literal
 
 from orchestrator.errors import AppSpecError, ConfigIssue, RevisionError
 from orchestrator.models.appspec import AppSpec, parse_appspec
+from orchestrator.models.source import decode_utf8
+from orchestrator.models.text import control_problem, shown
 
 EntryKind = Literal["file", "dir", "symlink"]
 SourceKind = Literal["directory", "tar", "tgz", "zip", "git"]
@@ -36,6 +38,7 @@ APPSPEC_NAMES = ("appspec.yml", "appspec.yaml")
 _APPSPEC_LIKE = re.compile("appspec", re.IGNORECASE)
 _MAX_REPORTED = 20
 _SPECIAL = "device, fifo or socket: only files, directories and symbolic links are allowed"
+_MAX_LINK_HOPS = 40  # Linux's own limit on links followed in one path lookup
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,16 @@ def _clean_name(name: str) -> str:
 
 def _entry_problem(entry: _RawEntry) -> str | None:
     name = entry.name
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name + (entry.target or "")):
-        return "control characters (tab, newline, ...) in a name or link target"
+    for text in (name, entry.target or ""):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Read with surrogateescape: the cleanup file, the install instructions and the
+            # host's replies are UTF-8, so such a name could be installed but never removed.
+            return f"'{shown(text)}' is not UTF-8: only UTF-8 names and link targets are allowed"
+        problem = control_problem(text)
+        if problem is not None:
+            return problem
     if name.startswith("/"):
         return "absolute path"
     if ".." in name.split("/"):
@@ -99,6 +110,63 @@ def _entry_problem(entry: _RawEntry) -> str | None:
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
         if resolved == ".." or resolved.startswith("../"):
             return f"symbolic link '{target}' points outside the bundle"
+    return None
+
+
+def _link_problems(entries: list[_RawEntry], prefix: str) -> list[str]:
+    """Links followed as the host's filesystem will follow them, through the bundle's other
+    links: ``d/e/p -> ../..`` stays in the bundle, ``d/e/q -> p/../..`` does not (``p`` is
+    followed first, then ``../..`` climbs from where it leads). An entry below a link would be
+    written wherever that link points: refused too."""
+    links = {
+        e.name[len(prefix) :]: e.target or ""
+        for e in entries
+        if e.kind == "symlink" and e.name.startswith(prefix)
+    }
+    if not links:
+        return []
+    problems = []
+    for entry in entries:
+        name = entry.name[len(prefix) :]
+        parts = name.split("/")
+        through = next(
+            ("/".join(parts[:n]) for n in range(1, len(parts)) if "/".join(parts[:n]) in links),
+            None,
+        )
+        if through is not None:
+            problems.append(f"{entry.name}: lies below the symbolic link '{through}'")
+        elif entry.kind == "symlink":
+            why = _resolve(posixpath.dirname(name), entry.target or "", links)
+            if why is not None:
+                problems.append(f"{entry.name}: symbolic link '{entry.target}' {why}")
+    return problems
+
+
+def _resolve(directory: str, target: str, links: dict[str, str]) -> str | None:
+    """Why following ``target`` from ``directory`` leaves the bundle root, or None."""
+    reached = [part for part in directory.split("/") if part]
+    pending = list(reversed(target.split("/")))
+    hops = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not reached:
+                return "points outside the bundle (through the links it passes)"
+            reached.pop()
+            continue
+        reached.append(part)
+        link = links.get("/".join(reached))
+        if link is None:
+            continue
+        hops += 1
+        if hops > _MAX_LINK_HOPS:
+            return "passes through too many symbolic links"
+        if link.startswith("/"):
+            return f"passes through a link to an absolute path '{link}'"
+        reached.pop()
+        pending.extend(reversed(link.split("/")))
     return None
 
 
@@ -332,18 +400,17 @@ def _read_appspec(kind: SourceKind, source: Path, prefix: str, entries: list[_Ra
     for candidate in APPSPEC_NAMES:
         entry = by_name.get(candidate)
         if entry is not None and entry.kind == "file":
-            text = _read_member_text(kind, source, entry.name)
-            return parse_appspec(
-                text, f"{source}:{candidate}" if kind != "directory" else str(source / candidate)
-            )
+            file = f"{source}:{candidate}" if kind != "directory" else str(source / candidate)
+            data = _read_member(kind, source, entry.name)
+            return parse_appspec(decode_utf8(data, file, AppSpecError), file)
     raise AppSpecError.single(str(source), "no appspec.yml (or appspec.yaml) at the bundle root")
 
 
-def _read_member_text(kind: SourceKind, source: Path, name: str) -> str:
+def _read_member(kind: SourceKind, source: Path, name: str) -> bytes:
     for item in _entries(kind, source):
         if not isinstance(item, str) and item.name == name and item.open is not None:
             with item.open() as data:
-                return data.read().decode("utf-8")
+                return data.read()
     raise RevisionError.single(str(source), f"cannot read {name}")
 
 
@@ -391,6 +458,11 @@ def build_revision(spec: str, cache_dir: Path) -> Revision:
             raise RevisionError(problems[:_MAX_REPORTED])
         kinds = {e.name: e.kind for e in entries}
         prefix = _strip_prefix([e.name for e in entries], kinds)
+        links = _link_problems(entries, prefix)
+        if links:
+            raise RevisionError(
+                [ConfigIssue(spec, None, "", text) for text in links[:_MAX_REPORTED]]
+            )
         appspec = _read_appspec(kind, source, prefix, entries)
         manifest = _manifest(entries, prefix)
         check_appspec_against_bundle(appspec, manifest)

@@ -198,3 +198,65 @@ def test_validate_command_reports_an_unsafe_revision_with_exit_3(
     result = CliRunner().invoke(cli, ["validate", "-r", str(bundle)])
     assert result.exit_code == 3
     assert "www/passwd: symbolic link to an absolute path" in result.stderr
+
+
+def test_a_chain_of_links_that_climbs_out_is_refused(bundle: Path, cache: Path) -> None:
+    deep = bundle / "d" / "e"
+    deep.mkdir(parents=True)
+    (deep / "p").symlink_to("../..")  # the bundle root: fine on its own
+    (deep / "q").symlink_to("p/../..")  # p first, then two levels above the root
+    with pytest.raises(RevisionError) as caught:
+        build_revision(str(bundle), cache)
+    text = str(caught.value)
+    assert "d/e/q: symbolic link 'p/../..' points outside the bundle" in text
+    assert "d/e/p" not in text
+    (deep / "q").unlink()
+    (deep / "r").symlink_to("p/www/../scripts/start.sh")  # through p, staying inside
+    assert build_revision(str(bundle), cache).entry("d/e/r") is not None
+
+
+def test_links_that_loop_are_refused(bundle: Path, cache: Path) -> None:
+    (bundle / "a").symlink_to("b")
+    (bundle / "b").symlink_to("a/x")
+    with pytest.raises(RevisionError, match="too many symbolic links"):
+        build_revision(str(bundle), cache)
+
+
+def test_an_entry_below_a_link_is_refused(bundle: Path, cache: Path, tmp_path: Path) -> None:
+    link = tarfile.TarInfo("www/up")
+    link.type = tarfile.SYMTYPE
+    link.linkname = ".."
+    path = _tar_with(tmp_path, bundle, link)
+    with tarfile.open(path, "a") as archive:
+        member = tarfile.TarInfo("www/up/evil.txt")
+        member.size = 1
+        archive.addfile(member, io.BytesIO(b"x"))
+    with pytest.raises(
+        RevisionError, match="www/up/evil.txt: lies below the symbolic link 'www/up'"
+    ):
+        build_revision(str(path), cache)
+
+
+@pytest.mark.parametrize("source", ["directory", "tar"])
+def test_names_that_are_not_utf8_are_refused(
+    bundle: Path, cache: Path, tmp_path: Path, source: str
+) -> None:
+    name = os.fsdecode(b"www/caf\xe9.html")
+    if source == "directory":
+        (bundle / name).write_text("x")
+        spec = bundle
+    else:
+        member = tarfile.TarInfo(name)
+        member.size = 1
+        spec = _tar_with(tmp_path, bundle, member, b"x")
+    with pytest.raises(RevisionError, match=r"'www/caf\\xe9.html' is not UTF-8"):
+        build_revision(str(spec), cache)
+
+
+def test_an_appspec_that_is_not_utf8_is_an_error_naming_its_line(bundle: Path, cache: Path) -> None:
+    text = (bundle / "appspec.yml").read_bytes()
+    (bundle / "appspec.yml").write_bytes(text + b"# caf\xe9\n")
+    with pytest.raises(AppSpecError) as caught:
+        build_revision(str(bundle), cache)
+    line = text.count(b"\n") + 1
+    assert f"appspec.yml:{line}: not UTF-8 text: byte 0xe9" in str(caught.value)
