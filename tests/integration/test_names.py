@@ -2,8 +2,8 @@
 
 Spaces, both quotes, ``$(...)``, backticks, a backslash, glob characters and non-ASCII letters in
 the deployment root, the group id, file and directory names, link targets, the destination, the
-permissions object, hook script names and locations, the revision's own path and the
-description; application and group names with every character their pattern allows.
+permissions object, hook script names and locations (run as root and through runas), the
+revision's own path and the description; application and group names with every character their pattern allows.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ HOOK_BODY = """\
 #!/bin/sh
 # What the hook saw, one value a line; and output that rich would read as markup.
 printf '%s\\n' "$APPLICATION_NAME" "$DEPLOYMENT_GROUP_NAME" "$DEPLOYMENT_GROUP_ID" \\
-    "$LIFECYCLE_EVENT" "$PWD" "$0" > "/srv/hook-$LIFECYCLE_EVENT.txt"
+    "$LIFECYCLE_EVENT" "$PWD" "$0" "$(id -un)" > "/srv/out/hook-$LIFECYCLE_EVENT.txt"
 echo "[/b] [bold]$LIFECYCLE_EVENT[/bold] [red"
 """
 
@@ -74,7 +74,7 @@ def _bundle(tmp_path: Path, version: int) -> Path:
     script.parent.mkdir(parents=True)
     script.write_text(HOOK_BODY)
     script.chmod(0o755)
-    hook = [{"location": HOOK, "timeout": 30}]
+    hook = {"location": HOOK, "timeout": 30}
     appspec = {
         "version": 0.0,
         "os": "linux",
@@ -83,7 +83,7 @@ def _bundle(tmp_path: Path, version: int) -> Path:
             {"object": f"{DESTINATION}/{WEIRD}", "type": ["file"], "mode": "640"},
             {"object": DESTINATION, "pattern": "it*", "type": ["directory"], "mode": "750"},
         ],
-        "hooks": {"ApplicationStop": hook, "AfterInstall": hook},
+        "hooks": {"ApplicationStop": [hook], "AfterInstall": [{**hook, "runas": "nobody"}]},
     }
     (bundle / "appspec.yml").write_text(yaml.safe_dump(appspec, allow_unicode=True))
     return bundle
@@ -119,6 +119,9 @@ def test_unusual_names_in_everything_that_reaches_a_host(small_lab: Lab, tmp_pat
         canary = _root(small_lab, host)[1]
         canary.mkdir(parents=True)
         (canary / "keep").write_text("keep\n")
+        out = small_lab.host_path(host, "/srv/out")
+        out.mkdir(parents=True)
+        out.chmod(0o777)  # for the hook that runs as nobody
     ids = []
     for version in (1, 2, 3):
         document = _rollout(inventory, _bundle(tmp_path, version))
@@ -134,7 +137,7 @@ def test_unusual_names_in_everything_that_reaches_a_host(small_lab: Lab, tmp_pat
             assert stat.S_IMODE((dest / WEIRD).stat().st_mode) == 0o750
             root, canary = _root(small_lab, host)
             archive = f"{root}/{GROUP_ID}/{ids[-1]}/deployment-archive"
-            seen = small_lab.host_path(host, "/srv/hook-AfterInstall.txt").read_text()
+            seen = small_lab.host_path(host, "/srv/out/hook-AfterInstall.txt").read_text()
             assert seen.split("\n") == [
                 APP,
                 GROUP,
@@ -142,12 +145,15 @@ def test_unusual_names_in_everything_that_reaches_a_host(small_lab: Lab, tmp_pat
                 "AfterInstall",
                 archive,
                 f"{archive}/{HOOK}",
+                "nobody",
                 "",
             ]
             if version > 1:
                 # ApplicationStop ran the previous revision's script, found through the root.
-                stopped = small_lab.host_path(host, "/srv/hook-ApplicationStop.txt").read_text()
-                assert stopped.split("\n")[4] == f"{root}/{GROUP_ID}/{ids[-2]}/deployment-archive"
+                stopped = small_lab.host_path(host, "/srv/out/hook-ApplicationStop.txt")
+                lines = stopped.read_text().split("\n")
+                assert lines[4] == f"{root}/{GROUP_ID}/{ids[-2]}/deployment-archive"
+                assert lines[6] == "root"
             # Retention kept this deployment and the last successful one, and removed nothing
             # else: not the directory a word-split root would name.
             group_dir = small_lab.host_path(host, f"{root}/{GROUP_ID}")
