@@ -36,6 +36,8 @@ def _escaped(character: str) -> str:
 
 
 def _bad_character(value: str) -> str | None:
+    if value.isprintable():  # in C: no Cc, Cs, Zl or Zp (a 200,000-name revision checks each)
+        return None
     for character in value:
         if unicodedata.category(character) in _REFUSED_CATEGORIES:
             return character
