@@ -41,7 +41,7 @@ def _root(lab: Lab, host: str) -> tuple[str, Path]:
     root's text up to its first space (what a word-split root would name)."""
     parent = Path(lab.deployment_root(host)).parent.parent
     canary = lab.host_path(host, str(parent / "my"))
-    return str(parent / "my root" / WEIRD), canary
+    return f"{parent}/my root/ {WEIRD} ", canary  # leading and trailing spaces too
 
 
 def _inventory(lab: Lab, tmp_path: Path) -> Path:
