@@ -88,7 +88,10 @@ class Rollout:
 
 def new_target(host: HostSpec) -> Target:
     return Target(
-        host.name, host.address, [LifecycleEvent(name) for name in EVENTS], zone=host.zone
+        host.name,
+        host.address or host.name,  # no address: ssh_config's HostName for the name decides
+        [LifecycleEvent(name) for name in EVENTS],
+        zone=host.zone,
     )
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import pwd
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,3 +57,26 @@ def fleet(tmp_path: Path) -> Iterator[Lab]:
     lab = start_lab(tmp_path / "fleet", 5)
     yield lab
     lab.down()
+
+
+DEPLOY_USER = "orchestrator-deploy"
+
+
+@pytest.fixture
+def sudo_user() -> Iterator[str]:
+    """A non-root SSH user that reaches root through passwordless sudo, as on many fleets."""
+    if os.geteuid() != 0 or shutil.which("sudo") is None:
+        pytest.fail("become: sudo needs root and sudo on the lab machine (.ci/run installs sudo)")
+    try:
+        pwd.getpwnam(DEPLOY_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", DEPLOY_USER],
+            check=True,
+        )
+    # "*": no password, but not locked ("!"), which sshd without PAM refuses.
+    subprocess.run(["usermod", "-p", "*", DEPLOY_USER], check=True)
+    rule = Path(f"/etc/sudoers.d/{DEPLOY_USER}")
+    rule.write_text(f"{DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL\n")
+    rule.chmod(0o440)
+    yield DEPLOY_USER
