@@ -445,6 +445,8 @@ class SshTransport:
         client = _HostKeyPolicyClient(accept_new, known)
         keys, encrypted = self._client_keys(route)
         extra: dict[str, Any] = {"tunnel": tunnel} if tunnel is not None else {}
+        if tunnel is None and route.proxy_command is not None:
+            extra["proxy_command"] = route.proxy_command
         if route.agent_path is not None:
             extra["agent_path"] = route.agent_path
         if route.identities_only:

@@ -105,6 +105,7 @@ class ConfigEntry:
     identity_agent: str | None = None  # "" when it says `none`
     known_hosts: tuple[str, ...] | None = None
     proxy_jump: str | None = None
+    proxy_command: str | None = None  # its %h is HostName, else the name, as for `ssh NAME`
 
 
 def read_config(
@@ -151,6 +152,7 @@ def read_config(
         identity_agent=None if agent == () else str(agent or ""),
         known_hosts=known,
         proxy_jump=text("ProxyJump"),
+        proxy_command=text("ProxyCommand"),
     )
 
 
@@ -166,6 +168,7 @@ class Route:
     identities_only: bool
     agent_path: str | None  # None: $SSH_AUTH_SOCK; "": no agent
     known_hosts: tuple[Path, ...]
+    proxy_command: str | None = None  # only without a ProxyJump, as OpenSSH
     jumps: tuple[Route, ...] = ()  # the bastions on the way, first hop first
 
 
@@ -226,6 +229,7 @@ def _resolve(
         identities_only=entry.identities_only,
         agent_path=os.environ.get("SSH_AUTH_SOCK") if agent == "SSH_AUTH_SOCK" else agent,
         known_hosts=tuple(map(expand, known_names)),
+        proxy_command=None if entry.proxy_jump else entry.proxy_command,
     )
     return route, entry.proxy_jump
 

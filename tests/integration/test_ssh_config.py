@@ -259,3 +259,16 @@ def test_an_identity_file_that_does_not_exist_is_skipped(lab: Lab, tmp_path: Pat
         cli, ["-i", str(inventory), "hosts", "-a", "hello", "-g", "web", "--check"]
     )
     assert checked.exit_code == 0, checked.output  # and the inventory's user won over User
+
+
+def test_proxy_command_from_ssh_config_carries_the_connection(lab: Lab, tmp_path: Path) -> None:
+    bastion, target = lab.host("web-5"), lab.host("web-3")
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host web-3\n  HostName {target.address}\n"
+        f"  ProxyCommand ssh -F {lab.ssh_config} -W %h:%p {bastion.name}\n"
+    )
+    before = len(accepted(lab, "web-5"))
+    result = run_on(host_spec(lab, "web-3", config=str(config)), 'echo "$SSH_CONNECTION"')
+    assert result.stdout.split()[2] == target.address
+    assert len(accepted(lab, "web-5")) == before + 1  # through the bastion's sshd

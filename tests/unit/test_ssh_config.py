@@ -181,3 +181,18 @@ def test_a_malformed_proxy_jump_in_ssh_config_is_an_error_for_the_host(
         with_config(tmp_path, "Host web-1\n  ProxyJump jump:99999\n", "  web-1: {}\n")
     assert caught.value.host == "web-1"
     assert "port '99999'" in caught.value.message
+
+
+def test_proxy_command_expands_for_the_host_and_yields_to_a_proxy_jump(
+    tmp_path: Path, home: Path
+) -> None:
+    route = with_config(
+        tmp_path,
+        "Host web-1\n  HostName 10.9.9.9\n  ProxyCommand ssh -W %h:%p gate\n"
+        "Host web-2\n  ProxyJump gate\n  ProxyCommand never\n",
+        "  web-1: {port: 2200}\n  web-2: {}\n",
+    )
+    assert route.proxy_command == "ssh -W 10.9.9.9:2200 gate"
+    config = tmp_path / "ssh_config"
+    jumped = resolve(host("  web-2: {}\n", "web-2", defaults=f"  ssh: {{config: {config}}}\n"))
+    assert (jumped.proxy_command, [hop.address for hop in jumped.jumps]) == (None, ["gate"])
