@@ -207,7 +207,7 @@ def _resolve(
     )
     address: str = host.address or entry.hostname or lookup
     port: int = _first(host.port, entry.port, DEFAULT_PORT)
-    user: str = _first(host.user, entry.user, getpass.getuser())
+    user: str = _first(host.user, entry.user, "") or _local_user(host, label)
     resolved = dataclasses.replace(
         host,
         address=address,
@@ -264,3 +264,11 @@ def _bastions(
 
 def _first(*values: _T | None) -> _T:
     return next(value for value in values if value is not None)
+
+
+def _local_user(host: HostSpec, label: str) -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError) as exc:  # no USER/LOGNAME and no passwd entry (some containers)
+        message = f"{label}: no SSH user: set `user` in the inventory or `User` in ssh_config"
+        raise ClientConfigError(host.name, message) from exc

@@ -200,7 +200,9 @@ def test_an_unreadable_identity_file_fails_the_host_and_is_recorded(
     assert result.exit_code == 5, result.stderr
     for host in ("web-1", "web-2"):
         assert result.target(host)["status"] == "Failed"
-    assert f"cannot use identity file {broken}" in result.stderr + json.dumps(result.document)
+    for host in ("web-1", "web-2"):
+        recorded = result.event(host, "ApplicationStop")["diagnostics"]["message"]
+        assert f"cannot use identity file {broken}: Missing PEM footer" in recorded
 
 
 def test_accept_new_from_the_command_line_records_keys_in_the_state_dir(

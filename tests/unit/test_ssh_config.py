@@ -196,3 +196,15 @@ def test_proxy_command_expands_for_the_host_and_yields_to_a_proxy_jump(
     config = tmp_path / "ssh_config"
     jumped = resolve(host("  web-2: {}\n", "web-2", defaults=f"  ssh: {{config: {config}}}\n"))
     assert (jumped.proxy_command, [hop.address for hop in jumped.jumps]) == (None, ["gate"])
+
+
+def test_no_user_anywhere_is_an_error_for_the_host(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unknown() -> str:
+        raise KeyError("getpwuid(): uid not found: 4242")
+
+    monkeypatch.setattr(getpass, "getuser", unknown)
+    with pytest.raises(ClientConfigError, match="set `user` in the inventory"):
+        resolve(host("  web-1: {}\n"))
+    assert resolve(host("  web-1: {user: deploy}\n")).user == "deploy"
