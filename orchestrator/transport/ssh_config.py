@@ -196,8 +196,11 @@ def _resolve(
     try:
         entry = read_config(paths, lookup, host.user, host.port)
     except (OSError, ValueError, asyncssh.Error) as exc:
-        where = ", ".join(str(path) for path in paths)
-        message = f"{label}: cannot read ssh_config {where}: {exc}"
+        # asyncssh's parse errors name the file and the line already.
+        where = (
+            "" if isinstance(exc, asyncssh.ConfigParseError) else f" {', '.join(map(str, paths))}"
+        )
+        message = f"{label}: ssh_config{where}: {exc}"
         raise ClientConfigError(host.name, message) from exc
     identity_names = _first(host.ssh.identity_files, entry.identity_files, OPENSSH_IDENTITY_FILES)
     known_names = _first(

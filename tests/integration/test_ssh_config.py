@@ -274,3 +274,22 @@ def test_proxy_command_from_ssh_config_carries_the_connection(lab: Lab, tmp_path
     result = run_on(host_spec(lab, "web-3", config=str(config)), 'echo "$SSH_CONNECTION"')
     assert result.stdout.split()[2] == target.address
     assert len(accepted(lab, "web-5")) == before + 1  # through the bastion's sshd
+
+
+def test_a_malformed_ssh_config_fails_each_host_naming_file_and_line(
+    lab: Lab, tmp_path: Path
+) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n  Port twenty-two\n")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        lab.inventory_path.read_text().replace("config: none", f"config: {config}")
+    )
+    checked = CliRunner().invoke(
+        cli,
+        ["-i", str(inventory), "hosts", "-a", "hello", "-g", "web", "--check", "--output", "json"],
+    )
+    assert checked.exit_code == 5
+    assert "0 of 5 hosts reachable" in checked.stderr
+    for row in json.loads(checked.stdout):
+        assert f"web-{row['host'][-1]}: ssh_config: {config} line 2: Invalid Port" in row["error"]
