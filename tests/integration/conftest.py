@@ -21,7 +21,9 @@ from orchestrator.lab.fleet import Lab
 _NET = os.environ.get("ORCHESTRATOR_TEST_LAB_NET", "127.43")
 if not _NET.startswith("127."):
     raise ValueError(f"ORCHESTRATOR_TEST_LAB_NET={_NET!r} is outside 127.0.0.0/8")
-_BASES = (f"{_NET}.{block}.0" for block in itertools.count(0, 4))
+# 64 blocks of 4 /24s, reused in turn once the suite has started more labs than that (a lab is
+# down long before its block comes round again, and every lab picks free ports anyway).
+_BASES = (f"{_NET}.{block}.0" for block in itertools.cycle(range(0, 256, 4)))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
