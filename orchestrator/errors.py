@@ -13,7 +13,8 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   │   ├── Unreachable         refused, no route, DNS, connection lost
     │   │   ├── ConnectTimeout      also a TimeoutError
     │   │   ├── AuthFailed          never retried
-    │   │   └── HostKeyMismatch     never retried
+    │   │   ├── HostKeyMismatch     never retried
+    │   │   └── ClientConfigError   ssh_config or a ProxyJump unusable; never retried
     │   ├── CommandFailed           a remote command exited non-zero
     │   └── CommandTimeout          also a TimeoutError
     ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
@@ -103,6 +104,11 @@ class AuthFailed(ConnectError):
 
 class HostKeyMismatch(ConnectError):
     """The host presented a key that known_hosts does not trust. Never retried."""
+
+
+class ClientConfigError(ConnectError):
+    """The controller's own SSH client settings for the host (its ssh_config entry, a ProxyJump)
+    cannot be used. Retrying would not help."""
 
 
 class CommandFailed(HostError):

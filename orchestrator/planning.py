@@ -87,6 +87,19 @@ class _Zone:
     healthy_idle: int = 0
 
 
+def invalid_minimum(config: DeploymentConfig, fleet: int) -> str | None:
+    """Why ``fleet`` hosts can never keep ``config``'s minimum while deploying (CodeDeploy's
+    HEALTH_CONSTRAINTS_INVALID), else None. Known from the selection alone, before any host
+    is contacted."""
+    minimum = config.minimum_for(fleet)
+    if fleet == 0 or config.one_at_a_time or minimum < fleet:
+        return None
+    return (
+        f"{config.name} needs {minimum} healthy hosts out of {fleet}: "
+        "the minimum can never be kept while deploying"
+    )
+
+
 def success_rule(config: DeploymentConfig, fleet: int) -> str:
     """What the deployment needs to succeed, in words."""
     if fleet == 0:
@@ -123,12 +136,8 @@ class Scheduler:
         self._error: tuple[str, str] | None = None
         if fleet == 0:
             self._error = (NO_INSTANCES, "the deployment group selects no hosts")
-        elif not self.config.one_at_a_time and self.minimum >= fleet:
-            self._error = (
-                HEALTH_CONSTRAINTS_INVALID,
-                f"{self.config.name} needs {self.minimum} healthy hosts out of {fleet}: "
-                "the minimum can never be kept while deploying",
-            )
+        elif (invalid := invalid_minimum(self.config, fleet)) is not None:
+            self._error = (HEALTH_CONSTRAINTS_INVALID, invalid)
             self._skip_pending()
 
     def _build_zones(self, ordered: list[TargetInfo]) -> list[_Zone]:

@@ -21,17 +21,20 @@ if TYPE_CHECKING:
 APP_NAME = "orchestrator"
 
 
-def ssh_transport(max_handshakes: int | None = None) -> Callable[[], SshTransport]:
+def ssh_transport(
+    max_handshakes: int | None = None, accept_new_file: Path | None = None
+) -> Callable[[], SshTransport]:
     """Makes SSH transports (with at most ``max_handshakes`` SSH handshakes at once, else the
-    default), imported by the commands that connect: importing asyncssh takes about 0.2 s, which
-    `status`, `history`, `logs` and `plan` need not pay."""
+    default; recording the keys that ``host_key_policy: accept-new`` accepts in
+    ``accept_new_file``), imported by the commands that connect: importing asyncssh takes about
+    0.2 s, which `status`, `history`, `logs` and `plan` need not pay."""
     from orchestrator.transport.ssh import (  # noqa: PLC0415 - deferred on purpose
         SshLimits,
         SshTransport,
     )
 
     limits = SshLimits() if max_handshakes is None else SshLimits(max_handshakes=max_handshakes)
-    return lambda: SshTransport(limits)
+    return lambda: SshTransport(limits, accept_new_file)
 
 
 @dataclass
@@ -56,6 +59,12 @@ class CliContext:
             target = Path(self.state.removeprefix("sqlite://"))
             return target if not target.suffix else target.parent
         return Path(platformdirs.user_state_dir(APP_NAME))
+
+    @property
+    def accept_new_file(self) -> Path:
+        """Where ``host_key_policy: accept-new`` records the host keys it accepted: orchestrator's
+        own known_hosts in the state dir, never the operator's ~/.ssh/known_hosts."""
+        return self.state_dir / "known_hosts"
 
     @property
     def cache_dir(self) -> Path:

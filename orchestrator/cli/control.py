@@ -98,9 +98,9 @@ def lock() -> None:
 
 
 async def _host_locks(
-    hosts: list[HostSpec], group_id: str, mode: str, max_handshakes: int | None
+    hosts: list[HostSpec], group_id: str, mode: str, ctx: CliContext
 ) -> list[tuple[str, LockState | str]]:
-    transport = ssh_transport(max_handshakes)()
+    transport = ssh_transport(ctx.max_handshakes, ctx.accept_new_file)()
 
     async def one(host: HostSpec) -> tuple[str, LockState | str]:
         try:
@@ -154,9 +154,7 @@ def lock_status(ctx: CliContext, application: str, group: str) -> None:
     inventory = ctx.inventory()
     group_id = inventory.group_id(application, group)
     rows = asyncio.run(
-        _host_locks(
-            selected_hosts(inventory, application, group), group_id, "status", ctx.max_handshakes
-        )
+        _host_locks(selected_hosts(inventory, application, group), group_id, "status", ctx)
     )
     _show(
         ctx,
@@ -193,9 +191,7 @@ def lock_release(ctx: CliContext, application: str, group: str, force: bool) -> 
             + "stop that deployment instead"
         )
     rows = asyncio.run(
-        _host_locks(
-            selected_hosts(inventory, application, group), group_id, "break", ctx.max_handshakes
-        )
+        _host_locks(selected_hosts(inventory, application, group), group_id, "break", ctx)
     )
     _show(ctx, local, rows, f"{application}/{group} locks broken")
     if any(isinstance(state, str) or state.state == "failed" for _, state in rows):

@@ -196,7 +196,7 @@ def execute(ctx: CliContext, rollout: Rollout, inventory: Inventory, options: Op
             sinks.append(NdjsonSink(events))
         releaser = Releaser(
             store,
-            ssh_transport(ctx.max_handshakes),
+            ssh_transport(ctx.max_handshakes, ctx.accept_new_file),
             sinks,
             ctx.state_dir,
             ctx.cache_dir / "bundles",

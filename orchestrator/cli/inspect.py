@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -73,13 +74,16 @@ class _Check:
     seconds: float
 
 
-async def _check_hosts(hosts: list[HostSpec], max_handshakes: int | None) -> list[_Check]:
-    transport = ssh_transport(max_handshakes)()
+async def _check_hosts(
+    hosts: list[HostSpec], max_handshakes: int | None, accept_new_file: Path
+) -> list[_Check]:
+    transport = ssh_transport(max_handshakes, accept_new_file)()
 
     async def check(host: HostSpec) -> _Check:
         started = time.monotonic()
         try:
             session = await transport.connect(host)
+            host = session.host  # where ssh_config took it
             try:
                 result = await session.run("echo ok", timeout=host.ssh.connect_timeout)
             finally:
@@ -112,7 +116,7 @@ def hosts(ctx: CliContext, application: str, group: str, check: bool, output: st
     inventory = ctx.inventory()
     selected = selected_hosts(inventory, application, group)
     checks = (
-        asyncio.run(_check_hosts(selected, ctx.max_handshakes))
+        asyncio.run(_check_hosts(selected, ctx.max_handshakes, ctx.accept_new_file))
         if check
         else [_Check(h, None, 0.0) for h in selected]
     )
@@ -140,12 +144,7 @@ def hosts(ctx: CliContext, application: str, group: str, check: bool, output: st
             tags = ", ".join(f"{k}={v}" for k, v in sorted(c.host.tags.items()))
             row = [
                 escape(text)
-                for text in (
-                    c.host.name,
-                    f"{c.host.address}:{c.host.port}",
-                    c.host.zone or "-",
-                    tags,
-                )
+                for text in (c.host.name, c.host.destination, c.host.zone or "-", tags)
             ]
             if check:
                 row.append(

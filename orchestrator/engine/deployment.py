@@ -46,7 +46,14 @@ from orchestrator.models.results import (
     LifecycleEvent,
     Target,
 )
-from orchestrator.planning import Health, RevisionState, Scheduler, TargetInfo, TargetState
+from orchestrator.planning import (
+    Health,
+    RevisionState,
+    Scheduler,
+    TargetInfo,
+    TargetState,
+    invalid_minimum,
+)
 from orchestrator.revision import Revision
 from orchestrator.state.locks import describe
 from orchestrator.transport.base import Transport
@@ -81,7 +88,10 @@ class Rollout:
 
 def new_target(host: HostSpec) -> Target:
     return Target(
-        host.name, host.address, [LifecycleEvent(name) for name in EVENTS], zone=host.zone
+        host.name,
+        host.address or host.name,  # no address: ssh_config's HostName for the name decides
+        [LifecycleEvent(name) for name in EVENTS],
+        zone=host.zone,
     )
 
 
@@ -131,7 +141,12 @@ class DeploymentRunner:
     async def _run(self) -> Deployment:
         deployment = self.deployment
         try:
-            unreachable, taken_over = await self._connect_all()
+            if self._fails_before_contact():
+                # The scheduler records the failure; no host is connected, probed or locked.
+                unreachable: dict[str, str] = {}
+                taken_over: dict[str, dict[str, str]] = {}
+            else:
+                unreachable, taken_over = await self._connect_all()
             deployment.status = IN_PROGRESS
             deployment.create_time = deployment.create_time or time.time()
             hosts = self._targets()
@@ -160,6 +175,7 @@ class DeploymentRunner:
                 await self._drive(scheduler, resumed)
             finally:
                 heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
             self._conclude(scheduler)
             if self.rollout.update_outdated_only and not hosts and self.deployment.targets:
                 # Nothing outdated: every selected host already runs this revision.
@@ -170,6 +186,14 @@ class DeploymentRunner:
         deployment.complete_time = time.time()
         self.emit(DeploymentFinished(deployment))
         return deployment
+
+    def _fails_before_contact(self) -> bool:
+        """A minimum the selection can never keep. Not with --update-outdated-only or a resume:
+        there what the hosts report decides which hosts count."""
+        rollout = self.rollout
+        if rollout.update_outdated_only or rollout.resume:
+            return False
+        return invalid_minimum(rollout.config, len(rollout.hosts)) is not None
 
     async def _connect_all(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         group_id = self.deployment.group_id

@@ -21,7 +21,14 @@ from pathlib import Path
 from orchestrator.errors import LabError
 from orchestrator.lab import processes
 from orchestrator.lab.inventory_file import render_inventory
-from orchestrator.lab.sshd import SshdHost, can_namespace, find_sshd, free_port, generate_key
+from orchestrator.lab.sshd import (
+    PRIVATE_MOUNTS,
+    SshdHost,
+    can_namespace,
+    find_sshd,
+    free_port,
+    generate_key,
+)
 
 DEFAULT_BASE_ADDRESS = "127.42.0.0"
 HOSTS_PER_BLOCK = 200  # addresses .10 to .209 of each /24
@@ -244,8 +251,10 @@ class Lab:
         if self.listener_alive(host):
             pids.add(host.pid)
             pids |= processes.descendants(host.pid)
+        private = PRIVATE_MOUNTS[0]
         for namespace in host.namespaces:
-            pids |= processes.in_namespace(namespace)
+            source = self._sshd(host).mount_source(private)
+            pids |= processes.in_namespace(namespace, private, source)
         return pids
 
     def status(self) -> list[tuple[LabHost, bool]]:

@@ -69,11 +69,28 @@ def descendants(root: int) -> set[int]:
     return found
 
 
-def in_namespace(namespace: str) -> set[int]:
+def in_namespace(namespace: str, mount_point: str, source: Path) -> set[int]:
+    """The processes in mount namespace ``namespace`` that see ``source`` mounted at
+    ``mount_point``. The kernel reuses a namespace's id as soon as the namespace is gone, so the
+    id alone may name another lab's host by now (a lab's `down` stopped another's sshd)."""
     own = mount_namespace(os.getpid())
     if namespace == own:  # never claim the controller's own namespace
         return set()
-    return {pid for pid in _all_pids() if mount_namespace(pid) == namespace}
+    try:
+        wanted = source.stat()
+    except OSError:
+        return set()
+    found = set()
+    for pid in _all_pids():
+        if mount_namespace(pid) != namespace:
+            continue
+        try:
+            seen = (PROC / str(pid) / "root" / mount_point.lstrip("/")).stat()
+        except OSError:
+            continue
+        if (seen.st_dev, seen.st_ino) == (wanted.st_dev, wanted.st_ino):
+            found.add(pid)
+    return found
 
 
 def command_name(pid: int) -> str:

@@ -1,7 +1,9 @@
 """The inventory file (DESIGN §2, a contract): hosts with tags, applications, deployment groups.
 
 ``load_inventory`` parses, validates and cross-checks the file; every problem is reported with the
-file, the line and the key path. ``Inventory.resolve_host`` merges a host with the defaults.
+file, the line and the key path. ``Inventory.resolve_host`` merges a host with the defaults; what
+neither sets of address, port, user, identity files and known_hosts stays None, for the operator's
+ssh_config to decide when the transport connects (``transport/ssh_config.py``).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class HostSettings(_Strict):
 
 
 class HostEntry(HostSettings):
-    address: str = Field(min_length=1)
+    address: str | None = Field(default=None, min_length=1)  # None: ssh_config's HostName
     zone: str | None = None
     tags: dict[TagKey, TagText] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -162,8 +164,8 @@ class InventoryModel(_Strict):
 
 @dataclass(frozen=True)
 class ResolvedSsh:
-    identity_files: tuple[str, ...]
-    known_hosts: str
+    identity_files: tuple[str, ...] | None  # None: ssh_config's IdentityFile, else OpenSSH's
+    known_hosts: str | None  # None: ssh_config's UserKnownHostsFile, else ~/.ssh/known_hosts
     host_key_policy: Literal["strict", "accept-new", "off"]
     config: str | None
     connect_timeout: float
@@ -172,12 +174,14 @@ class ResolvedSsh:
 
 @dataclass(frozen=True)
 class HostSpec:
-    """A host with every setting resolved: its own value, else the defaults', else ours."""
+    """A host with its settings merged: its own value, else the defaults', else ours. Address,
+    port and user stay None when the inventory sets none of them: the transport takes them from
+    ssh_config for the host's name, else OpenSSH's defaults (the name, 22, the local user)."""
 
     name: str
-    address: str
-    port: int
-    user: str
+    address: str | None
+    port: int | None
+    user: str | None
     deployment_root: str
     ssh: ResolvedSsh
     become: Literal["sudo", "none"]
@@ -186,10 +190,17 @@ class HostSpec:
     tags: dict[str, str]
     vars: dict[str, Any]
 
+    @property
+    def destination(self) -> str:
+        """Where the host is reached, as far as the inventory says: ``address:port``, with the
+        name standing in for an address (and no port) left to ssh_config."""
+        where = self.address or self.name
+        if self.port is None:
+            return where
+        return f"[{where}]:{self.port}" if ":" in where else f"{where}:{self.port}"
+
 
 _BUILTIN_SSH = SshSettings(
-    identity_files=["~/.ssh/id_ed25519"],
-    known_hosts="~/.ssh/known_hosts",
     host_key_policy="strict",
     config="~/.ssh/config",
     connect_timeout=10,
@@ -198,7 +209,11 @@ _BUILTIN_SSH = SshSettings(
 
 
 def _first(*values: Any) -> Any:
-    return next(value for value in values if value is not None)
+    return next((value for value in values if value is not None), None)
+
+
+def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
 
 
 @dataclass(frozen=True)
@@ -264,13 +279,13 @@ class Inventory:
         return HostSpec(
             name=name,
             address=entry.address,
-            port=_first(entry.port, defaults.port, 22),
-            user=_first(entry.user, defaults.user, "root"),
+            port=_first(entry.port, defaults.port),
+            user=_first(entry.user, defaults.user),
             deployment_root=_first(
                 entry.deployment_root, defaults.deployment_root, "/opt/orchestrator/deployment-root"
             ),
             ssh=ResolvedSsh(
-                identity_files=tuple(ssh_value("identity_files")),
+                identity_files=_tuple_or_none(ssh_value("identity_files")),
                 known_hosts=ssh_value("known_hosts"),
                 host_key_policy=ssh_value("host_key_policy"),
                 config=ssh_value("config"),

@@ -1,20 +1,20 @@
-"""The SSH transport over asyncssh: the only module that imports asyncssh.
+"""The SSH transport over asyncssh (with ``ssh_config.py``, which reads the operator's ssh_config
+through it, the only modules that import asyncssh).
 
 One connection per host. Its steps go, one after another, to a host-side runner that stays on
 one channel for the session (``remote/runner.sh``): a step then costs the host a fork, not a new
 channel with its login shell. What comes while the runner is busy (a lock heartbeat during a
 hook, ``stop --force``) gets a channel of its own, capped below sshd's MaxSessions of 10.
 A global cap on concurrent handshakes, separate from how many hosts stay connected; bounded
-retries with jitter for connection errors only, never for authentication or host keys. asyncssh
-and OS errors are translated into ``orchestrator.errors`` here and nowhere else.
+retries with jitter for connection errors only, never for authentication, host keys or client
+settings. asyncssh and OS errors are translated into ``orchestrator.errors`` in the transport and
+nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import os
 import random
 import secrets
 import shlex
@@ -28,6 +28,7 @@ import asyncssh
 from orchestrator.errors import (
     AuthFailed,
     CommandTimeout,
+    ConnectError,
     ConnectTimeout,
     HostKeyMismatch,
     Unreachable,
@@ -35,6 +36,7 @@ from orchestrator.errors import (
 from orchestrator.models.inventory import HostSpec
 from orchestrator.transport.base import CommandResult, ProgramCall
 from orchestrator.transport.remote import program, runner_program
+from orchestrator.transport.ssh_config import Route, resolve
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,6 @@ PREFERRED_CIPHERS = (
     "aes128-ctr",
     "aes256-ctr",
 )
-
-
-def _expand(path: str) -> Path:
-    return Path(os.path.expandvars(os.path.expanduser(path)))
 
 
 class _HostKeyPolicyClient(asyncssh.SSHClient):
@@ -340,50 +338,30 @@ class SshTransport:
         self._handshakes = asyncio.Semaphore(self.limits.max_handshakes)
         self._uploads = asyncio.Semaphore(self.limits.max_uploads)
         self._accept_new_file = accept_new_file
-        # ProxyJump bastions: one connection each, shared as the tunnel of every host behind it.
-        self._bastions: dict[str, asyncio.Task[asyncssh.SSHClientConnection]] = {}
+        # ProxyJump bastions: one connection per chain of hops, shared as the tunnel of every
+        # host behind it (and of the next hop's connection).
+        self._bastions: dict[tuple[tuple[str, str, int], ...], _Pending] = {}
         self._trusted: dict[tuple[str, ...], asyncssh.SSHKnownHosts] = {}
+        # Identity files parsed once per transport, not per host (their errors are per host).
+        self._identities: dict[Path, list[asyncssh.SSHKeyPair]] = {}
 
     async def close(self) -> None:
         """Close the bastion connections (host sessions are closed by their owners)."""
-        for task in self._bastions.values():
+        for task in reversed(list(self._bastions.values())):
             if task.done() and not task.cancelled() and task.exception() is None:
                 task.result().close()
         self._bastions.clear()
 
-    def _tunnel_spec(self, host: HostSpec, config: Path | None) -> str | None:
-        if config is None or not config.exists():
-            return None
-        options = asyncssh.SSHClientConnectionOptions(
-            config=[str(config)], host=host.address, port=host.port
-        )
-        tunnel = options.tunnel
-        return tunnel if isinstance(tunnel, str) and tunnel else None
-
-    async def _bastion(self, spec: str, host: HostSpec) -> asyncssh.SSHClientConnection:
-        """The shared connection to ``user@bastion:port``, opened by the first host behind it."""
-        task = self._bastions.get(spec)
-        if task is None or (task.done() and task.exception() is not None):
-            user, _, address = spec.rpartition("@")
-            name, _, port = address.partition(":")
-            bastion = dataclasses.replace(
-                host,
-                name=f"{host.name} (bastion {name})",
-                address=name,
-                port=int(port or 22),
-                user=user or host.user,
-            )
-            task = asyncio.ensure_future(self._direct(bastion, None))
-            self._bastions[spec] = task
-        return await asyncio.shield(task)
-
     async def connect(self, host: HostSpec) -> SshSession:
+        """A session with ``host``, whose ``host`` is the spec as contacted: address, port and
+        user as the inventory, else ssh_config, else OpenSSH's defaults say."""
         for attempt in range(self.limits.connect_retries + 1):
             try:
                 async with self._handshakes:
-                    connection = await self._open(host)
+                    route = resolve(host)
+                    connection = await self._open(route)
                 return SshSession(
-                    host, connection, self.limits.max_channels_per_host, self._uploads
+                    route.host, connection, self.limits.max_channels_per_host, self._uploads
                 )
             except (Unreachable, ConnectTimeout):
                 if attempt == self.limits.connect_retries:
@@ -392,17 +370,43 @@ class SshTransport:
                 await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter only
         raise AssertionError("unreachable")
 
-    def _known_hosts(self, host: HostSpec) -> tuple[Any, Path | None, bool]:
+    async def _open(self, route: Route) -> asyncssh.SSHClientConnection:
+        tunnel = None
+        for depth in range(len(route.jumps)):
+            tunnel = await self._bastion(route.jumps[: depth + 1], tunnel, route.host.name)
+        return await self._direct(route, tunnel)
+
+    async def _bastion(
+        self,
+        chain: tuple[Route, ...],
+        tunnel: asyncssh.SSHClientConnection | None,
+        name: str,
+    ) -> asyncssh.SSHClientConnection:
+        """The shared connection to the last hop of ``chain``, opened by the first host behind
+        it; its failure is reported for each host that needed it, under that host's name."""
+        key = tuple((hop.user, hop.address, hop.port) for hop in chain)
+        task = self._bastions.get(key)
+        if task is None or _unusable(task):
+            task = asyncio.ensure_future(self._direct(chain[-1], tunnel))
+            self._bastions[key] = task
+        try:
+            return await asyncio.shield(task)
+        except ConnectError as exc:
+            hop = chain[-1]
+            where = f"{hop.user}@{hop.host.destination}"
+            raise type(exc)(name, f"bastion {where}: {exc.message}") from exc
+
+    def _known_hosts(self, route: Route) -> tuple[Any, Path | None, bool]:
         """(known_hosts argument for asyncssh, file to record new keys in, host already known)."""
-        policy = host.ssh.host_key_policy
+        policy = route.host.ssh.host_key_policy
         if policy == "off":
             return None, None, True
-        files = [str(p) for p in [_expand(host.ssh.known_hosts)] if p.exists()]
+        files = [str(path) for path in route.known_hosts if path.exists()]
         if policy == "accept-new" and self._accept_new_file is not None:
             if self._accept_new_file.exists():
                 files.append(str(self._accept_new_file))
             trusted = asyncssh.read_known_hosts(files) if files else None
-            known = bool(trusted and trusted.match(host.address, host.address, host.port)[0])
+            known = bool(trusted and trusted.match(route.address, route.address, route.port)[0])
             return (files or []), self._accept_new_file, known
         if not files:
             return [], None, True
@@ -413,36 +417,84 @@ class SshTransport:
             self._trusted[key] = asyncssh.read_known_hosts(files)
         return self._trusted[key], None, True
 
-    async def _open(self, host: HostSpec) -> asyncssh.SSHClientConnection:
-        config = None if host.ssh.config in (None, "none") else _expand(host.ssh.config)
-        spec = self._tunnel_spec(host, config)
-        tunnel = await self._bastion(spec, host) if spec else None
-        return await self._direct(host, tunnel, config)
+    def _client_keys(self, route: Route) -> tuple[list[asyncssh.SSHKeyPair], list[str]]:
+        """The identity files' keys, and the passphrase-protected ones left to ssh-agent: as
+        OpenSSH, a key the agent holds is used from the agent and never needs its passphrase."""
+        keys: list[asyncssh.SSHKeyPair] = []
+        encrypted: list[str] = []
+        for path in route.identity_files:
+            if path not in self._identities:
+                try:
+                    loaded = asyncssh.load_keypairs(str(path), ignore_encrypted=True)
+                except (OSError, ValueError, asyncssh.Error) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                    raise AuthFailed(
+                        route.host.name, f"cannot use identity file {path}: {reason}"
+                    ) from exc
+                self._identities[path] = list(loaded)
+            keys.extend(self._identities[path])
+            if not self._identities[path]:
+                encrypted.append(str(path))
+        return keys, encrypted
 
     async def _direct(
-        self,
-        host: HostSpec,
-        tunnel: asyncssh.SSHClientConnection | None,
-        config: Path | None = None,
+        self, route: Route, tunnel: asyncssh.SSHClientConnection | None
     ) -> asyncssh.SSHClientConnection:
-        known_hosts, accept_new, known = self._known_hosts(host)
+        host = route.host
+        known_hosts, accept_new, known = self._known_hosts(route)
         client = _HostKeyPolicyClient(accept_new, known)
-        keys = [str(_expand(p)) for p in host.ssh.identity_files if _expand(p).exists()]
+        keys, encrypted = self._client_keys(route)
         extra: dict[str, Any] = {"tunnel": tunnel} if tunnel is not None else {}
-        with _mapped_errors(host, client):
-            connection, _ = await asyncssh.create_connection(
-                lambda: client,
-                host.address,
-                host.port,
-                username=host.user,
-                client_keys=keys or (),
-                known_hosts=known_hosts,
-                config=[str(config)] if config is not None and config.exists() else None,
-                connect_timeout=host.ssh.connect_timeout,
-                login_timeout=host.ssh.connect_timeout * 3,
-                keepalive_interval=host.ssh.keepalive_interval,
-                keepalive_count_max=3,
-                encryption_algs=PREFERRED_CIPHERS,
-                **extra,
-            )
+        if tunnel is None and route.proxy_command is not None:
+            extra["proxy_command"] = route.proxy_command
+        if route.agent_path is not None:
+            extra["agent_path"] = route.agent_path
+        if route.identities_only:
+            # The agent's keys filtered to these identities; a .pub file names an encrypted one.
+            extra["agent_identities"] = [
+                str(_public_half(path)) for path in route.identity_files
+            ] or None
+        try:
+            with _mapped_errors(host, client):
+                connection, _ = await asyncssh.create_connection(
+                    lambda: client,
+                    route.address,
+                    route.port,
+                    username=route.user,
+                    client_keys=keys,
+                    known_hosts=known_hosts,
+                    config=None,  # read already, for the host's name (ssh_config.py)
+                    connect_timeout=host.ssh.connect_timeout,
+                    login_timeout=host.ssh.connect_timeout * 3,
+                    keepalive_interval=host.ssh.keepalive_interval,
+                    keepalive_count_max=3,
+                    encryption_algs=PREFERRED_CIPHERS,
+                    **extra,
+                )
+        except AuthFailed as exc:
+            if not encrypted:
+                raise
+            skipped = ", ".join(encrypted)
+            raise AuthFailed(
+                host.name,
+                f"{exc.message}; passphrase-protected {skipped} skipped: "
+                "load it into ssh-agent (ssh-add)",
+            ) from exc
         return connection
+
+
+_Pending = asyncio.Task[asyncssh.SSHClientConnection]
+
+
+def _unusable(task: _Pending) -> bool:
+    """A bastion connection that failed or has closed since: the next host opens a new one."""
+    if not task.done():
+        return False
+    if task.cancelled() or task.exception() is not None:
+        return True
+    return bool(task.result().is_closed())
+
+
+def _public_half(path: Path) -> Path:
+    public = path.with_name(path.name + ".pub")
+    return public if public.is_file() else path

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import pwd
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +21,9 @@ from orchestrator.lab.fleet import Lab
 _NET = os.environ.get("ORCHESTRATOR_TEST_LAB_NET", "127.43")
 if not _NET.startswith("127."):
     raise ValueError(f"ORCHESTRATOR_TEST_LAB_NET={_NET!r} is outside 127.0.0.0/8")
-_BASES = (f"{_NET}.{block}.0" for block in itertools.count(0, 4))
+# 64 blocks of 4 /24s, reused in turn once the suite has started more labs than that (a lab is
+# down long before its block comes round again, and every lab picks free ports anyway).
+_BASES = (f"{_NET}.{block}.0" for block in itertools.cycle(range(0, 256, 4)))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,3 +59,26 @@ def fleet(tmp_path: Path) -> Iterator[Lab]:
     lab = start_lab(tmp_path / "fleet", 5)
     yield lab
     lab.down()
+
+
+DEPLOY_USER = "orchestrator-deploy"
+
+
+@pytest.fixture
+def sudo_user() -> Iterator[str]:
+    """A non-root SSH user that reaches root through passwordless sudo, as on many fleets."""
+    if os.geteuid() != 0 or shutil.which("sudo") is None:
+        pytest.fail("become: sudo needs root and sudo on the lab machine (.ci/run installs sudo)")
+    try:
+        pwd.getpwnam(DEPLOY_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", DEPLOY_USER],
+            check=True,
+        )
+    # "*": no password, but not locked ("!"), which sshd without PAM refuses.
+    subprocess.run(["usermod", "-p", "*", DEPLOY_USER], check=True)
+    rule = Path(f"/etc/sudoers.d/{DEPLOY_USER}")
+    rule.write_text(f"{DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL\n")
+    rule.chmod(0o440)
+    yield DEPLOY_USER

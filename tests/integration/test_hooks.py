@@ -232,29 +232,6 @@ def test_script_missing_from_the_previous_install(small_lab: Lab, tmp_path: Path
     shutil.rmtree(tmp_path / "old")
 
 
-DEPLOY_USER = "orchestrator-deploy"
-
-
-@pytest.fixture
-def sudo_user() -> Iterator[str]:
-    """A non-root SSH user that reaches root through passwordless sudo, as on many fleets."""
-    if os.geteuid() != 0 or shutil.which("sudo") is None:
-        pytest.fail("become: sudo needs root and sudo on the lab machine (.ci/run installs sudo)")
-    try:
-        pwd.getpwnam(DEPLOY_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", DEPLOY_USER],
-            check=True,
-        )
-    # "*": no password, but not locked ("!"), which sshd without PAM refuses.
-    subprocess.run(["usermod", "-p", "*", DEPLOY_USER], check=True)
-    rule = Path(f"/etc/sudoers.d/{DEPLOY_USER}")
-    rule.write_text(f"{DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL\n")
-    rule.chmod(0o440)
-    yield DEPLOY_USER
-
-
 def test_become_sudo_when_the_ssh_user_is_not_root(
     small_lab: Lab, tmp_path: Path, sudo_user: str, runas_user: str
 ) -> None:

@@ -19,6 +19,7 @@ from orchestrator.lab import processes
 from orchestrator.lab.fleet import Lab
 from orchestrator.lab.sshd import generate_key
 from orchestrator.transport.ssh import SshLimits, SshTransport
+from tests.integration.conftest import start_lab
 from tests.integration.helpers import NO_RETRY, host_spec, run_on
 from tests.paths import HELLO_WEB
 
@@ -218,3 +219,22 @@ def test_lab_commands_end_to_end(tmp_path: Path) -> None:
     assert down.returncode == 0
     assert "stopped" in down.stderr
     assert lab("status").returncode == 1  # no lab any more
+
+
+def test_down_never_stops_another_labs_host_whose_namespace_took_a_reused_id(
+    tmp_path: Path,
+) -> None:
+    first = start_lab(tmp_path / "first", 1)
+    second = start_lab(tmp_path / "second", 1)
+    try:
+        if not second.namespaced:
+            pytest.fail("lab hosts get mount namespaces only as root (CI runs as root)")
+        # The kernel hands a gone namespace's id to the next one: as if first's web-1 had been
+        # restarted and second's web-1 then got the id of its old namespace.
+        first.host("web-1").namespaces.append(second.host("web-1").namespaces[0])
+        first.down()
+        assert second.listener_alive(second.host("web-1"))
+        assert run_on(host_spec(second, "web-1"), "true").ok
+    finally:
+        first.down()
+        second.down()

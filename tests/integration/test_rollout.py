@@ -444,3 +444,23 @@ def test_triggers_tell_their_receivers_and_a_dead_one_is_a_note(
         "note: trigger gone: DeploymentSuccess to http://127.0.0.1:9/gone failed" in result.stderr
     )
     assert "t0k3n" not in result.stderr
+
+
+def test_a_minimum_two_hosts_can_never_keep_fails_without_contacting_them(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    # ThreeQuarters of 2 hosts is 2: known from the selection, before any host is contacted.
+    logins = {h.name: _logins(small_lab, h.name) for h in small_lab.hosts}
+    result = rollout(small_lab, hello_web(tmp_path), "--deployment-config", "ThreeQuarters")
+    assert result.exit_code == 5, result.stderr
+    assert result.document["status"] == "Failed"
+    assert result.document["errorInformation"]["code"] == "HEALTH_CONSTRAINTS_INVALID"
+    assert set(result.statuses().values()) == {"Skipped"}
+    for host in small_lab.hosts:
+        root = small_lab.host_path(host.name, small_lab.deployment_root(host.name))
+        assert not (root / "locks").exists()
+        assert _logins(small_lab, host.name) == logins[host.name]
+
+
+def _logins(lab: Lab, host: str) -> int:
+    return (lab.host_dir(host) / "sshd.log").read_text().count("Accepted publickey")

@@ -26,7 +26,7 @@ def test_proxyjump_bastion_is_connected_once_and_shared(fleet: Lab, tmp_path: Pa
     config = tmp_path / "ssh_config"
     config.write_text(
         "".join(
-            f"Host {host.address}\n  ProxyJump {fleet.user}@{bastion.address}:{bastion.port}\n"
+            f"Host {host.name}\n  ProxyJump {fleet.user}@{bastion.address}:{bastion.port}\n"
             for host in behind
         )
     )

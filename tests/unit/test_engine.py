@@ -14,7 +14,11 @@ from orchestrator.events import (
     Notice,
 )
 from orchestrator.install_plan import build_install_plan
-from orchestrator.models.deployment_config import PREDEFINED
+from orchestrator.models.deployment_config import (
+    PREDEFINED,
+    DeploymentConfig,
+    MinimumHealthyHosts,
+)
 from orchestrator.models.inventory import parse_inventory
 from orchestrator.models.results import Deployment, RevisionInfo
 from orchestrator.revision import Revision, build_revision
@@ -45,6 +49,7 @@ def run(
     fleet: FakeFleet,
     stop_after_first: bool = False,
     first_sink: EventSink | None = None,
+    custom: DeploymentConfig | None = None,
 ) -> tuple[Deployment, list[Event]]:
     revision = build_revision(str(HELLO_WEB), tmp_path / "cache")
     deployment = new_deployment(revision, config)
@@ -53,7 +58,7 @@ def run(
     events: list[Event] = []
 
     async def go() -> Deployment:
-        rollout = Rollout(deployment, revision, plan, PREDEFINED[config], hosts)
+        rollout = Rollout(deployment, revision, plan, custom or PREDEFINED[config], hosts)
 
         def sink(event: Event) -> None:
             events.append(event)
@@ -263,3 +268,15 @@ def test_a_lock_that_cannot_be_released_is_reported(tmp_path: Path) -> None:
         "system; the next deployment takes it over 120 s after its last heartbeat"
     )
     assert notices == [("web-1", said), ("web-2", said)]
+
+
+def test_a_minimum_the_selection_can_never_keep_fails_before_any_host_is_contacted(
+    tmp_path: Path,
+) -> None:
+    fleet = FakeFleet()
+    five = DeploymentConfig("AllButNone", MinimumHealthyHosts(type="HOST_COUNT", value=5))
+    deployment, events = run(tmp_path, "AllButNone", fleet, custom=five)
+    assert fleet.calls == []  # not even the probe that takes the host's lock
+    assert (deployment.status, deployment.error_code) == ("Failed", "HEALTH_CONSTRAINTS_INVALID")
+    assert set(statuses(deployment)) == {"Skipped"}
+    assert [type(e).__name__ for e in events] == ["DeploymentStarted", "DeploymentFinished"]

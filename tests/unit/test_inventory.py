@@ -47,7 +47,7 @@ def test_hosts_inherit_defaults_and_override_single_keys() -> None:
     one = inventory.resolve_host("web-1")
     two = inventory.resolve_host("web-2")
     assert (one.user, one.port, one.ssh.connect_timeout) == ("deploy", 2222, 3)
-    assert one.ssh.known_hosts == "~/.ssh/known_hosts"  # built-in default
+    assert one.ssh.known_hosts is None  # unset: ssh_config's, else OpenSSH's default
     assert (two.user, two.ssh.known_hosts, two.ssh.connect_timeout) == (
         "admin",
         "/etc/ssh/known",
@@ -56,6 +56,14 @@ def test_hosts_inherit_defaults_and_override_single_keys() -> None:
     assert one.tags == {"role": "web", "tier": "1"}  # YAML ints become tag strings
     assert one.max_revisions == 5
     assert one.deployment_root == "/opt/orchestrator/deployment-root"
+
+
+def test_what_the_inventory_leaves_out_is_left_to_ssh_config() -> None:
+    inventory = parse_inventory("hosts:\n  web-1: {tags: {role: web}}\n")
+    host = inventory.resolve_host("web-1")
+    assert (host.address, host.port, host.user) == (None, None, None)
+    assert (host.ssh.identity_files, host.ssh.known_hosts) == (None, None)
+    assert host.destination == "web-1"
 
 
 def test_group_id_is_uuid5_of_app_and_group_unless_configured() -> None:
