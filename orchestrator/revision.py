@@ -42,7 +42,7 @@ _SPECIAL = "device, fifo or socket: only files, directories and symbolic links a
 _MAX_LINK_HOPS = 40  # Linux's own limit on links followed in one path lookup
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a revision may have hundreds of thousands
 class ManifestEntry:
     """One entry of the normalised bundle, by its path relative to the bundle root."""
 
@@ -71,7 +71,7 @@ class Revision:
         return {e.path: e for e in self.entries}
 
 
-@dataclass
+@dataclass(slots=True)
 class _RawEntry:
     name: str
     kind: EntryKind
@@ -230,12 +230,19 @@ def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
 def _read_tar(path: Path) -> Iterator[_RawEntry | str]:
     try:
         with tarfile.open(path, "r:*") as archive:
-            for member in archive:
+            while (member := archive.next()) is not None:
+                _forget_members(archive)
                 if _clean_name(member.name) in ("", "."):
                     continue
                 yield _tar_member(member, archive)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise RevisionError.single(str(path), f"not a readable tar archive: {exc}") from exc
+
+
+def _forget_members(archive: tarfile.TarFile) -> None:
+    """TarFile keeps every header it reads or writes (about 500 bytes an entry, 100 MB for a
+    revision of 200,000 files) for lookups by name that nothing here makes."""
+    archive.members.clear()  # type: ignore[attr-defined]  # typeshed leaves the attribute out
 
 
 def _read_zip(path: Path) -> Iterator[_RawEntry | str]:
@@ -386,6 +393,7 @@ def _write_tar(kind: SourceKind, source: Path, prefix: str, out: Path) -> None:
                 info.size = item.size
                 with item.open() as data:
                     bundle.addfile(info, data)
+            _forget_members(bundle)
 
 
 def _sha256(path: Path) -> str:
@@ -454,6 +462,9 @@ def build_revision(spec: str, cache_dir: Path) -> Revision:
             problem = _entry_problem(item)
             if problem is not None:
                 problems.append(ConfigIssue(spec, None, "", f"{item.name}: {problem}"))
+            # The first pass keeps no way to open an entry: a tar's would keep the archive, and
+            # every member's header, alive (about 1 KB an entry).
+            item.open = None
             entries.append(item)
         if problems:
             raise RevisionError(problems[:_MAX_REPORTED])

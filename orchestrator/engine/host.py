@@ -177,7 +177,7 @@ class HostRun:
         return _command_outcome(result)
 
     async def _install(self) -> StepOutcome:
-        instructions = self.job.plan.encoded(self.probe.cleanup)
+        instructions = self.job.plan.encoded()
         return _command_outcome(await self.remote.install(self.deployment_id, instructions))
 
     async def _hooks(self, event: str, scripts: list[HookScript], archive: str) -> StepOutcome:

@@ -7,7 +7,6 @@ of their own, as root through ``become``) is the transport's business. No deploy
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,6 @@ class Probe:
     bundles: dict[str, str] = field(default_factory=dict)  # sha256 -> bundle.tar path
     old_appspec: str | None = None  # None: no last successful install; MISSING_APPSPEC: gone
     ongoing_event: str | None = None  # the event the probed deployment was in (resume)
-    cleanup: tuple[str, ...] = ()  # shared between hosts whose cleanup files are the same
 
 
 @dataclass(frozen=True)
@@ -69,8 +67,7 @@ class HookResult:
 
 def parse_probe(text: str) -> Probe:
     probe = Probe()
-    head, _, rest = text.partition("---appspec---\n")
-    appspec, _, cleanup = rest.partition("---cleanup---\n")
+    head, _, appspec = text.partition("---appspec---\n")
     for line in head.splitlines():
         key, _, value = line.partition("=")
         if key == "last_successful":
@@ -85,15 +82,7 @@ def parse_probe(text: str) -> Probe:
             probe.ongoing_event = value or None
     if probe.last_successful:
         probe.old_appspec = MISSING_APPSPEC if appspec.strip() == MISSING_APPSPEC else appspec
-    probe.cleanup = _cleanup_lines(cleanup)
     return probe
-
-
-@functools.lru_cache(maxsize=8)
-def _cleanup_lines(text: str) -> tuple[str, ...]:
-    """Hosts deployed together have the same cleanup file: one copy of its lines for all of them
-    (at 500 hosts, one list per host was about 12 MB of the controller's memory)."""
-    return tuple(line for line in text.split("\n") if line)
 
 
 def parse_hook_output(text: str) -> HookResult:

@@ -55,7 +55,7 @@ class FakeSession:
         if program == "probe":
             held = self._host.name in self.fleet.locked
             lock = "lock=held\ndeployment=d-OTHER\n" if held else "lock=acquired\n"
-            text = f"last_successful=\n---appspec---\n---cleanup---\n---lock---\n{lock}"
+            text = f"last_successful=\n---appspec---\n---lock---\n{lock}"
             return CommandResult(0, text, "")
         if program == "lock" and args[0] == "heartbeat":
             return CommandResult(0, "---lock---\n" + self.fleet.heartbeat, "")

@@ -62,11 +62,12 @@ def test_two_mappings_onto_one_file_are_refused() -> None:
         )
 
 
-def test_render_marks_paths_the_previous_install_owns() -> None:
-    rendered = plan("  - {source: conf.ini, destination: /etc/app}\n").render(["/etc/app/conf.ini"])
+def test_render_is_the_same_for_every_host() -> None:
+    """What the previous install owns the host reads from its cleanup file: not in the stream."""
+    rendered = plan("  - {source: conf.ini, destination: /etc/app}\n").render()
     lines = rendered.splitlines()
     assert lines[0].startswith("J\t{") and lines[1] == "B\tDISALLOW"
-    assert "F\t2\t1\tconf.ini\t/etc/app/conf.ini" in lines
+    assert "F\t2\tconf.ini\t/etc/app/conf.ini" in lines
 
 
 def test_permissions_reach_only_installed_paths_below_the_object() -> None:
@@ -116,3 +117,35 @@ def test_audit_json_lists_every_command() -> None:
     )
     kinds = [c["type"] for c in json.loads(p.audit_json())["instructions"]]
     assert kinds == ["mkdir", "mkdir", "copy", "chmod", "chown"]
+
+
+def test_a_big_plan_streams_the_same_document_and_lines() -> None:
+    """Written a command at a time, across many chunks: the same JSON as one json.dumps of the
+    whole list, and a line per step after it."""
+    import json
+
+    names = [f'app/d{i // 10}/f{i} "q" é.js' for i in range(10_000)]
+    entries = (ENTRIES[0], *(ManifestEntry(n, "file", 0o644) for n in names))
+    text = (
+        "version: 0.0\nos: linux\nfiles:\n  - {source: app, destination: /srv/web}\n"
+        'permissions:\n  - {object: /srv/web, pattern: "**", type: [file], mode: "640", '
+        "owner: app, acls: ['u:app:r']}\n"
+    )
+    p = build_install_plan(parse_appspec(text), entries, "RETAIN")
+    expected: list[dict[str, object]] = [
+        {"type": "mkdir", "directory": "/srv"},
+        {"type": "mkdir", "directory": "/srv/web"},
+    ]
+    expected += [{"type": "copy", "source": n, "destination": "/srv/web/" + n[4:]} for n in names]
+    for n in names:
+        path = "/srv/web/" + n[4:]
+        expected.append({"type": "chmod", "mode": "640", "file": path})
+        expected.append({"type": "setfacl", "acl": ["u:app:r"], "file": path})
+        expected.append({"type": "chown", "owner": "app", "group": None, "file": path})
+    document = json.dumps({"instructions": expected}, separators=(",", ":"))
+    assert p.audit_json() == document
+    lines = p.render().split("\n")
+    assert lines[0] == f"J\t{document}" and lines[1] == "B\tRETAIN" and lines[-1] == ""
+    assert lines[4] == f"F\t2\t{names[0]}\t/srv/web/{names[0][4:]}"
+    assert len(lines) == 2 + 2 + 10_000 + 10_000 + 1
+    assert p.encoded() is p.encoded()  # made once, for every host

@@ -13,16 +13,15 @@ from orchestrator.state.store import HistoryStore, store_path
 def test_parse_probe() -> None:
     probe = parse_probe(
         "last_successful=/r/g/d-1\nlast_deployment=d-1 Succeeded abc\nbundle=abc /r/g/d-1/bundle.tar\n"
-        "---appspec---\nversion: 0.0\nos: linux\n---cleanup---\n/srv/a\n/srv/a/b\n"
+        "---appspec---\nversion: 0.0\nos: linux\n"
     )
     assert probe.last_successful == "/r/g/d-1"
     assert probe.last_deployment == ("d-1", "Succeeded", "abc")
     assert probe.bundles == {"abc": "/r/g/d-1/bundle.tar"}
     assert probe.old_appspec == "version: 0.0\nos: linux\n"
-    assert probe.cleanup == ("/srv/a", "/srv/a/b")
-    fresh = parse_probe("last_successful=\n---appspec---\n---cleanup---\n")
-    assert (fresh.last_successful, fresh.old_appspec, fresh.cleanup) == (None, None, ())
-    gone = parse_probe("last_successful=/r/g/d-0\n---appspec---\n__missing__\n---cleanup---\n")
+    fresh = parse_probe("last_successful=\n---appspec---\n")
+    assert (fresh.last_successful, fresh.old_appspec) == (None, None)
+    gone = parse_probe("last_successful=/r/g/d-0\n---appspec---\n__missing__\n")
     assert gone.old_appspec == MISSING_APPSPEC
 
 

@@ -35,7 +35,8 @@ IFS= read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install"
 # One `stat` of every path the install decides on: the previous install's (complete lines only:
 # a last line without a newline is a partial write, skipped as the agent does; absolute paths
 # only; newest first, kept in install.previous), every destination, and, for a redeploy of the
-# same bundle, the archive's files (rsync's quick check: type, mode, size, mtime).
+# same bundle, the archive's files the previous install owns (rsync's quick check: type, mode,
+# size, mtime). The host reads its own cleanup file: the controller never sees it.
 # Paths reach awk through its environment: `-v` would read a backslash in them as an escape.
 : > "$dir/install.previous"
 export plan archive cleanup
@@ -43,10 +44,13 @@ previous="$dir/install.previous" stats="$dir/install.stat" audit="$instr/$gid-in
 export previous stats audit
 { [ "$had_previous" = 0 ] || cat "$cleanup"; printf '\n'; } | awk -F "$tab" -v same="$same" '
     BEGIN { plan = ENVIRON["plan"]; archive = ENVIRON["archive"]; previous = ENVIRON["previous"] }
-    FILENAME != plan { if (FNR > 1 && prev ~ /^\//) lines[++n] = prev; prev = $0; next }
+    FILENAME != plan {
+        if (FNR > 1 && prev ~ /^\//) { lines[++n] = prev; owned[prev] = 1 }
+        prev = $0; next
+    }
     !listed { for (i = n; i > 0; i--) { print lines[i]; print lines[i] > previous } listed = 1 }
     $1 == "D" { print $3 }
-    $1 == "F" { print $5; if (same && $3 == 1) print archive "/" $4 }' - "$plan" \
+    $1 == "F" { print $4; if (same && ($4 in owned)) print archive "/" $3 }' - "$plan" \
     | { xargs -r -d '\n' stat -c "%F$tab%f %s %Y$tab%n" -- 2> /dev/null || :; } > "$dir/install.stat"
 
 # Everything else is decided by one awk, which writes the script that does it: conflicts first
@@ -66,18 +70,26 @@ awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
         if (batch != "") print "cp -P -p --remove-destination --" batch " " q(batch_dir "/")
         batch = ""; batched = 0
     }
-    # One xargs per mode, acl or owner: "printf '%s\n' PATHS | xargs -r -d '\n' TOOL KEY --".
-    function apply(tool, paths,    key) {
-        for (key in paths) {
-            print "printf \047%s\\n\047" paths[key] " | xargs -r -d \047\\n\047 " tool " " q(key) " --"
-        }
-    }
     # "COMMAND \<newline> PATH \<newline> ... THEN": a path a line, however many (a string that
     # grows by a path at a time costs awk the square of their number).
     function each(command, list, n, then,    i) {
         print command " \\"
         for (i = 1; i <= n; i++) print "    " q(list[i]) " \\"
         print "    " then
+    }
+    # The paths of one mode, acl or owner, kept as a list (not a string, as each() says).
+    function member(tool, key, path,    g) {
+        g = group[tool, key]
+        if (!g) { g = group[tool, key] = ++ngroups; gtool[g] = tool; gkey[g] = key }
+        gpath[g, ++gcount[g]] = path
+    }
+    # One xargs per mode, acl or owner: "printf '%s\n' PATHS | xargs -r -d '\n' TOOL KEY --".
+    function apply(tool,    g, i, list) {
+        for (g = 1; g <= ngroups; g++) {
+            if (gtool[g] != tool) continue
+            for (i = 1; i <= gcount[g]; i++) list[i] = gpath[g, i]
+            each(lines, list, gcount[g], xargs tool " " q(gkey[g]) " --")
+        }
     }
     FILENAME == stats { type[$3] = $1; quick[$3] = $2; next }
     FILENAME == previous { owned[$0] = 1; order[++nprevious] = $0; next }
@@ -100,36 +112,37 @@ awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
         else mkdirs[++nmkdirs] = $3
         next
     }
+    # A file the previous install owns (in its cleanup file) is adopted: no conflict.
     $1 == "F" {
-        if ($3 == 0 && ($5 in type)) {
-            if (type[$5] == "directory") {
-                conflict("cannot install " $5 ": a directory is in the way"); next
+        if (!($4 in owned) && ($4 in type)) {
+            if (type[$4] == "directory") {
+                conflict("cannot install " $4 ": a directory is in the way"); next
             }
             if (behavior == "DISALLOW") {
-                conflict("The deployment failed because a specified file already exists at this location: " $5)
+                conflict("The deployment failed because a specified file already exists at this location: " $4)
                 next
             }
-            if (behavior == "RETAIN") { copies[++ncopies] = "printf \047%s\\n\047 " q("retained existing " $5); next }
+            # Reported as a count and the first few: the output stays small however many.
+            if (behavior == "RETAIN") { if (++retained <= 5) kept_names[retained] = $4; next }
         }
-        records[++nrecords] = $5; made[$2] = 1
-        if (same && $3 == 1 && quick[$5] ~ /^8/ && quick[$5] == quick[archive "/" $4]) {
-            keep[$5] = 1; unchanged++; next
+        records[++nrecords] = $4; made[$2] = 1
+        if (same && ($4 in owned) && quick[$4] ~ /^8/ && quick[$4] == quick[archive "/" $3]) {
+            keep[$4] = 1; unchanged++; next
         }
         # The plan keeps the name of every file (a file source goes to DESTINATION/NAME, a tree
         # keeps its names), so a file is copied into the directory of its destination: one cp for
         # many files of the same directory.
-        parent = $5; sub(/\/[^\/]*$/, "", parent)
-        copies[++ncopies] = "F" $4 "\t" parent
-        copied++; replaced[$5] = 1
+        parent = $4; sub(/\/[^\/]*$/, "", parent)
+        copies[++ncopies] = $3 "\t" parent
+        copied++; replaced[$4] = 1
         next
     }
     $1 == "P" && ($2 in made) {
-        if ($3 != "-") modes[$3] = modes[$3] " " q($8)
-        if ($6 != "-") { acls[$6] = acls[$6] " " q($8); need_setfacl = 1 }
+        if ($3 != "-") member("chmod", $3, $8)
+        if ($6 != "-") { member("setfacl -m", $6, $8); need_setfacl = 1 }
         if ($7 != "-") { contexts[++ncontexts] = $7 "\t" $8; need_semanage = 1 }
         if ($4 != "-" || $5 != "-") {
-            spec = ($4 == "-" ? "" : $4) ($5 == "-" ? "" : ":" $5)
-            owners[spec] = owners[spec] " " q($8)
+            member("chown -h", ($4 == "-" ? "" : $4) ($5 == "-" ? "" : ":" $5), $8)
         }
     }
     END {
@@ -149,29 +162,37 @@ awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
             else if (!(path in remade)) rmdirs[++nrmdirs] = path
         }
         lines = "printf \047%s\\n\047"
-        if (nremovals) each(lines, removals, nremovals, "| xargs -r -d \047\\n\047 rm -f --")
-        if (nrmdirs) each("rmdir --ignore-fail-on-non-empty --", rmdirs, nrmdirs, "2> /dev/null || :")
+        # mkdir and rmdir through xargs too: a tree of many directories is longer than one
+        # command line may be (E2BIG).
+        xargs = "| xargs -r -d \047\\n\047 "
+        if (nremovals) each(lines, removals, nremovals, xargs "rm -f --")
+        if (nrmdirs) each(lines, rmdirs, nrmdirs, xargs "rmdir --ignore-fail-on-non-empty -- 2> /dev/null || :")
         if (nrecords) each(lines, records, nrecords, "> " q(cleanup))
         else print ": > " q(cleanup)
         print lines " " q(json) " > " q(audit)
-        if (nmkdirs) each("mkdir -p --", mkdirs, nmkdirs, "")
+        if (nmkdirs) each(lines, mkdirs, nmkdirs, xargs "mkdir -p --")
+        if (retained) {
+            kept_list = kept_names[1]
+            for (i = 2; i <= 5 && i <= retained; i++) kept_list = kept_list ", " kept_names[i]
+            if (retained > 5) kept_list = kept_list " and " retained - 5 " more"
+            print "printf \047%s\\n\047 " q("retained " retained " existing file(s) (file_exists_behavior RETAIN): " kept_list)
+        }
         for (i = 1; i <= ncopies; i++) {
-            if (substr(copies[i], 1, 1) != "F") { print copies[i]; continue }
-            split(substr(copies[i], 2), parts, "\t")
+            split(copies[i], parts, "\t")
             if (parts[2] != batch_dir || batched >= 256) { flush(); batch_dir = parts[2] }
             batch = batch " " q(archive "/" parts[1]); batched++
         }
         flush()
-        apply("chmod", modes)
+        apply("chmod")
         if (need_setfacl) print "command -v setfacl > /dev/null || { echo \"setfacl is not installed: cannot apply acls\" >&2; exit 11; }"
-        apply("setfacl -m", acls)
+        apply("setfacl -m")
         if (need_semanage) print "command -v semanage > /dev/null || { echo \"semanage is not installed: cannot set SELinux contexts\" >&2; exit 11; }"
         for (i = 1; i <= ncontexts; i++) {
             split(contexts[i], parts, "\t"); split(parts[1], context, ":")
             print "semanage fcontext -a -t " q(context[2]) " " q(parts[2]) " && restorecon " q(parts[2])
             print "printf \047semanage\\0%s\\n\047 " q(parts[2]) " >> " q(cleanup)
         }
-        apply("chown -h", owners)
+        apply("chown -h")
         print "printf \047%s\\n\047 " q("installed " copied + 0 " file(s), kept " unchanged + 0 " unchanged, made or kept " dirs + 0 " directorie(s); previous install removed: " had_previous)
     }' "$dir/install.stat" "$dir/install.previous" "$plan" > "$dir/install.sh"
 sh -eu "$dir/install.sh"

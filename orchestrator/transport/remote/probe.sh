@@ -1,6 +1,6 @@
 # probe ROOT GROUP_ID [DEPLOYMENT_ID]: what this host holds for a deployment group, in one round
 # trip; with a deployment id, also the event that deployment was in (for resume).
-# Prints key=value lines, then the last successful install's appspec and the cleanup file.
+# Prints key=value lines, then the last successful install's appspec.
 set -u
 root=$1 gid=$2 did=${3:-}
 instr="$root/deployment-instructions"
@@ -21,21 +21,11 @@ if [ -n "$did" ] && [ -f "$root/ongoing-deployment/$did" ] && read -r line < "$r
     printf 'ongoing=%s\n' "$line"
 fi
 echo '---appspec---'
-appspec=
+# Not the cleanup file: Install reads it on the host (a big tree's is many megabytes).
 if [ -n "$last" ]; then
-    if [ -f "$last/deployment-archive/appspec.yml" ]; then appspec="$last/deployment-archive/appspec.yml"
-    elif [ -f "$last/deployment-archive/appspec.yaml" ]; then appspec="$last/deployment-archive/appspec.yaml"
+    if [ -f "$last/deployment-archive/appspec.yml" ]; then cat "$last/deployment-archive/appspec.yml"
+    elif [ -f "$last/deployment-archive/appspec.yaml" ]; then cat "$last/deployment-archive/appspec.yaml"
     else echo '__missing__'
     fi
-fi
-cleanup="$instr/$gid-cleanup"
-[ -f "$cleanup" ] || cleanup=
-if [ -z "$appspec$cleanup" ]; then
-    echo '---cleanup---'
-else
-    # One cat for both files; the separator between them comes from its stdin.
-    cat ${appspec:+"$appspec"} - ${cleanup:+"$cleanup"} << 'EOF'
----cleanup---
-EOF
 fi
 exit 0
