@@ -1,9 +1,11 @@
 # probe ROOT GROUP_ID [DEPLOYMENT_ID]: what this host holds for a deployment group, in one round
 # trip; with a deployment id, also the event that deployment was in (for resume).
-# Prints key=value lines, then the last successful install's appspec and the cleanup file.
+# Replies with the frames "probe" (key=value lines), "appspec" (the last successful install's
+# appspec; "appspec-missing" when it is gone) and "cleanup" (the cleanup file).
 set -u
 root=$1 gid=$2 did=${3:-}
 instr="$root/deployment-instructions"
+frame probe
 # One-line files are read with the `read` builtin: no fork per file.
 last=""
 [ -f "$instr/${gid}_last_successful_install" ] && read -r last < "$instr/${gid}_last_successful_install"
@@ -19,22 +21,15 @@ done
 if [ -n "$did" ] && [ -f "$root/ongoing-deployment/$did" ] && read -r line < "$root/ongoing-deployment/$did"; then
     printf 'ongoing=%s\n' "$line"
 fi
-echo '---appspec---'
 appspec=
 if [ -n "$last" ]; then
     if [ -f "$last/deployment-archive/appspec.yml" ]; then appspec="$last/deployment-archive/appspec.yml"
     elif [ -f "$last/deployment-archive/appspec.yaml" ]; then appspec="$last/deployment-archive/appspec.yaml"
-    else echo '__missing__'
+    else frame appspec-missing
     fi
 fi
+if [ -n "$appspec" ]; then frame appspec; cat "$appspec"; fi
+frame cleanup
 cleanup="$instr/$gid-cleanup"
-[ -f "$cleanup" ] || cleanup=
-if [ -z "$appspec$cleanup" ]; then
-    echo '---cleanup---'
-else
-    # One cat for both files; the separator between them comes from its stdin.
-    cat ${appspec:+"$appspec"} - ${cleanup:+"$cleanup"} << 'EOF'
----cleanup---
-EOF
-fi
+if [ -f "$cleanup" ]; then cat "$cleanup"; fi
 exit 0
