@@ -95,7 +95,8 @@ def history(
 def logs(
     ctx: CliContext, deployment_id: str, host: str | None, event: str | None, output: str
 ) -> None:
-    """The full output of a deployment's lifecycle events (hooks, download, install)."""
+    """The output of a deployment's lifecycle events (hooks, download, install): the last 128 KiB
+    of each; where more was printed, a first line says so and where the host logged it all."""
     store = HistoryStore.open(ctx.state)
     if store.get(deployment_id) is None:
         store.close()
