@@ -8,6 +8,7 @@ forge the runner's replies with what it can see on the host.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import HostSpec
 from orchestrator.transport.base import CommandResult, ProgramCall
+from orchestrator.transport.remote.wire import parse_lock
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import NO_RETRY, host_spec, rollout
 from tests.integration.revisions import script_bundle
@@ -146,3 +148,31 @@ def test_a_runas_hook_cannot_forge_a_reply(
         assert validate["status"] == "Failed", validate
         assert "really failed" in validate["diagnostics"]["logTail"]
     assert result.exit_code == 5
+
+
+def test_a_call_while_the_runner_is_busy_is_framed_on_its_own_channel(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    host = host_spec(small_lab, "web-1")
+    root = small_lab.deployment_root("web-1")
+    gate = tmp_path / "gate"  # the runner's request reads it: busy until it is written
+    os.mkfifo(gate)
+
+    async def go() -> tuple[CommandResult, CommandResult]:
+        session = await SshTransport(NO_RETRY).connect(host)
+        try:
+            request = ProgramCall("cat", (str(gate),))
+            busy = asyncio.ensure_future(session.call(request, timeout=60))
+            await asyncio.sleep(0)  # the call takes the runner before its first await
+            assert session._runner_busy.locked()
+            status = ProgramCall("lock", ("status", root, "g-busy", "-"))
+            aside = await session.call(status, step=False, timeout=30)
+            with gate.open("w") as opened:
+                opened.write("done\n")
+            return aside, await busy
+        finally:
+            await session.close()
+
+    aside, busy = asyncio.run(go())
+    assert parse_lock(aside).state == "free"
+    assert busy.ok and busy.stdout == "done\n"
