@@ -98,7 +98,8 @@ class LifecycleEvent:
     start_time: float | None = None
     end_time: float | None = None
     diagnostics: Diagnostics | None = None
-    output: str = ""  # the full hook output of this event (kept in the history, not the document)
+    # The event's output as the history keeps it (``capped_output``), not in the document.
+    output: str = ""
     warnings: list[str] = field(default_factory=list)
 
     def to_document(self) -> dict[str, Any]:
