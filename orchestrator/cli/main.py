@@ -63,7 +63,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("orchestrator.cli.records", "Past deployments, newest first."),
     "logs": (
         "orchestrator.cli.records",
-        "The full output of a deployment's lifecycle events (hooks, download, install).",
+        "The output of a deployment's lifecycle events (hooks, download, install).",
     ),
     "lab": (
         "orchestrator.cli.lab",

@@ -96,7 +96,10 @@ def history(
 def logs(
     ctx: CliContext, deployment_id: str, host: str | None, event: str | None, output: str
 ) -> None:
-    """The full output of a deployment's lifecycle events (hooks, download, install)."""
+    """The output of a deployment's lifecycle events (hooks, download, install).
+
+    The history keeps the last 128 KiB of each; where more was printed, a first line says so and
+    where the host logged all of a hook's output."""
     store = HistoryStore.open(ctx.state)
     if store.get(deployment_id) is None:
         store.close()

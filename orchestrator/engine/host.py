@@ -29,6 +29,7 @@ from orchestrator.models.results import (
     Deployment,
     Diagnostics,
     Target,
+    capped_output,
     log_tail,
 )
 from orchestrator.revision import Revision
@@ -186,21 +187,28 @@ class HostRun:
         output = ""
         warnings: list[str] = []
         result: HookResult | None = None
+        capped = False
         for index, script in enumerate(scripts):
             result = await self._hook(event, index, script, archive)
             output += f"Script - {script.location}\n"
             output += "".join(f"[stdout]{line}\n" for line in result.stdout.splitlines())
             output += "".join(f"[stderr]{line}\n" for line in result.stderr.splitlines())
+            capped = capped or result.capped
             if result.warning:
                 warnings.append(f"{script.location}: {result.warning}")
             if not result.ok:
                 diagnostics = Diagnostics(
                     result.error_code, script.location, result.message, log_tail(output)
                 )
-                return StepOutcome(False, diagnostics, output, tuple(warnings))
+                return StepOutcome(False, diagnostics, self._kept(output, capped), tuple(warnings))
         assert result is not None
         diagnostics = Diagnostics("Success", scripts[-1].location, "Succeeded", log_tail(output))
-        return StepOutcome(True, diagnostics, output, tuple(warnings))
+        return StepOutcome(True, diagnostics, self._kept(output, capped), tuple(warnings))
+
+    def _kept(self, output: str, capped: bool) -> str:
+        """What the history keeps of a hook event's output; the host's log has all of it."""
+        log = f"{self.remote.deployment_dir(self.deployment_id)}/logs/scripts.log"
+        return capped_output(output, capped, f"the whole output is in {log} on {self.target.host}")
 
     async def abort_hook(self) -> None:
         """stop --force: terminate the hook that runs now (its supervisor then reports it)."""
@@ -271,9 +279,10 @@ def _previous_appspec(text: str, file: str) -> AppSpec:
 def _command_outcome(result: CommandResult) -> StepOutcome:
     """DownloadBundle and Install: their output is the log; stderr's end explains a failure."""
     output = result.stdout + result.stderr
+    kept = capped_output(output, False, "the rest was not kept")
     if result.ok:
-        return StepOutcome(True, output=output)
+        return StepOutcome(True, output=kept)
     message = result.stderr.strip()[-1000:] or f"exit status {result.exit_status}"
     return StepOutcome(
-        False, Diagnostics("UnknownError", message=message, log_tail=log_tail(output)), output
+        False, Diagnostics("UnknownError", message=message, log_tail=log_tail(output)), kept
     )

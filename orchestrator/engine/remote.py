@@ -1,103 +1,31 @@
 """The host's side of a deployment as calls of the shipped sh programs.
 
 ``RemoteHost`` knows the agent-compatible layout (DESIGN §4); it names the programs and their
-arguments and parses what they print. How they reach the host (the session's runner, or a channel
-of their own, as root through ``become``) is the transport's business. No deployment logic here.
+arguments, and has their replies parsed by the wire format's module (``transport/remote/wire``).
+How they reach the host (the session's runner, or a channel of their own, as root through
+``become``) is the transport's business. No deployment logic here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import Unreachable
 from orchestrator.models.inventory import HostSpec
 from orchestrator.transport.base import CommandResult, HostSession, ProgramCall
+from orchestrator.transport.remote.wire import (
+    MISSING_APPSPEC,
+    NOT_STARTED,
+    HookResult,
+    LockState,
+    Probe,
+    hook_tail_argument,
+    parse_hook,
+    parse_lock,
+    parse_probe,
+)
 
-MISSING_APPSPEC = "__missing__"
-NOT_STARTED = "NotStarted"  # `hook collect` of a script that never started
-
-
-@dataclass
-class Probe:
-    """What a host holds for the deployment group before the deployment touches it."""
-
-    last_successful: str | None = None
-    last_deployment: tuple[str, str, str] | None = None  # (deployment id, status, sha256)
-    bundles: dict[str, str] = field(default_factory=dict)  # sha256 -> bundle.tar path
-    old_appspec: str | None = None  # None: no last successful install; MISSING_APPSPEC: gone
-    ongoing_event: str | None = None  # the event the probed deployment was in (resume)
-
-
-@dataclass(frozen=True)
-class LockState:
-    """What ``lock.sh`` said: the outcome and, when someone else holds it, who."""
-
-    state: str
-    holder: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ours(self) -> bool:
-        return self.state in ("acquired", "reacquired", "took-over", "refreshed", "released")
-
-
-def parse_lock(text: str) -> LockState:
-    values = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
-    state = values.pop("lock", "unknown")
-    return LockState(state, values)
-
-
-@dataclass(frozen=True)
-class HookResult:
-    code: int
-    error_code: str
-    message: str
-    warning: str
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.error_code == "Success"
-
-    @property
-    def started(self) -> bool:
-        return self.error_code != NOT_STARTED
-
-
-def parse_probe(text: str) -> Probe:
-    probe = Probe()
-    head, _, appspec = text.partition("---appspec---\n")
-    for line in head.splitlines():
-        key, _, value = line.partition("=")
-        if key == "last_successful":
-            probe.last_successful = value or None
-        elif key == "last_deployment" and len(value.split()) == 3:
-            did, status, sha = value.split()
-            probe.last_deployment = (did, status, sha)
-        elif key == "bundle" and " " in value:
-            sha, path = value.split(" ", 1)
-            probe.bundles.setdefault(sha, path)
-        elif key == "ongoing":
-            probe.ongoing_event = value or None
-    if probe.last_successful:
-        probe.old_appspec = MISSING_APPSPEC if appspec.strip() == MISSING_APPSPEC else appspec
-    return probe
-
-
-def parse_hook_output(text: str) -> HookResult:
-    head, _, rest = text.partition("---stdout---\n")
-    stdout, _, stderr = rest.partition("---stderr---\n")
-    values = dict(line.partition("=")[::2] for line in head.splitlines())
-    code_text, _, error_code = values.get("status", "5 UnknownError").partition(" ")
-    return HookResult(
-        code=int(code_text) if code_text.lstrip("-").isdigit() else 5,
-        error_code=error_code or "UnknownError",
-        message=values.get("message", "the hook runner printed no result"),
-        warning=values.get("warning", ""),
-        stdout=stdout,
-        stderr=stderr,
-    )
+__all__ = ["MISSING_APPSPEC", "NOT_STARTED", "HookResult", "LockState", "Probe", "RemoteHost"]
 
 
 class RemoteHost:
@@ -129,15 +57,14 @@ class RemoteHost:
             self.call("probe", self.root, self.group_id, deployment_id),
             self.lock_call("acquire", deployment_id, str(ttl), holder),
         )
-        probe_text, _, lock_text = result.stdout.partition("---lock---\n")
-        return parse_probe(probe_text), parse_lock(lock_text)
+        return parse_probe(result), parse_lock(result)
 
     async def take_over_lock(
         self, deployment_id: str, ttl: int, holder: str, finished: str
     ) -> LockState:
         """Take the lock from ``finished``, a deployment known to have ended."""
         call = self.lock_call("acquire", deployment_id, str(ttl), holder, finished)
-        return parse_lock((await self.session.call(call)).stdout)
+        return parse_lock(await self.session.call(call))
 
     def lock_call(self, mode: str, deployment_id: str = "-", *extra: str) -> ProgramCall:
         return self.call("lock", mode, self.root, self.group_id, deployment_id, *extra)
@@ -146,7 +73,7 @@ class RemoteHost:
         """``heartbeat``, ``release``, ``status`` or ``break`` the group's lock on this host.
         A heartbeat comes while a hook runs: it does not wait for the runner."""
         call = self.lock_call(mode, deployment_id)
-        return parse_lock((await self.session.call(call, step=mode != "heartbeat")).stdout)
+        return parse_lock(await self.session.call(call, step=mode != "heartbeat"))
 
     async def abort_hook(self, deployment_id: str, event: str, index: int, grace: float) -> None:
         base = self.hook_base(deployment_id, event, index)
@@ -204,20 +131,24 @@ class RemoteHost:
             archive,
             f"{grace:g}",
         ]
+        variables = (f"{k}={v}" for k, v in env.items())
         result = await self.session.call(
             # The hook's variables as arguments: hook.sh exports them in the fork it already is.
-            self.call(
-                "hook", "start", base, *supervisor_args, *(f"{k}={v}" for k, v in env.items())
-            )
+            self.call("hook", "start", base, hook_tail_argument(), *supervisor_args, *variables)
         )
-        if "---stdout---" not in result.stdout:
-            # The channel ended before the launcher could report: the connection went away.
-            raise Unreachable(self.spec.name, "the connection closed while a hook ran")
-        return parse_hook_output(result.stdout)
+        return self._hook_result(result)
 
     async def collect_hook(self, deployment_id: str, event: str, index: int) -> HookResult:
-        call = self.call("hook", "collect", self.hook_base(deployment_id, event, index))
-        return parse_hook_output((await self.session.call(call)).stdout)
+        base = self.hook_base(deployment_id, event, index)
+        result = await self.session.call(self.call("hook", "collect", base, hook_tail_argument()))
+        return self._hook_result(result)
+
+    def _hook_result(self, result: CommandResult) -> HookResult:
+        hook = parse_hook(result)
+        if hook is None:
+            # The channel ended before the launcher could report: the connection went away.
+            raise Unreachable(self.spec.name, "the connection closed while a hook ran")
+        return hook
 
     async def finish(self, deployment_id: str, status: str, sha256: str) -> None:
         await self.session.call(

@@ -20,6 +20,9 @@ FAILED = "Failed"
 SKIPPED = "Skipped"
 STOPPED = "Stopped"
 LOG_TAIL_BYTES = 2048
+# What the history keeps of an event's output (`orchestrator logs`): its last 128 KiB. A hook's
+# whole output stays in the deployment's logs/scripts.log on the host.
+OUTPUT_CAP_BYTES = 128 * 1024
 
 
 def new_deployment_id() -> str:
@@ -50,6 +53,15 @@ def log_tail(text: str, limit: int = LOG_TAIL_BYTES) -> str:
     if 0 <= newline < len(cut) - 1:
         cut = cut[newline + 1 :]
     return cut.decode("utf-8", errors="replace")
+
+
+def capped_output(text: str, capped: bool, rest: str, limit: int = OUTPUT_CAP_BYTES) -> str:
+    """``text`` as the history keeps it: its last ``limit`` bytes as whole lines, after a line
+    that says so and where ``rest`` is, when it is longer (or was ``capped`` already)."""
+    kept = log_tail(text, limit)
+    if not capped and kept is text:
+        return text
+    return f"[output capped: only its last {limit // 1024} KiB are kept here; {rest}]\n{kept}"
 
 
 @dataclass
@@ -86,7 +98,8 @@ class LifecycleEvent:
     start_time: float | None = None
     end_time: float | None = None
     diagnostics: Diagnostics | None = None
-    output: str = ""  # the full hook output of this event (kept in the history, not the document)
+    # The event's output as the history keeps it (``capped_output``), not in the document.
+    output: str = ""
     warnings: list[str] = field(default_factory=list)
 
     def to_document(self) -> dict[str, Any]:

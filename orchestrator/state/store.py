@@ -1,9 +1,9 @@
-"""The deployment history: every deployment's document and every event's full output, in SQLite.
+"""The deployment history: every deployment's document and every event's output, in SQLite.
 
 WAL mode, so ``status`` and ``history`` from another terminal read while a rollout writes. The
 store is an event sink: it saves the document when a deployment starts, at most once a second
 while hosts finish (so a crash leaves a recent record), and when it ends; it saves each lifecycle
-event's full output as the event ends.
+event's output as the event ends (its last OUTPUT_CAP_BYTES, ``models/results.py``).
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ from orchestrator.models.inventory import HostSpec
 @dataclass(frozen=True)
 class CommandResult:
     exit_status: int | None  # None when the command died by a signal
-    stdout: str
+    stdout: str  # what the programs printed outside any frame (a plain command's whole stdout)
     stderr: str
+    # The programs' framed reply sections, (name, bytes) in order (``remote/wire.py``).
+    frames: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def ok(self) -> bool:

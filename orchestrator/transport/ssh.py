@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import secrets
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from orchestrator.errors import (
 )
 from orchestrator.models.inventory import HostSpec
 from orchestrator.transport.base import CommandResult, ProgramCall
-from orchestrator.transport.remote import program, runner_program
+from orchestrator.transport.remote import channel_program, program, runner_program, wire
 from orchestrator.transport.ssh_config import Route, resolve
 
 
@@ -143,71 +142,62 @@ def _launched(call: ProgramCall) -> dict[str, str]:
 
 
 def channel_command(host: HostSpec, calls: tuple[ProgramCall, ...]) -> str:
-    """``[sudo -n] [env K=V...] sh -c '<program>' NAME ARGS; ...``: each program travels inline."""
+    """``[sudo -n] [env K=V...] sh -c '<program>' NAME ARGS; ...``: each program travels inline.
+    Each reads the session's secret from stdin first (``wire``): one line per call."""
     commands = []
     for call in calls:
         env = _launched(call)
         assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
         prefix = f"env {assignments} " if assignments else ""
         quoted = " ".join(shlex.quote(arg) for arg in call.args)
-        text = shlex.quote(program(call.program))
+        text = shlex.quote(channel_program(call.program))
         commands.append(f"{_become(host)}{prefix}sh -c {text} {call.program} {quoted}")
     return "; ".join(commands)
 
 
-def _one_line(value: str) -> str:
-    """``value`` quoted for sh on one line: its newlines become the runner's ``$newline``."""
-    return '"$newline"'.join(shlex.quote(part) for part in value.split("\n"))
-
-
-def runner_request(calls: tuple[ProgramCall, ...]) -> str:
-    """The runner's one-line request for ``calls``."""
-    return "; ".join(
-        " ".join([call.program, *(_one_line(arg) for arg in call.args)]) for call in calls
-    )
-
-
 class _Runner:
-    """The host-side runner on one channel: a request at a time, its output up to a boundary."""
+    """The host-side runner on one channel: a request at a time, its reply framed (``wire``)."""
 
     def __init__(
-        self, host: HostSpec, process: asyncssh.SSHClientProcess[bytes], boundary: str
+        self, host: HostSpec, process: asyncssh.SSHClientProcess[bytes], secret: str
     ) -> None:
         self._host = host
         self._process = process
-        self._boundary = f"\n{boundary} ".encode()
+        self._replies = wire.RunnerReplies(process.stdout.read, secret)
 
     @classmethod
     async def start(cls, host: HostSpec, connection: asyncssh.SSHClientConnection) -> _Runner:
-        boundary = secrets.token_hex(16)
-        command = f"{_become(host)}sh -c {shlex.quote(runner_program())} runner {boundary}"
+        secret = wire.new_secret()
+        command = f"{_become(host)}sh -c {shlex.quote(runner_program())} runner"
         with _mapped_errors(host):
             process = await connection.create_process(command, encoding=None)
-        return cls(host, process, boundary)
+            # On its stdin, never its command line: `ps` on the host would show it to anyone.
+            process.stdin.write(wire.secret_line(secret))
+        return cls(host, process, secret)
 
     async def run(
         self,
-        request: str,
+        calls: tuple[ProgramCall, ...],
         stdin: bytes | None,
         stdin_file: Path | None,
         uploads: asyncio.Semaphore,
     ) -> CommandResult:
         try:
-            return await self._request(request, stdin, stdin_file, uploads)
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            return await self._request(calls, stdin, stdin_file, uploads)
+        except (EOFError, ConnectionError) as exc:
             raise Unreachable(self._host.name, await self._ended()) from exc
 
     async def _request(
         self,
-        request: str,
+        calls: tuple[ProgramCall, ...],
         stdin: bytes | None,
         stdin_file: Path | None,
         uploads: asyncio.Semaphore,
     ) -> CommandResult:
         size = stdin_file.stat().st_size if stdin_file is not None else len(stdin or b"")
-        writer, reader = self._process.stdin, self._process.stdout
-        with _mapped_errors(self._host, passing=(asyncio.IncompleteReadError, ConnectionError)):
-            writer.write(f"{size} {request}\n".encode() + (stdin or b""))
+        writer = self._process.stdin
+        with _mapped_errors(self._host, passing=(EOFError, ConnectionError)):
+            writer.write(wire.runner_request(calls, size) + (stdin or b""))
             if stdin_file is not None:
                 async with uploads:  # held while sending, not while the host unpacks
                     with stdin_file.open("rb") as handle:
@@ -215,13 +205,7 @@ class _Runner:
                             writer.write(chunk)
                             await writer.drain()
             await writer.drain()
-            out = await reader.readuntil(self._boundary)
-            trailer = (await reader.readline()).split()
-            if len(trailer) != 2:
-                raise asyncio.IncompleteReadError(b"", None)
-            status, err_size = (int(field) for field in trailer)
-            err = await reader.readexactly(err_size) if err_size else b""
-        return CommandResult(status, _text(out[: -len(self._boundary)]), _text(err))
+            return await self._replies.next()
 
     async def _ended(self) -> str:
         """Why the runner stopped answering: its own stderr when it has something to say."""
@@ -265,15 +249,13 @@ class SshSession:
         timeout: float | None = None,
         step: bool = True,
     ) -> CommandResult:
-        request = runner_request(calls)
-        if not step and self._runner_busy.locked():
-            command = channel_command(self._host, calls)
-            return await self.run(command, stdin=stdin, stdin_file=stdin_file, timeout=timeout)
+        if not step and stdin_file is None and self._runner_busy.locked():
+            return await self._channel_call(calls, stdin, timeout)
         async with self._runner_busy:
             try:
                 if self._runner is None:
                     self._runner = await _Runner.start(self._host, self._connection)
-                running = self._runner.run(request, stdin, stdin_file, self._uploads)
+                running = self._runner.run(calls, stdin, stdin_file, self._uploads)
                 return await asyncio.wait_for(running, timeout)
             except BaseException as exc:
                 # A request cut short leaves the runner's stream mid-reply: never reuse it.
@@ -284,6 +266,28 @@ class SshSession:
                     where = f"{self._host.address}:{self._host.port}"
                     raise CommandTimeout(self._host.name, f"command timed out on {where}") from exc
                 raise
+
+    async def _channel_call(
+        self, calls: tuple[ProgramCall, ...], stdin: bytes | None, timeout: float | None
+    ) -> CommandResult:
+        """Programs on a channel of their own, each given the channel's secret first."""
+        secret = wire.new_secret()
+        command = channel_command(self._host, calls)
+        async with self._channels:
+            with _mapped_errors(self._host):
+                result = await self._connection.run(
+                    command,
+                    check=False,
+                    timeout=timeout,
+                    encoding=None,
+                    input=wire.secret_line(secret) * len(calls) + (stdin or b""),
+                )
+        return wire.channel_result(
+            result.exit_status if result.exit_signal is None else None,
+            _bytes(result.stdout),
+            _bytes(result.stderr),
+            secret,
+        )
 
     async def run(
         self,
@@ -326,6 +330,12 @@ def _text(data: Any) -> str:
     if isinstance(data, bytes | bytearray):
         return bytes(data).decode("utf-8", errors="replace")
     return str(data)
+
+
+def _bytes(data: Any) -> bytes:
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    return str(data or "").encode()
 
 
 class SshTransport:

@@ -487,7 +487,8 @@ def test_a_full_disk_on_a_host_fails_that_host_and_leaves_no_lock(
                         continue
                     extra = ("120", "holder=test") if mode == "acquire" else ()
                     call = ProgramCall("lock", (mode, root, gid, "d-HEARTBEAT", *extra))
-                    answers.append((await session.call(call, timeout=30)).stdout)
+                    reply = await session.call(call, timeout=30)
+                    answers.append(b"".join(body for _, body in reply.frames).decode())
                 return answers
             finally:
                 await session.close()

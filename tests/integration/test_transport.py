@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import HostSpec, load_inventory
-from orchestrator.transport.base import ProgramCall
+from orchestrator.transport.base import CommandResult, ProgramCall
+from orchestrator.transport.remote.wire import parse_probe
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import NO_RETRY, rollout
 from tests.integration.revisions import hello_web, script_bundle
@@ -104,7 +105,7 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
     bundle = tmp_path / "not-the-bundle.tar"
     bundle.write_bytes(b"\x00boundary?\n" * 50_000)
 
-    async def steps() -> list[tuple[int | None, str, str]]:
+    async def steps() -> list[CommandResult]:
         session = await SshTransport(NO_RETRY).connect(spec)
         try:
             results = []
@@ -126,20 +127,24 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
             results.append(await session.call(acquire, timeout=30))
             results.append(await session.call(lock, timeout=30))
             assert session._runner is runner
-            return [(r.exit_status, r.stdout, r.stderr) for r in results]
+            return results
         finally:
             await session.close()
 
     results = asyncio.run(steps())
     for i in range(3):
         probe, download, lock, lock_again = results[4 * i : 4 * i + 4]
-        assert probe[0] == 0 and probe[1].startswith("last_successful=\n")
-        assert download[0] == 3 and "bundle checksum mismatch" in download[2]
-        assert lock[0] == 0 and lock[1] == "---lock---\nlock=free\n"
+        assert probe.ok and parse_probe(probe).last_successful is None
+        assert download.exit_status == 3 and "bundle checksum mismatch" in download.stderr
+        assert lock.ok and lock.frames == (("lock", b"lock=free\n"),)
         assert lock_again == lock
-    assert results[-2][1] == "---lock---\nlock=acquired\n"
-    assert results[-1][1].startswith(
-        "---lock---\nlock=held\nholder=it's me\npid=1 $HOME\n\nsince=`now`\ndeployment=d-X\n"
+    assert results[-2].frames == (("lock", b"lock=acquired\n"),)
+    assert results[-1].frames[0] == ("lock", b"lock=held\n")
+    assert results[-1].frames[1][0] == "lock-holder"
+    assert (
+        results[-1]
+        .frames[1][1]
+        .startswith(b"holder=it's me\npid=1 $HOME\n\nsince=`now`\ndeployment=d-X\n")
     )
     # The quote and the dollar arrived intact: download made its directories under that root.
     assert fleet.host_path("web-1", f"{odd_root}/g/d-X/logs").is_dir()

@@ -1,4 +1,5 @@
-"""A scripted in-memory transport: each host answers the shipped programs from a script."""
+"""A scripted in-memory transport: each host answers the shipped programs from a script, in
+their wire format (the bytes a host would send, read by ``transport/remote/wire``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,18 @@ from pathlib import Path
 from orchestrator.errors import Unreachable
 from orchestrator.models.inventory import HostSpec
 from orchestrator.transport.base import CommandResult, ProgramCall
+from orchestrator.transport.remote import wire
+
+SECRET = wire.new_secret()
+
+
+def _reply(output: str = "", **sections: str) -> CommandResult:
+    """What a channel would carry: ``output``, then each section after ``frame NAME``."""
+    data = output.encode() + b"".join(
+        wire.marker(SECRET, name.replace("_", "-")) + body.encode()
+        for name, body in sections.items()
+    )
+    return wire.channel_result(0, data, b"", SECRET)
 
 
 @dataclass
@@ -55,25 +68,25 @@ class FakeSession:
         if program == "probe":
             held = self._host.name in self.fleet.locked
             lock = "lock=held\ndeployment=d-OTHER\n" if held else "lock=acquired\n"
-            text = f"last_successful=\n---appspec---\n---lock---\n{lock}"
-            return CommandResult(0, text, "")
+            return _reply(probe="last_successful=\n", lock=lock)
         if program == "lock" and args[0] == "heartbeat":
-            return CommandResult(0, "---lock---\n" + self.fleet.heartbeat, "")
+            return _reply(lock=self.fleet.heartbeat)
         if program == "lock":
-            return CommandResult(0, "---lock---\n" + self.fleet.release, "")
+            return _reply(lock=self.fleet.release)
         if program == "hook" and self.fleet.hooks_wait_for is not None:
             await self.fleet.hooks_wait_for.wait()
         if program == "hook":
-            event = args[5]
+            event = args[6]
             if (self._host.name, event) in self.fleet.failing_hooks:
-                return CommandResult(
-                    0,
-                    "status=1 ScriptFailed\nmessage=failed with exit code 1\nwarning=\n"
-                    "---stdout---\n---stderr---\nboom\n",
-                    "",
+                return _reply(
+                    hook="status=1 ScriptFailed\nmessage=failed with exit code 1\nwarning=\n",
+                    script_stdout="",
+                    script_stderr="boom\n",
                 )
-            return CommandResult(
-                0, "status=0 Success\nmessage=ok\nwarning=\n---stdout---\nfine\n---stderr---\n", ""
+            return _reply(
+                hook="status=0 Success\nmessage=ok\nwarning=\n",
+                script_stdout="fine\n",
+                script_stderr="",
             )
         return CommandResult(0, f"{program} done\n", "")
 

@@ -4,34 +4,57 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.engine.remote import MISSING_APPSPEC, parse_hook_output, parse_probe
 from orchestrator.events import DeploymentFinished, DeploymentStarted, LifecycleEventFinished
 from orchestrator.models.results import Deployment, LifecycleEvent, RevisionInfo, Target, log_tail
 from orchestrator.state.store import HistoryStore, store_path
+from orchestrator.transport.base import CommandResult
+from orchestrator.transport.remote import wire
+from orchestrator.transport.remote.wire import MISSING_APPSPEC, parse_hook, parse_probe
+
+
+def _reply(**sections: str) -> CommandResult:
+    secret = wire.new_secret()
+    data = b"".join(
+        wire.marker(secret, name.replace("_", "-")) + body.encode()
+        for name, body in sections.items()
+    )
+    return wire.channel_result(0, data, b"", secret)
 
 
 def test_parse_probe() -> None:
     probe = parse_probe(
-        "last_successful=/r/g/d-1\nlast_deployment=d-1 Succeeded abc\nbundle=abc /r/g/d-1/bundle.tar\n"
-        "---appspec---\nversion: 0.0\nos: linux\n"
+        _reply(
+            probe="last_successful=/r/g/d-1\nlast_deployment=d-1 Succeeded abc\n"
+            "bundle=abc /r/g/d-1/bundle.tar\n",
+            appspec="version: 0.0\nos: linux\n",
+        )
     )
     assert probe.last_successful == "/r/g/d-1"
     assert probe.last_deployment == ("d-1", "Succeeded", "abc")
     assert probe.bundles == {"abc": "/r/g/d-1/bundle.tar"}
     assert probe.old_appspec == "version: 0.0\nos: linux\n"
-    fresh = parse_probe("last_successful=\n---appspec---\n")
+    fresh = parse_probe(_reply(probe="last_successful=\n"))
     assert (fresh.last_successful, fresh.old_appspec) == (None, None)
-    gone = parse_probe("last_successful=/r/g/d-0\n---appspec---\n__missing__\n")
+    gone = parse_probe(_reply(probe="last_successful=/r/g/d-0\n", appspec_missing=""))
     assert gone.old_appspec == MISSING_APPSPEC
 
 
-def test_parse_hook_output() -> None:
-    result = parse_hook_output(
-        "status=124 ScriptTimedOut\nmessage=too slow\nwarning=\n---stdout---\na\n---stderr---\nb\n"
+def test_parse_hook() -> None:
+    result = parse_hook(
+        _reply(
+            hook="status=124 ScriptTimedOut\nmessage=too slow\nwarning=\n",
+            script_stdout="a\n",
+            script_stderr="b\n",
+        )
     )
+    assert result is not None
     assert (result.code, result.error_code, result.ok) == (124, "ScriptTimedOut", False)
-    assert (result.stdout, result.stderr) == ("a\n", "b\n")
-    assert parse_hook_output("").error_code == "UnknownError"
+    assert (result.stdout, result.stderr, result.capped) == ("a\n", "b\n", False)
+    assert parse_hook(_reply()) is None  # no reply at all: the connection went away
+    garbled = parse_hook(_reply(hook="", script_stdout="", script_stderr=""))
+    assert garbled is not None and garbled.error_code == "UnknownError"
+    long = parse_hook(_reply(hook="status=0 Success\n", script_stdout="x" * 99 + "\n" * 70_000))
+    assert long is not None and long.capped and long.stdout == "\n" * (wire.HOOK_TAIL_BYTES - 1)
 
 
 def test_log_tail_keeps_whole_lines_within_the_limit() -> None:

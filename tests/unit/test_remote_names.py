@@ -110,11 +110,11 @@ def test_install_takes_roots_group_ids_and_paths_literally(tmp_path: Path) -> No
         ManifestEntry("app/kept.txt", "file", 0o644, 4),
     )
     plan = build_install_plan(appspec, entries, "RETAIN")
-    out = _run("install", [str(root), gid, "d-1"], plan.render(()).encode())
+    out = _run("install", [str(root), gid, "d-1"], plan.render().encode())
     installed = destination / WEIRD / f"f {WEIRD}.txt"
     assert installed.read_text() == "new\n"
     assert (destination / "kept.txt").read_text() == "old\n"
-    assert f"retained existing {destination}/kept.txt\n" in out
+    assert f"(file_exists_behavior RETAIN): {destination}/kept.txt\n" in out
     cleanup = root / "deployment-instructions" / f"{gid}-cleanup"
     assert str(installed) in cleanup.read_text().split("\n")
     assert (root / "deployment-instructions" / f"{gid}-install.json").is_file()

@@ -7,27 +7,19 @@ What travels over SSH is covered by the integration tests; this is the program's
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from orchestrator.engine.remote import MISSING_APPSPEC, parse_probe
-from orchestrator.transport.remote import program
+from orchestrator.transport.base import CommandResult, ProgramCall
+from orchestrator.transport.remote.wire import MISSING_APPSPEC, parse_probe
+from tests.unit.host_programs import run_one
 
-SH = shutil.which("sh") or "/bin/sh"
 APPSPEC = "version: 0.0\nos: linux"
 
 
-def _probe(root: Path) -> str:
-    done = subprocess.run(
-        [SH, "-c", program("probe"), "probe", str(root), "g-1"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
+def _probe(root: Path) -> CommandResult:
+    return run_one("dash", ProgramCall("probe", (str(root), "g-1")))
 
 
 @pytest.mark.parametrize("appspec", ["none", "with newline", "without newline", "gone"])
@@ -51,7 +43,8 @@ def test_the_probe_reports_the_last_install_and_never_its_cleanup_file(
     output = _probe(root)
     probe = parse_probe(output)
 
-    assert "/srv/a" not in output
+    assert "/srv/a" not in output.stdout
+    assert all(b"/srv/a" not in data for _, data in output.frames)
     expected = {
         "none": None,
         "with newline": APPSPEC + "\n",

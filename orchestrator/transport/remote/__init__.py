@@ -1,5 +1,7 @@
 """POSIX sh programs run on hosts, shipped as package data and sent inline: once per session to
-the runner, which holds them all, or with the command on a channel of its own."""
+the runner, which holds them all, or with the command on a channel of its own. Either way
+``frame.sh`` comes first: it reads the session's secret and defines how every reply is framed
+(``wire.py`` is the controller's side of that format)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,13 @@ def runner_program() -> str:
     A function whose body is a subshell: the program's `exit`, `set -e` and variables stay in its
     own fork, as they would in `sh -c`, without an exec of sh and a parse of its text per call.
     """
-    definitions = [f"{name}() (\n{program(name)}\n)" for name in PROGRAMS]
+    definitions = [program("frame")]
+    definitions.extend(f"{name}() (\n{program(name)}\n)" for name in PROGRAMS)
     definitions.append(f"export ORCHESTRATOR_SUPERVISE={shlex.quote(program('supervise'))}")
     return "\n".join(definitions) + "\n" + program("runner")
+
+
+@functools.cache
+def channel_program(name: str) -> str:
+    """``<name>.sh`` as run on a channel of its own: after ``frame.sh``, like the runner's."""
+    return program("frame") + program(name)

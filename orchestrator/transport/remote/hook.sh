@@ -1,28 +1,31 @@
 # hook MODE STATE_BASE ...: run one hook script so that it outlives the SSH connection.
-#   hook start BASE ARGS... [NAME=VALUE...]     start the supervisor (its text in
+#   hook start BASE TAIL ARGS... [NAME=VALUE...] start the supervisor (its text in
 #                                               $ORCHESTRATOR_SUPERVISE) in its own session with
 #                                               its ten ARGS, the NAME=VALUE pairs exported for
 #                                               the hook, wait for it, print the result
-#   hook collect BASE                           wait for a supervisor started earlier (after a
+#   hook collect BASE TAIL                      wait for a supervisor started earlier (after a
 #                                               reconnect), print the result
 #   hook abort BASE GRACE                       terminate a running hook's process group: SIGTERM,
 #                                               SIGKILL after GRACE seconds (stop --force)
-# The result: "status=<code> <ErrorCode>" and "warning=...", then the script's stdout and stderr
-# after "---stdout---" and "---stderr---".
+# The result: the frame "hook" ("status=<code> <ErrorCode>", "message=...", "warning=..."),
+# then the frames "script-stdout" and "script-stderr": the last TAIL bytes of each (the whole
+# output is in the deployment's logs/scripts.log).
 set -u
 mode=$1 base=$2
 shift 2
+case $mode in start | collect) tail=$1; shift ;; esac
 report() {
     # Builtins where they do: on a fleet every fork here is paid once per host and hook.
+    frame hook
     if [ -f "$base.status" ]; then
         while IFS= read -r line; do printf '%s\n' "$line"; done < "$base.status"
     else
         echo "status=5 UnknownError"; echo "message=the hook supervisor ended without a result"
     fi
-    echo '---stdout---'
-    if [ -s "$base.out" ]; then cat "$base.out"; fi
-    echo '---stderr---'
-    if [ -s "$base.err" ]; then cat "$base.err"; fi
+    frame script-stdout
+    if [ -s "$base.out" ]; then tail -c "$tail" "$base.out"; fi
+    frame script-stderr
+    if [ -s "$base.err" ]; then tail -c "$tail" "$base.err"; fi
     return 0
 }
 case $mode in
@@ -58,6 +61,7 @@ abort)
     exit 0 ;;
 collect)
     if [ ! -f "$base.pid" ]; then
+        frame hook
         echo "status=-1 NotStarted"
         exit 0
     fi

@@ -3,9 +3,8 @@
 #              whose heartbeat is older than TTL seconds, or held by FINISHED (a deployment the
 #              controller knows has ended), is moved aside and taken over
 #   heartbeat  refresh ours;  release  drop ours;  status  print it;  break  drop it, whoever holds it
-# Prints "---lock---" (where a probe's output ends when both run in one request), then
-# "lock=<acquired|reacquired|took-over|held|released|free|failed|...>", then the holder's lines
-# (for failed: "error=<why>"; break prints the holder's lines first).
+# Replies with the frame "lock": "lock=<acquired|reacquired|took-over|held|released|free|...>",
+# and for failed "error=<why>"; the holder's lines in the frame "lock-holder".
 set -u
 mode=$1 root=$2 gid=$3 did=$4 ttl=${5:-120} holder=${6:-} finished=${7:-}
 locks="$root/locks"
@@ -16,12 +15,15 @@ if [ -n "${ORCHESTRATOR_CLOCK:-}" ] && read -r up _ 2> /dev/null < /proc/uptime;
 else
     now=$(date +%s)
 fi
-echo "---lock---"
+frame lock
+# show DIR: the holder's lines, a frame of their own (what a file holds is never our answer).
 show() {
+    frame lock-holder
     [ -f "$1/holder" ] && cat "$1/holder"
     beat=0
     read -r beat 2> /dev/null < "$1/heartbeat" || :
     echo "heartbeat_age=$((now - beat))"
+    frame lock
 }
 take() {
     mkdir "$dir" 2> /dev/null || return 1

@@ -1,9 +1,12 @@
 # probe ROOT GROUP_ID [DEPLOYMENT_ID]: what this host holds for a deployment group, in one round
 # trip; with a deployment id, also the event that deployment was in (for resume).
-# Prints key=value lines, then the last successful install's appspec.
+# Replies with the frames "probe" (key=value lines) and "appspec" (the last successful install's
+# appspec; "appspec-missing" when it is gone). Not the cleanup file: Install reads it on the host
+# (a big tree's is many megabytes).
 set -u
 root=$1 gid=$2 did=${3:-}
 instr="$root/deployment-instructions"
+frame probe
 # One-line files are read with the `read` builtin: no fork per file (IFS= keeps a path's
 # leading and trailing spaces).
 last=""
@@ -20,12 +23,12 @@ done
 if [ -n "$did" ] && [ -f "$root/ongoing-deployment/$did" ] && read -r line < "$root/ongoing-deployment/$did"; then
     printf 'ongoing=%s\n' "$line"
 fi
-echo '---appspec---'
-# Not the cleanup file: Install reads it on the host (a big tree's is many megabytes).
+appspec=
 if [ -n "$last" ]; then
-    if [ -f "$last/deployment-archive/appspec.yml" ]; then cat "$last/deployment-archive/appspec.yml"
-    elif [ -f "$last/deployment-archive/appspec.yaml" ]; then cat "$last/deployment-archive/appspec.yaml"
-    else echo '__missing__'
+    if [ -f "$last/deployment-archive/appspec.yml" ]; then appspec="$last/deployment-archive/appspec.yml"
+    elif [ -f "$last/deployment-archive/appspec.yaml" ]; then appspec="$last/deployment-archive/appspec.yaml"
+    else frame appspec-missing
     fi
 fi
+if [ -n "$appspec" ]; then frame appspec; cat "$appspec"; fi
 exit 0

@@ -1,12 +1,12 @@
-# runner BOUNDARY: run the requests the controller sends, one after another, on this one SSH
-# channel, so that a deployment's steps cost the host a fork each instead of a channel and a login
-# shell each. The shipped programs are defined above this text as functions (`probe ARGS...`).
+# runner: run the requests the controller sends, one after another, on this one SSH channel, so
+# that a deployment's steps cost the host a fork each instead of a channel and a login shell
+# each. The shipped programs are defined above this text as functions (`probe ARGS...`), after
+# frame.sh, which read the session's secret from the first line of stdin.
 #   request: "<stdin bytes> <sh command line>\n", then that many bytes of stdin
-#   reply:   the command's stdout, then "\n<BOUNDARY> <exit status> <stderr bytes>\n", then its
-#            stderr. BOUNDARY is a random token of the controller's, so no output can forge it.
+#   reply:   the command's stdout (with its programs' frames), then the frame "stderr" and its
+#            stderr when there is any, then the frame "exit <exit status>".
 # Exact stdin sizes need GNU dd, which reads no further from a pipe than it is asked to.
 set -u
-boundary=$1
 # Requests are one line each: an argument's newlines travel as "$newline".
 newline='
 '
@@ -41,9 +41,8 @@ while IFS= read -r request; do
         status=$?
     fi
     if [ -s "$work/err" ]; then
-        printf '\n%s %s %s\n' "$boundary" "$status" "$(wc -c < "$work/err")"
+        frame stderr
         cat "$work/err"
-    else
-        printf '\n%s %s 0\n' "$boundary" "$status"
     fi
+    frame "exit $status"
 done
