@@ -29,6 +29,7 @@ class Probe:
     old_appspec: str | None = None  # None: no last successful install; MISSING_APPSPEC: gone
     ongoing_event: str | None = None  # the event the probed deployment was in (resume)
     cleanup: tuple[str, ...] = ()  # shared between hosts whose cleanup files are the same
+    missing_tools: tuple[str, ...] = ()  # commands the host lacks: it cannot be deployed to
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def parse_probe(text: str) -> Probe:
             probe.bundles.setdefault(sha, path)
         elif key == "ongoing":
             probe.ongoing_event = value or None
+        elif key == "missing_tools":
+            probe.missing_tools = tuple(value.split())
     if probe.last_successful:
         probe.old_appspec = MISSING_APPSPEC if appspec.strip() == MISSING_APPSPEC else appspec
     probe.cleanup = _cleanup_lines(cleanup)

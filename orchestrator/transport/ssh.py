@@ -154,7 +154,7 @@ def channel_command(host: HostSpec, calls: tuple[ProgramCall, ...]) -> str:
         quoted = " ".join(shlex.quote(arg) for arg in call.args)
         text = shlex.quote(program(call.program))
         commands.append(f"{_become(host)}{prefix}sh -c {text} {call.program} {quoted}")
-    return "; ".join(commands)
+    return " && ".join(commands)
 
 
 def _one_line(value: str) -> str:
@@ -164,7 +164,7 @@ def _one_line(value: str) -> str:
 
 def runner_request(calls: tuple[ProgramCall, ...]) -> str:
     """The runner's one-line request for ``calls``."""
-    return "; ".join(
+    return " && ".join(
         " ".join([call.program, *(_one_line(arg) for arg in call.args)]) for call in calls
     )
 

@@ -9,6 +9,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def start_lab(directory: Path, count: int) -> Lab:
-    return Lab.up(directory, count, base_address=next(_BASES))
+def start_lab(directory: Path, count: int, **options: Any) -> Lab:
+    return Lab.up(directory, count, base_address=next(_BASES), **options)
 
 
 @pytest.fixture(scope="session")

@@ -29,3 +29,12 @@ def runner_program() -> str:
     definitions = [f"{name}() (\n{program(name)}\n)" for name in PROGRAMS]
     definitions.append(f"export ORCHESTRATOR_SUPERVISE={shlex.quote(program('supervise'))}")
     return "\n".join(definitions) + "\n" + program("runner")
+
+
+@functools.cache
+def host_tools() -> tuple[str, ...]:
+    """The commands the host programs need on the host's PATH, as the probe checks them."""
+    for line in program("probe").splitlines():
+        if line.startswith("tools='"):
+            return tuple(line.removeprefix("tools='").removesuffix("'").split())
+    raise ValueError("probe.sh has no tools='...' line")

@@ -35,15 +35,16 @@ read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install" || :
 # One `stat` of every path the install decides on: the previous install's (complete lines only:
 # a last line without a newline is a partial write, skipped as the agent does; absolute paths
 # only; newest first, kept in install.previous), every destination, and, for a redeploy of the
-# same bundle, the archive's files (rsync's quick check: type, mode, size, mtime).
+# same bundle, the archive's files (rsync's quick check: type, mode, size, mtime). Paths go to
+# xargs NUL-terminated: -0 is GNU's and busybox's (-d is GNU's only).
 : > "$dir/install.previous"
 { [ "$had_previous" = 0 ] || cat "$cleanup"; printf '\n'; } | awk -F "$tab" -v plan="$plan" \
     -v same="$same" -v archive="$archive" -v previous="$dir/install.previous" '
     FILENAME != plan { if (FNR > 1 && prev ~ /^\//) lines[++n] = prev; prev = $0; next }
-    !listed { for (i = n; i > 0; i--) { print lines[i]; print lines[i] > previous } listed = 1 }
-    $1 == "D" { print $3 }
-    $1 == "F" { print $5; if (same && $3 == 1) print archive "/" $4 }' - "$plan" \
-    | { xargs -r -d '\n' stat -c "%F$tab%f %s %Y$tab%n" -- 2> /dev/null || :; } > "$dir/install.stat"
+    !listed { for (i = n; i > 0; i--) { printf "%s%c", lines[i], 0; print lines[i] > previous } listed = 1 }
+    $1 == "D" { printf "%s%c", $3, 0 }
+    $1 == "F" { printf "%s%c", $5, 0; if (same && $3 == 1) printf "%s%c", archive "/" $4, 0 }' - "$plan" \
+    | { xargs -0 -r stat -c "%F$tab%f %s %Y$tab%n" -- 2> /dev/null || :; } > "$dir/install.stat"
 
 # Everything else is decided by one awk, which writes the script that does it: conflicts first
 # (a refused install leaves the host as it was), then the previous install's files removed, the
@@ -60,10 +61,10 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         if (batch != "") print "cp -P -p --remove-destination --" batch " " q(batch_dir "/")
         batch = ""; batched = 0
     }
-    # One xargs per mode, acl or owner: "printf '%s\n' PATHS | xargs -r -d '\n' TOOL KEY --".
+    # One xargs per mode, acl or owner: "printf '%s\0' PATHS | xargs -0 -r TOOL KEY --".
     function apply(tool, paths,    key) {
         for (key in paths) {
-            print "printf \047%s\\n\047" paths[key] " | xargs -r -d \047\\n\047 " tool " " q(key) " --"
+            print "printf \047%s\\0\047" paths[key] " | xargs -0 -r " tool " " q(key) " --"
         }
     }
     # "COMMAND \<newline> PATH \<newline> ... THEN": a path a line, however many (a string that
@@ -109,12 +110,15 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         if (same && $3 == 1 && quick[$5] ~ /^8/ && quick[$5] == quick[archive "/" $4]) {
             keep[$5] = 1; unchanged++; next
         }
+        # What is in the way of a copy is removed before it (files of the previous install: in
+        # END): busybox cp takes --remove-destination but writes through a link or a hard link.
+        if (($5 in type) && !($5 in owned)) removals[++nremovals] = $5
         # The plan keeps the name of every file (a file source goes to DESTINATION/NAME, a tree
         # keeps its names), so a file is copied into the directory of its destination: one cp for
         # many files of the same directory.
         parent = $5; sub(/\/[^\/]*$/, "", parent)
         copies[++ncopies] = "F" $4 "\t" parent
-        copied++; replaced[$5] = 1
+        copied++
         next
     }
     $1 == "P" && ($2 in made) {
@@ -133,17 +137,15 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
             print "[ -d " q(linked[i]) " ] || { echo " q(why) " >&2; echo " q(refused(1)) " >&2; exit 10; }"
         }
         # The previous install, newest first: files and links, then directories (deepest
-        # first), keeping the ones that hold something else. A file this install copies to the
-        # same path is left to its copy, which removes it first (cp --remove-destination): no
-        # removal pass at all for a rollback of the same layout.
+        # first), keeping the ones that hold something else.
         for (i = 1; i <= nprevious; i++) {
             path = order[i]
             if (!(path in type) || (path in keep)) continue
-            if (type[path] != "directory") { if (!(path in replaced)) removals[++nremovals] = path }
+            if (type[path] != "directory") removals[++nremovals] = path
             else if (!(path in remade)) rmdirs[++nrmdirs] = path
         }
         lines = "printf \047%s\\n\047"
-        if (nremovals) each(lines, removals, nremovals, "| xargs -r -d \047\\n\047 rm -f --")
+        if (nremovals) each("printf \047%s\\0\047", removals, nremovals, "| xargs -0 -r rm -f --")
         if (nrmdirs) each("rmdir --ignore-fail-on-non-empty --", rmdirs, nrmdirs, "2> /dev/null || :")
         if (nrecords) each(lines, records, nrecords, "> " q(cleanup))
         else print ": > " q(cleanup)

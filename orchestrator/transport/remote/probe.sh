@@ -3,6 +3,15 @@
 # Prints key=value lines, then the last successful install's appspec and the cleanup file.
 set -u
 root=$1 gid=$2 did=${3:-}
+# The commands the host programs run (the README's list): a host without one of them fails here,
+# before anything on it changes, and the lock is not taken (exit 3). `command -v`: no fork.
+tools='awk cat chmod chown cp date dd env id ln ls mkdir mktemp mv rm rmdir setsid sha256sum sleep stat tar tr wc xargs'
+missing=
+for tool in $tools; do command -v "$tool" > /dev/null || missing="$missing $tool"; done
+if [ -n "$missing" ]; then
+    printf 'missing_tools=%s\n' "${missing# }"
+    exit 3
+fi
 instr="$root/deployment-instructions"
 # One-line files are read with the `read` builtin: no fork per file.
 last=""
