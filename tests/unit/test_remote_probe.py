@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engine.remote import MISSING_APPSPEC, parse_probe
-from orchestrator.transport.remote import program
+from orchestrator.lab import toolbox
+from orchestrator.transport.remote import host_tools, program
+from tests.paths import REPO
 
 SH = shutil.which("sh") or "/bin/sh"
 APPSPEC = "version: 0.0\nos: linux"
@@ -58,3 +60,35 @@ def test_the_probe_reports_the_last_install_and_its_cleanup_file(
     }[appspec]
     assert probe.old_appspec == expected
     assert probe.last_successful == (None if appspec == "none" else str(last))
+
+
+def test_the_probe_names_the_commands_the_host_lacks_and_stops(tmp_path: Path) -> None:
+    lacking = ("setsid", "stat")
+    path = toolbox.only(tmp_path / "bin", [t for t in host_tools() if t not in lacking])
+    root = tmp_path / "root"
+    done = subprocess.run(
+        [SH, "-c", program("probe"), "probe", str(root), "g-1"],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(path)},
+    )
+    assert done.returncode == 3  # the request's lock is not taken
+    assert done.stdout == "missing_tools=setsid stat\n"
+    assert parse_probe(done.stdout).missing_tools == lacking
+
+
+def test_a_host_with_every_command_reports_none_missing(tmp_path: Path) -> None:
+    path = toolbox.only(tmp_path / "bin", host_tools())
+    done = subprocess.run(
+        [SH, "-c", program("probe"), "probe", str(tmp_path / "root"), "g-1"],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert parse_probe(done.stdout).missing_tools == ()
+
+
+def test_the_readme_lists_the_commands_the_probe_checks() -> None:
+    listed = ", ".join(f"`{tool}`" for tool in host_tools())
+    assert listed in " ".join((REPO / "README.md").read_text().split())
