@@ -110,15 +110,13 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
         if (same && $3 == 1 && quick[$5] ~ /^8/ && quick[$5] == quick[archive "/" $4]) {
             keep[$5] = 1; unchanged++; next
         }
-        # What is in the way of a copy is removed before it (files of the previous install: in
-        # END): busybox cp takes --remove-destination but writes through a link or a hard link.
-        if (($5 in type) && !($5 in owned)) removals[++nremovals] = $5
+        if ($5 in type) inway[++ninway] = $5
         # The plan keeps the name of every file (a file source goes to DESTINATION/NAME, a tree
         # keeps its names), so a file is copied into the directory of its destination: one cp for
         # many files of the same directory.
         parent = $5; sub(/\/[^\/]*$/, "", parent)
         copies[++ncopies] = "F" $4 "\t" parent
-        copied++
+        copied++; replaced[$5] = 1
         next
     }
     $1 == "P" && ($2 in made) {
@@ -137,15 +135,22 @@ awk -F "$tab" -v stats="$dir/install.stat" -v previous="$dir/install.previous" \
             print "[ -d " q(linked[i]) " ] || { echo " q(why) " >&2; echo " q(refused(1)) " >&2; exit 10; }"
         }
         # The previous install, newest first: files and links, then directories (deepest
-        # first), keeping the ones that hold something else.
+        # first), keeping the ones that hold something else. A file this install copies to the
+        # same path is left to its copy, which removes it first (cp --remove-destination): no
+        # removal pass at all for a rollback of the same layout. busybox cp takes that option
+        # but writes through a link or a hard link: without GNU cp (one `cp --version` when
+        # something is in the way), what is in the way of a copy is removed first.
         for (i = 1; i <= nprevious; i++) {
             path = order[i]
             if (!(path in type) || (path in keep)) continue
-            if (type[path] != "directory") removals[++nremovals] = path
+            if (type[path] != "directory") { if (!(path in replaced)) removals[++nremovals] = path }
             else if (!(path in remade)) rmdirs[++nrmdirs] = path
         }
         lines = "printf \047%s\\n\047"
-        if (nremovals) each("printf \047%s\\0\047", removals, nremovals, "| xargs -0 -r rm -f --")
+        nul = "printf \047%s\\0\047"
+        if (nremovals) each(nul, removals, nremovals, "| xargs -0 -r rm -f --")
+        gnu = "case $(cp --version 2> /dev/null) in *\"GNU coreutils\"*) ;; *) "
+        if (ninway) each(gnu nul, inway, ninway, "| xargs -0 -r rm -f -- ;; esac")
         if (nrmdirs) each("rmdir --ignore-fail-on-non-empty --", rmdirs, nrmdirs, "2> /dev/null || :")
         if (nrecords) each(lines, records, nrecords, "> " q(cleanup))
         else print ": > " q(cleanup)

@@ -92,7 +92,7 @@ started=$seconds
 # coreutils' timeout leads its own process group (the hook's), sends it SIGTERM at the deadline
 # and SIGKILL GRACE seconds later, and exits 124 when the deadline passed. busybox's signals the
 # hook's own process only: there (the runner found no coreutils timeout) the hook leads a session
-# of its own and a watcher does the same, one process more.
+# of its own and a watcher does the same, with a process more and a `sleep 1` a second.
 watcher=
 if [ -n "$gnu_timeout" ]; then
     timeout -k "$grace" "$timeout" "$@" < /dev/null > "$base.out" 2> "$base.err" &
@@ -101,20 +101,15 @@ else
     # Not a group leader (the supervisor is): setsid makes the session in this process.
     setsid "$@" < /dev/null > "$base.out" 2> "$base.err" &
     pid=$!
-    # Told to stop (the hook ended), the watcher kills its sleep and nothing else; a TERM that
-    # comes before the sleep's pid is known is noted, and honoured once it is.
+    # A second at a time, so that when the hook ends first and the watcher is killed, at most a
+    # `sleep 1` outlives it (a signal trap around one long sleep leaves it behind in a race).
     (
-        stop=
-        trap 'stop=1' TERM
-        sleep "$timeout" & sleeper=$!
-        [ -n "$stop" ] || wait "$sleeper"
-        if [ -n "$stop" ]; then kill "$sleeper" 2> /dev/null; exit 0; fi
+        waited=0
+        while [ "$waited" -lt "$timeout" ]; do sleep 1; waited=$((waited + 1)); done
         : > "$base.timedout"
-        kill -TERM "-$pid" 2> /dev/null
-        sleep "$grace" & sleeper=$!
-        [ -n "$stop" ] || wait "$sleeper"
-        if [ -n "$stop" ]; then kill "$sleeper" 2> /dev/null; exit 0; fi
-        kill -KILL "-$pid" 2> /dev/null
+        kill -TERM "-$pid"
+        sleep "$grace"
+        kill -KILL "-$pid"
     ) < /dev/null > /dev/null 2>&1 &
     watcher=$!
 fi
