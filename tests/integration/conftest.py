@@ -29,8 +29,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+def lab_base() -> str:
+    """A base address of this test run's network that no other lab of the run uses."""
+    return next(_BASES)
+
+
 def start_lab(directory: Path, count: int, **options: Any) -> Lab:
-    return Lab.up(directory, count, base_address=next(_BASES), **options)
+    return Lab.up(directory, count, base_address=lab_base(), **options)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from orchestrator.cli.main import cli
 from orchestrator.lab import toolbox
 from orchestrator.lab.fleet import Lab
 from orchestrator.transport.remote import host_tools
-from tests.integration.conftest import start_lab
+from tests.integration.conftest import lab_base, start_lab
 from tests.integration.helpers import (
     host_spec,
     rollout,
@@ -77,6 +79,21 @@ def test_the_lab_host_runs_busybox_sh_with_only_its_applets(busybox_lab: Lab) ->
     assert exe.endswith("/busybox")
     assert path == str(busybox_lab.session_path)
     assert awk in ("awk", f"{path}/awk")
+
+
+def test_lab_up_busybox_from_the_command_line(tmp_path: Path) -> None:
+    directory = tmp_path / "cli-lab"
+    options = ["--hosts", "1", "--busybox", "--dir", str(directory), "--base-address", lab_base()]
+    command = [sys.executable, "-m", "orchestrator", "lab", "up", *options]
+    up = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert up.returncode == 0, up.stderr
+    lab = Lab.load(directory)
+    try:
+        result = run_on(host_spec(lab, "web-1"), "readlink /proc/$$/exe; echo $PATH")
+        exe, path = result.stdout.split()
+        assert exe.endswith("/busybox") and path == str(directory.resolve() / "busybox")
+    finally:
+        lab.down()
 
 
 def test_a_busybox_host_deploys_redeploys_and_rolls_back(busybox_lab: Lab, tmp_path: Path) -> None:
