@@ -5,7 +5,6 @@ These tests never skip: without sshd the fixture fails and says how to install i
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,8 @@ from orchestrator.lab.fleet import Lab
 _NET = os.environ.get("ORCHESTRATOR_TEST_LAB_NET", "127.43")
 if not _NET.startswith("127."):
     raise ValueError(f"ORCHESTRATOR_TEST_LAB_NET={_NET!r} is outside 127.0.0.0/8")
-_BASES = (f"{_NET}.{block}.0" for block in itertools.count(0, 4))
+# One /24 per lab (a test lab has at most 200 hosts): 256 labs per run.
+_BASES = (f"{_NET}.{block}.0" for block in range(256))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,7 +31,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def lab_base() -> str:
     """A base address of this test run's network that no other lab of the run uses."""
-    return next(_BASES)
+    base = next(_BASES, None)
+    if base is None:
+        raise RuntimeError(f"this test run started more than 256 labs on {_NET}.0.0/16")
+    return base
 
 
 def start_lab(directory: Path, count: int, **options: Any) -> Lab:
