@@ -143,8 +143,7 @@ def hosts(ctx: CliContext, application: str, group: str, check: bool, output: st
         for c in checks:
             tags = ", ".join(f"{k}={v}" for k, v in sorted(c.host.tags.items()))
             row = [
-                escape(text)
-                for text in (c.host.name, c.host.destination, c.host.zone or "-", tags)
+                escape(text) for text in (c.host.name, c.host.destination, c.host.zone or "-", tags)
             ]
             if check:
                 row.append(

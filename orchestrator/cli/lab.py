@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.context import APP_NAME, CliContext, pass_context
+from orchestrator.lab import toolbox
 from orchestrator.lab.fleet import DEFAULT_BASE_ADDRESS, Lab
 
 
@@ -53,10 +54,17 @@ def lab() -> None:
     show_default=True,
     help="Loopback address the host addresses count up from (inside 127.0.0.0/8).",
 )
+@click.option(
+    "--busybox",
+    is_flag=True,
+    help="Hosts whose sessions have only busybox's applets on their PATH, busybox's sh reading "
+    "their commands (as on Alpine). Needs busybox.",
+)
 @pass_context
-def up(ctx: CliContext, count: int, directory: Path, base_address: str) -> None:
+def up(ctx: CliContext, count: int, directory: Path, base_address: str, busybox: bool) -> None:
     """Start the fleet and write inventory.yaml, known_hosts and ssh_config into the lab dir."""
-    fleet = Lab.up(directory, count, base_address=base_address)
+    session_path = toolbox.busybox(directory / "busybox") if busybox else None
+    fleet = Lab.up(directory, count, base_address=base_address, session_path=session_path)
     mode = "private mount namespaces" if fleet.namespaced else "shared filesystem (not root)"
     ctx.err.print(f"[green]started[/] {count} hosts in {escape(str(fleet.directory))} ({mode})")
     ctx.out.print(str(fleet.inventory_path), markup=False, highlight=False)

@@ -208,6 +208,12 @@ class DeploymentRunner:
                     self.deployment.deployment_id, self.rollout.lock_ttl, self.rollout.lock_holder
                 )
                 self.probes[host.name] = probe
+                if probe.missing_tools:
+                    # The probe stopped before the lock: nothing on the host changed.
+                    return (
+                        f"the host lacks {', '.join(probe.missing_tools)}, which orchestrator "
+                        "runs on every host (the README lists what hosts need)"
+                    )
                 if lock.state == "failed":
                     # Not ours and nobody else's (a full disk on the host): a failed target.
                     error = lock.holder.get("error") or "unknown error"

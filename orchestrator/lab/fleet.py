@@ -62,6 +62,7 @@ class Lab:
         self.directory = directory.resolve()
         self.hosts: list[LabHost] = []
         self.namespaced = False
+        self.session_path: Path | None = None
         self.user = getpass.getuser()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -122,6 +123,7 @@ class Lab:
             self.host_dir(host.name),
             self.authorized_keys,
             self.namespaced,
+            self.session_path,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -133,6 +135,8 @@ class Lab:
             raise LabError(f"no lab in {lab.directory} (start one with 'orchestrator lab up')")
         state = json.loads(lab.state_file.read_text())
         lab.namespaced = state["namespaced"]
+        session_path = state.get("session_path")
+        lab.session_path = Path(session_path) if session_path else None
         lab.user = state["user"]
         lab.hosts = [LabHost(**host) for host in state["hosts"]]
         return lab
@@ -140,6 +144,7 @@ class Lab:
     def save(self) -> None:
         state = {
             "namespaced": self.namespaced,
+            "session_path": str(self.session_path) if self.session_path else None,
             "user": self.user,
             "hosts": [dataclasses.asdict(host) for host in self.hosts],
         }
@@ -153,8 +158,12 @@ class Lab:
         *,
         base_address: str = DEFAULT_BASE_ADDRESS,
         namespaced: bool | None = None,
+        session_path: Path | None = None,
     ) -> Lab:
-        """Start ``count`` hosts named web-1..web-N and write the files that describe them."""
+        """Start ``count`` hosts named web-1..web-N and write the files that describe them.
+
+        With ``session_path``, that directory is all the hosts' sessions have on their PATH, and
+        its ``sh`` reads their commands (``toolbox.busybox``: a busybox host)."""
         if count < 1:
             raise LabError("a lab needs at least one host")
         lab = cls(directory)
@@ -166,6 +175,7 @@ class Lab:
         sshd = find_sshd()
         lab.directory.mkdir(parents=True, exist_ok=True)
         lab.namespaced = can_namespace() if namespaced is None else namespaced
+        lab.session_path = session_path.resolve() if session_path else None
         client_public = generate_key(lab.client_key, "orchestrator-lab-client")
         lab.authorized_keys.write_text(client_public + "\n")
         specs = []
@@ -179,6 +189,7 @@ class Lab:
                 lab.host_dir(f"web-{index + 1}"),
                 lab.authorized_keys,
                 lab.namespaced,
+                lab.session_path,
             )
             known.append((spec, spec.prepare()))
             specs.append(spec)

@@ -85,6 +85,9 @@ class SshdHost:
     directory: Path
     authorized_keys: Path
     namespaced: bool
+    # The only directory on the sessions' PATH, and its `sh` the shell that reads their commands
+    # (a busybox host: the applets of one busybox binary). None: the machine's own.
+    session_path: Path | None = None
 
     @property
     def config_path(self) -> Path:
@@ -101,6 +104,10 @@ class SshdHost:
     @property
     def start_log(self) -> Path:
         return self.directory / "start.log"
+
+    @property
+    def session_wrapper(self) -> Path:
+        return self.directory / "session"
 
     def mount_source(self, target: str) -> Path:
         return self.directory / "root" / target.strip("/").replace("/", "-")
@@ -129,11 +136,29 @@ class SshdHost:
                     "ClientAliveInterval 0",
                     "Subsystem sftp internal-sftp",
                     "LogLevel INFO",
+                    *self._session_lines(),
                     "",
                 ]
             )
         )
         return public
+
+    def _session_lines(self) -> list[str]:
+        if self.session_path is None:
+            return []
+        # sshd hands every command to the user's login shell; this wrapper, which that shell
+        # execs, hands it on to the PATH's own sh with nothing else on the PATH (as a login shell
+        # of the host's would). The wrapper's interpreter is that sh too.
+        shell = self.session_path / "sh"
+        self.session_wrapper.write_text(
+            f"#!{shell}\n"
+            f"PATH={shlex.quote(str(self.session_path))}\n"
+            "export PATH\n"
+            'if [ -n "${SSH_ORIGINAL_COMMAND+set}" ]; then exec sh -c "$SSH_ORIGINAL_COMMAND"; fi\n'
+            "exec sh -l\n"
+        )
+        self.session_wrapper.chmod(0o755)
+        return [f"ForceCommand {self.session_wrapper}"]
 
     def _authorized_keys_lines(self) -> list[str]:
         if os.geteuid() != 0:

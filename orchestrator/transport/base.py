@@ -59,7 +59,8 @@ class HostSession(Protocol):
         timeout: float | None = None,
         step: bool = True,
     ) -> CommandResult:
-        """Run host programs one after another, their outputs concatenated. A ``step`` of the
+        """Run host programs one after another, each only if the one before succeeded (a probe
+        that fails the host takes no lock), their outputs concatenated. A ``step`` of the
         deployment waits for the session's runner; anything else (a heartbeat, an abort) gets a
         channel of its own when the runner is busy."""
         ...

@@ -152,7 +152,7 @@ def channel_command(host: HostSpec, calls: tuple[ProgramCall, ...]) -> str:
         quoted = " ".join(shlex.quote(arg) for arg in call.args)
         text = shlex.quote(channel_program(call.program))
         commands.append(f"{_become(host)}{prefix}sh -c {text} {call.program} {quoted}")
-    return "; ".join(commands)
+    return " && ".join(commands)
 
 
 class _Runner:

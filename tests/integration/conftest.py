@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,10 @@ from orchestrator.lab.fleet import Lab
 _NET = os.environ.get("ORCHESTRATOR_TEST_LAB_NET", "127.43")
 if not _NET.startswith("127."):
     raise ValueError(f"ORCHESTRATOR_TEST_LAB_NET={_NET!r} is outside 127.0.0.0/8")
-# 64 blocks of 4 /24s, reused in turn once the suite has started more labs than that (a lab is
-# down long before its block comes round again, and every lab picks free ports anyway).
-_BASES = (f"{_NET}.{block}.0" for block in itertools.cycle(range(0, 256, 4)))
+# One /24 per lab (a test lab has at most 200 hosts), reused in turn once the suite has started
+# more labs than that (a lab is down long before its block comes round again, and every lab picks
+# free ports anyway).
+_BASES = (f"{_NET}.{block}.0" for block in itertools.cycle(range(256)))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,8 +35,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def start_lab(directory: Path, count: int) -> Lab:
-    return Lab.up(directory, count, base_address=next(_BASES))
+def lab_base() -> str:
+    """A base address of this test run's network that no other lab of the run uses."""
+    base = next(_BASES, None)
+    if base is None:
+        raise RuntimeError(f"this test run started more than 256 labs on {_NET}.0.0/16")
+    return base
+
+
+def start_lab(directory: Path, count: int, **options: Any) -> Lab:
+    return Lab.up(directory, count, base_address=lab_base(), **options)
 
 
 @pytest.fixture(scope="session")

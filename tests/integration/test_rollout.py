@@ -133,11 +133,14 @@ def test_second_revision_replaces_the_first(fleet: Lab, tmp_path: Path) -> None:
         # one only revision 1 had is removed.
         assert (srv / "rev" / "common").stat().st_ino == common[host]
         assert not (srv / "rev" / "old").exists()
-        # Only what no copy replaces goes through the removal pass (the copies remove theirs).
+        # Only what no copy replaces goes through the removal pass (the copies remove theirs);
+        # what is in the way of a copy too, but only where cp is not GNU's.
         script = group_root(fleet, host) / result.document["deploymentId"] / "install.sh"
-        removal = script.read_text().split("| xargs -r -d '\\n' rm -f --")[0]
+        removal, in_the_way = script.read_text().split("| xargs -0 -r rm -f --")[:2]
         assert "'/srv/rev/one.txt'" in removal and "'/srv/rev/old/only.txt'" in removal
         assert "shared.txt" not in removal
+        assert in_the_way.lstrip().startswith("case $(cp --version 2> /dev/null) in")
+        assert "shared.txt" in in_the_way
         assert (srv / "stop-rev1").exists()  # revision 1's ApplicationStop ran
         assert not (srv / "stop-rev2").exists()  # revision 2's did not
         cleanup = next(instructions(fleet, host).glob("*-cleanup")).read_text().split()

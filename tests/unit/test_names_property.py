@@ -58,8 +58,6 @@ def test_accepted_text_keeps_its_field_and_line(
     assert lines[-1] == ""
     fields = [line.split("\t") for line in lines[:-1]]
     copies = [f for f in fields if f[0] == "F"]
-    assert copies == [
-        ["F", copies[0][1], "app/f", posixpath.join(posixpath.normpath(path), "f")]
-    ]
+    assert copies == [["F", copies[0][1], "app/f", posixpath.join(posixpath.normpath(path), "f")]]
     rules = [f for f in fields if f[0] == "P"]
     assert [rule[2:7] for rule in rules] == [["640", owner, group, acl, f":{context}:"]]

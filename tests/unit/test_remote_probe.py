@@ -7,15 +7,22 @@ What travels over SSH is covered by the integration tests; this is the program's
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from orchestrator.lab import toolbox
 from orchestrator.transport.base import CommandResult, ProgramCall
+from orchestrator.transport.remote import channel_program, host_tools, wire
 from orchestrator.transport.remote.wire import MISSING_APPSPEC, parse_probe
+from tests.paths import REPO
 from tests.unit.host_programs import run_one
 
 APPSPEC = "version: 0.0\nos: linux"
+# An absolute path: the probe runs with a PATH of its own.
+SH = shutil.which("dash") or "/bin/sh"
 
 
 def _probe(root: Path) -> CommandResult:
@@ -53,3 +60,37 @@ def test_the_probe_reports_the_last_install_and_never_its_cleanup_file(
     }[appspec]
     assert probe.old_appspec == expected
     assert probe.last_successful == (None if appspec == "none" else str(last))
+
+
+def _probe_with_path(root: Path, path: Path) -> tuple[int, CommandResult]:
+    """The probe on a channel of its own, its PATH holding only ``path``."""
+    secret = wire.new_secret()
+    done = subprocess.run(
+        [SH, "-c", channel_program("probe"), "probe", str(root), "g-1"],
+        input=wire.secret_line(secret),
+        capture_output=True,
+        check=False,
+        env={"PATH": str(path)},
+    )
+    return done.returncode, wire.channel_result(done.returncode, done.stdout, done.stderr, secret)
+
+
+def test_the_probe_names_the_commands_the_host_lacks_and_stops(tmp_path: Path) -> None:
+    lacking = ("setsid", "stat")
+    path = toolbox.only(tmp_path / "bin", [t for t in host_tools() if t not in lacking])
+    code, result = _probe_with_path(tmp_path / "root", path)
+    assert code == 3  # the request's lock is not taken
+    assert result.frames == (("probe", b"missing_tools=setsid stat\n"),)
+    assert parse_probe(result).missing_tools == lacking
+
+
+def test_a_host_with_every_command_reports_none_missing(tmp_path: Path) -> None:
+    path = toolbox.only(tmp_path / "bin", host_tools())
+    code, result = _probe_with_path(tmp_path / "root", path)
+    assert code == 0, result.stderr
+    assert parse_probe(result).missing_tools == ()
+
+
+def test_the_readme_lists_the_commands_the_probe_checks() -> None:
+    listed = ", ".join(f"`{tool}`" for tool in host_tools())
+    assert listed in " ".join((REPO / "README.md").read_text().split())

@@ -38,3 +38,12 @@ def runner_program() -> str:
 def channel_program(name: str) -> str:
     """``<name>.sh`` as run on a channel of its own: after ``frame.sh``, like the runner's."""
     return program("frame") + program(name)
+
+
+@functools.cache
+def host_tools() -> tuple[str, ...]:
+    """The commands the host programs need on the host's PATH, as the probe checks them."""
+    for line in program("probe").splitlines():
+        if line.startswith("tools='"):
+            return tuple(line.removeprefix("tools='").removesuffix("'").split())
+    raise ValueError("probe.sh has no tools='...' line")

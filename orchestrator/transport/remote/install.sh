@@ -38,6 +38,7 @@ IFS= read -r previous_dir 2> /dev/null < "$instr/${gid}_last_successful_install"
 # same bundle, the archive's files the previous install owns (rsync's quick check: type, mode,
 # size, mtime). The host reads its own cleanup file: the controller never sees it.
 # Paths reach awk through its environment: `-v` would read a backslash in them as an escape.
+# Paths go to xargs NUL-terminated: -0 is GNU's and busybox's (-d is GNU's only).
 : > "$dir/install.previous"
 export plan archive cleanup
 previous="$dir/install.previous" stats="$dir/install.stat" audit="$instr/$gid-install.json"
@@ -48,10 +49,10 @@ export previous stats audit
         if (FNR > 1 && prev ~ /^\//) { lines[++n] = prev; owned[prev] = 1 }
         prev = $0; next
     }
-    !listed { for (i = n; i > 0; i--) { print lines[i]; print lines[i] > previous } listed = 1 }
-    $1 == "D" { print $3 }
-    $1 == "F" { print $4; if (same && ($4 in owned)) print archive "/" $3 }' - "$plan" \
-    | { xargs -r -d '\n' stat -c "%F$tab%f %s %Y$tab%n" -- 2> /dev/null || :; } > "$dir/install.stat"
+    !listed { for (i = n; i > 0; i--) { printf "%s%c", lines[i], 0; print lines[i] > previous } listed = 1 }
+    $1 == "D" { printf "%s%c", $3, 0 }
+    $1 == "F" { printf "%s%c", $4, 0; if (same && ($4 in owned)) printf "%s%c", archive "/" $3, 0 }' - "$plan" \
+    | { xargs -0 -r stat -c "%F$tab%f %s %Y$tab%n" -- 2> /dev/null || :; } > "$dir/install.stat"
 
 # Everything else is decided by one awk, which writes the script that does it: conflicts first
 # (a refused install leaves the host as it was), then the previous install's files removed, the
@@ -83,12 +84,12 @@ awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
         if (!g) { g = group[tool, key] = ++ngroups; gtool[g] = tool; gkey[g] = key }
         gpath[g, ++gcount[g]] = path
     }
-    # One xargs per mode, acl or owner: "printf '%s\n' PATHS | xargs -r -d '\n' TOOL KEY --".
+    # One xargs per mode, acl or owner: "printf '%s\0' PATHS | xargs -0 -r TOOL KEY --".
     function apply(tool,    g, i, list) {
         for (g = 1; g <= ngroups; g++) {
             if (gtool[g] != tool) continue
             for (i = 1; i <= gcount[g]; i++) list[i] = gpath[g, i]
-            each(lines, list, gcount[g], xargs tool " " q(gkey[g]) " --")
+            each(nul, list, gcount[g], xargs tool " " q(gkey[g]) " --")
         }
     }
     FILENAME == stats { type[$3] = $1; quick[$3] = $2; next }
@@ -129,6 +130,7 @@ awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
         if (same && ($4 in owned) && quick[$4] ~ /^8/ && quick[$4] == quick[archive "/" $3]) {
             keep[$4] = 1; unchanged++; next
         }
+        if ($4 in type) inway[++ninway] = $4
         # The plan keeps the name of every file (a file source goes to DESTINATION/NAME, a tree
         # keeps its names), so a file is copied into the directory of its destination: one cp for
         # many files of the same directory.
@@ -154,7 +156,9 @@ awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
         # The previous install, newest first: files and links, then directories (deepest
         # first), keeping the ones that hold something else. A file this install copies to the
         # same path is left to its copy, which removes it first (cp --remove-destination): no
-        # removal pass at all for a rollback of the same layout.
+        # removal pass at all for a rollback of the same layout. busybox cp takes that option
+        # but writes through a link or a hard link: without GNU cp (one `cp --version` when
+        # something is in the way), what is in the way of a copy is removed first.
         for (i = 1; i <= nprevious; i++) {
             path = order[i]
             if (!(path in type) || (path in keep)) continue
@@ -162,15 +166,18 @@ awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
             else if (!(path in remade)) rmdirs[++nrmdirs] = path
         }
         lines = "printf \047%s\\n\047"
+        nul = "printf \047%s\\0\047"
         # mkdir and rmdir through xargs too: a tree of many directories is longer than one
         # command line may be (E2BIG).
-        xargs = "| xargs -r -d \047\\n\047 "
-        if (nremovals) each(lines, removals, nremovals, xargs "rm -f --")
-        if (nrmdirs) each(lines, rmdirs, nrmdirs, xargs "rmdir --ignore-fail-on-non-empty -- 2> /dev/null || :")
+        xargs = "| xargs -0 -r "
+        if (nremovals) each(nul, removals, nremovals, xargs "rm -f --")
+        gnu = "case $(cp --version 2> /dev/null) in *\"GNU coreutils\"*) ;; *) "
+        if (ninway) each(gnu nul, inway, ninway, xargs "rm -f -- ;; esac")
+        if (nrmdirs) each(nul, rmdirs, nrmdirs, xargs "rmdir --ignore-fail-on-non-empty -- 2> /dev/null || :")
         if (nrecords) each(lines, records, nrecords, "> " q(cleanup))
         else print ": > " q(cleanup)
         print lines " " q(json) " > " q(audit)
-        if (nmkdirs) each(lines, mkdirs, nmkdirs, xargs "mkdir -p --")
+        if (nmkdirs) each(nul, mkdirs, nmkdirs, xargs "mkdir -p --")
         if (retained) {
             kept_list = kept_names[1]
             for (i = 2; i <= 5 && i <= retained; i++) kept_list = kept_list ", " kept_names[i]

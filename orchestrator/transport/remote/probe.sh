@@ -5,8 +5,17 @@
 # (a big tree's is many megabytes).
 set -u
 root=$1 gid=$2 did=${3:-}
-instr="$root/deployment-instructions"
 frame probe
+# The commands the host programs run (the README's list): a host without one of them fails here,
+# before anything on it changes, and the lock is not taken (exit 3). `command -v`: no fork.
+tools='awk cat chmod chown cp date dd env id ln mkdir mktemp mv rm rmdir setsid sha256sum sleep stat tail tar tr xargs'
+missing=
+for tool in $tools; do command -v "$tool" > /dev/null || missing="$missing $tool"; done
+if [ -n "$missing" ]; then
+    printf 'missing_tools=%s\n' "${missing# }"
+    exit 3
+fi
+instr="$root/deployment-instructions"
 # One-line files are read with the `read` builtin: no fork per file (IFS= keeps a path's
 # leading and trailing spaces).
 last=""

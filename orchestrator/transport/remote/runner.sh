@@ -5,7 +5,7 @@
 #   request: "<stdin bytes> <sh command line>\n", then that many bytes of stdin
 #   reply:   the command's stdout (with its programs' frames), then the frame "stderr" and its
 #            stderr when there is any, then the frame "exit <exit status>".
-# Exact stdin sizes need GNU dd, which reads no further from a pipe than it is asked to.
+# Exact stdin sizes need GNU's or busybox's dd, which read no further from a pipe than asked to.
 set -u
 # Requests are one line each: an argument's newlines travel as "$newline".
 newline='
@@ -16,6 +16,9 @@ if read -r up _ 2> /dev/null < /proc/uptime; then
     case $epoch in *[!0-9]* | "") epoch=$(date +%s)0000000 ;; esac
     export ORCHESTRATOR_CLOCK=$((${epoch%???????} - ${up%.*} * 100 - 1${up#*.} + 100))
 fi
+# coreutils' timeout where the host has it, asked once: a hook's supervisor uses it instead of a
+# watcher of its own (busybox's timeout signals the hook's process, not its process group).
+case $(timeout --version 2> /dev/null) in *"GNU coreutils"*) export ORCHESTRATOR_GNU_TIMEOUT=1 ;; esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/orchestrator-runner.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 trap 'exit 1' HUP INT TERM PIPE

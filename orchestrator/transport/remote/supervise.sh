@@ -7,8 +7,8 @@ base=$1 root=$2 gid=$3 did=$4 event=$5 script=$6 location=$7 timeout=$8 runas=$9
 shift 9
 archive=$1 grace=$2
 # The hook sees the agent's environment, not the runner's own variables.
-clock=${ORCHESTRATOR_CLOCK:-}
-unset ORCHESTRATOR_CLOCK ORCHESTRATOR_SUPERVISE
+clock=${ORCHESTRATOR_CLOCK:-} gnu_timeout=${ORCHESTRATOR_GNU_TIMEOUT:-}
+unset ORCHESTRATOR_CLOCK ORCHESTRATOR_SUPERVISE ORCHESTRATOR_GNU_TIMEOUT
 dir="$root/$gid/$did"
 # hook start made $dir/logs before it started this supervisor.
 [ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
@@ -95,12 +95,33 @@ seconds_now() {
 seconds_now
 started=$seconds
 # coreutils' timeout leads its own process group (the hook's), sends it SIGTERM at the deadline
-# and SIGKILL GRACE seconds later, and exits 124 when the deadline passed.
-timeout -k "$grace" "$timeout" "$@" < /dev/null > "$base.out" 2> "$base.err" &
-pid=$!
+# and SIGKILL GRACE seconds later, and exits 124 when the deadline passed. busybox's signals the
+# hook's own process only: there (the runner found no coreutils timeout) the hook leads a session
+# of its own and a watcher does the same, with a process more and a `sleep 1` a second.
+watcher=
+if [ -n "$gnu_timeout" ]; then
+    timeout -k "$grace" "$timeout" "$@" < /dev/null > "$base.out" 2> "$base.err" &
+    pid=$!
+else
+    # Not a group leader (the supervisor is): setsid makes the session in this process.
+    setsid "$@" < /dev/null > "$base.out" 2> "$base.err" &
+    pid=$!
+    # A second at a time, so that when the hook ends first and the watcher is killed, at most a
+    # `sleep 1` outlives it (a signal trap around one long sleep leaves it behind in a race).
+    (
+        waited=0
+        while [ "$waited" -lt "$timeout" ]; do sleep 1; waited=$((waited + 1)); done
+        : > "$base.timedout"
+        kill -TERM "-$pid"
+        sleep "$grace"
+        kill -KILL "-$pid"
+    ) < /dev/null > /dev/null 2>&1 &
+    watcher=$!
+fi
 echo "$pid" > "$base.hookpid"
 wait "$pid"
 code=$?
+[ -z "$watcher" ] || kill "$watcher" 2> /dev/null
 # 124: the deadline passed; 137: it also needed the SIGKILL (or something else killed it).
 seconds_now
 if [ "$code" -eq 124 ] || { [ "$code" -eq 137 ] && [ $((seconds - started)) -ge "$timeout" ]; }; then

@@ -66,7 +66,9 @@ def _one_line(value: str) -> str:
 
 def runner_request(calls: tuple[ProgramCall, ...], stdin_size: int) -> bytes:
     """The runner's request for ``calls``: one line, then ``stdin_size`` bytes of stdin follow."""
-    line = "; ".join(
+    # `&&`: a program that fails (the probe, for a host that lacks a tool) stops the rest (the
+    # lock is not taken).
+    line = " && ".join(
         " ".join([call.program, *(_one_line(arg) for arg in call.args)]) for call in calls
     )
     return f"{stdin_size} {line}\n".encode()
@@ -159,6 +161,7 @@ class Probe:
     bundles: dict[str, str] = field(default_factory=dict)  # sha256 -> bundle.tar path
     old_appspec: str | None = None  # None: no last successful install; MISSING_APPSPEC: gone
     ongoing_event: str | None = None  # the event the probed deployment was in (resume)
+    missing_tools: tuple[str, ...] = ()  # commands the host lacks: it cannot be deployed to
 
 
 def parse_probe(result: CommandResult) -> Probe:
@@ -176,6 +179,8 @@ def parse_probe(result: CommandResult) -> Probe:
             probe.bundles.setdefault(sha, path)
         elif key == "ongoing":
             probe.ongoing_event = value or None
+        elif key == "missing_tools":
+            probe.missing_tools = tuple(value.split())
     if probe.last_successful:
         appspec = _section(result, "appspec")
         if appspec is not None:
