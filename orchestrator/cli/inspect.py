@@ -292,7 +292,7 @@ def _render_plan(
     events.add_column("event")
     events.add_column("runs")
     for row in _lifecycle(revision):
-        events.add_row(row["event"], row["runs"])
+        events.add_row(row["event"], escape(row["runs"]))
     out.print(events)
     table = Table(title=f"Deployment configs on these {len(sim.order)} hosts")
     table.add_column("config", no_wrap=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.install_plan import build_install_plan
+from orchestrator.lab import toolbox
 from orchestrator.models.appspec import parse_appspec
 from orchestrator.revision import ManifestEntry
 from orchestrator.transport.remote import program
@@ -25,10 +26,12 @@ SPACED = 'it\'s "q" $(id) `id` ü [x]* ~'
 WEIRD = f"{SPACED} \\b \\n"
 
 
-def _run(name: str, args: list[str], stdin: bytes = b"", path: str | None = None) -> str:
+def _run(
+    name: str, args: list[str], stdin: bytes = b"", path: str | None = None, sh: str = SH
+) -> str:
     env = {**os.environ, "PATH": path or os.environ["PATH"]}
     done = subprocess.run(
-        [SH, "-c", program(name), name, *args],
+        [sh, "-c", program(name), name, *args],
         input=stdin,
         capture_output=True,
         env=env,
@@ -89,7 +92,17 @@ def test_the_checksum_without_openssl_under_a_root_with_a_backslash(
     assert "received the bundle" in out
 
 
-def test_install_takes_roots_group_ids_and_paths_literally(tmp_path: Path) -> None:
+def _tools(kind: str, tmp_path: Path) -> tuple[str | None, str]:
+    """(PATH, sh) of a GNU host (this machine's) or of a busybox-only host."""
+    if kind == "gnu":
+        return None, SH
+    applets = toolbox.busybox(tmp_path / "busybox")
+    return str(applets), str(applets / "sh")
+
+
+@pytest.mark.parametrize("kind", ["gnu", "busybox"])
+def test_install_takes_roots_group_ids_and_paths_literally(tmp_path: Path, kind: str) -> None:
+    path, sh = _tools(kind, tmp_path)
     root = tmp_path / f"root {WEIRD}"
     gid = f"g {WEIRD}"
     archive = root / gid / "d-1" / "deployment-archive"
@@ -110,7 +123,7 @@ def test_install_takes_roots_group_ids_and_paths_literally(tmp_path: Path) -> No
         ManifestEntry("app/kept.txt", "file", 0o644, 4),
     )
     plan = build_install_plan(appspec, entries, "RETAIN")
-    out = _run("install", [str(root), gid, "d-1"], plan.render().encode())
+    out = _run("install", [str(root), gid, "d-1"], plan.render().encode(), path=path, sh=sh)
     installed = destination / WEIRD / f"f {WEIRD}.txt"
     assert installed.read_text() == "new\n"
     assert (destination / "kept.txt").read_text() == "old\n"
@@ -118,3 +131,30 @@ def test_install_takes_roots_group_ids_and_paths_literally(tmp_path: Path) -> No
     cleanup = root / "deployment-instructions" / f"{gid}-cleanup"
     assert str(installed) in cleanup.read_text().split("\n")
     assert (root / "deployment-instructions" / f"{gid}-install.json").is_file()
+
+
+@pytest.mark.parametrize("kind", ["gnu", "busybox"])
+def test_a_file_replaces_a_directory_of_the_previous_install(tmp_path: Path, kind: str) -> None:
+    """The directory is the previous install's: removed with its files, then the file copied
+    (busybox's cp, which is not GNU's, has what is in its way removed first: files only)."""
+    path, sh = _tools(kind, tmp_path)
+    root, gid, destination = tmp_path / "root", "g", tmp_path / "dest"
+    destination.mkdir()
+    app = ManifestEntry("app", "dir", 0o755)
+    layouts = {
+        "d-1": (app, ManifestEntry("app/x", "dir", 0o755), ManifestEntry("app/x/f", "file", 0o644)),
+        "d-2": (app, ManifestEntry("app/x", "file", 0o644)),
+    }
+    appspec = parse_appspec(
+        f"version: 0.0\nos: linux\nfiles:\n  - source: app\n    destination: {destination}\n"
+    )
+    for deployment, entries in layouts.items():
+        archive = root / gid / deployment / "deployment-archive"
+        for entry in entries:
+            if entry.kind == "dir":
+                (archive / entry.path).mkdir(parents=True, exist_ok=True)
+            else:
+                (archive / entry.path).write_text(f"{deployment}\n")
+        plan = build_install_plan(appspec, entries, "DISALLOW")
+        _run("install", [str(root), gid, deployment], plan.render().encode(), path=path, sh=sh)
+    assert (destination / "x").read_text() == "d-2\n"

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.lab import toolbox
 from orchestrator.transport.base import CommandResult, ProgramCall
-from orchestrator.transport.remote import channel_program, host_tools, wire
+from orchestrator.transport.remote import channel_program, host_tools, runner_program, wire
 from orchestrator.transport.remote.wire import MISSING_APPSPEC, parse_probe
 from tests.paths import REPO
 from tests.unit.host_programs import run_one
@@ -94,3 +94,17 @@ def test_a_host_with_every_command_reports_none_missing(tmp_path: Path) -> None:
 def test_the_readme_lists_the_commands_the_probe_checks() -> None:
     listed = ", ".join(f"`{tool}`" for tool in host_tools())
     assert listed in " ".join((REPO / "README.md").read_text().split())
+
+
+def test_a_host_without_mktemp_is_told_by_the_runner(tmp_path: Path) -> None:
+    """The runner needs mktemp before the probe can run: it names it itself."""
+    path = toolbox.only(tmp_path / "bin", [t for t in host_tools() if t != "mktemp"])
+    done = subprocess.run(
+        [SH, "-c", runner_program(), "runner"],
+        input=wire.secret_line(wire.new_secret()),
+        capture_output=True,
+        check=False,
+        env={"PATH": str(path)},
+    )
+    assert done.returncode == 1
+    assert b"the host lacks mktemp, which orchestrator runs on every host" in done.stderr

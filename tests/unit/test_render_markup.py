@@ -87,7 +87,12 @@ def test_validate_hosts_and_plan_show_markup_in_names_as_text(tmp_path: Path) ->
     )
     bundle = tmp_path / "bundle [red]x [bold \\[y]"
     bundle.mkdir()
-    (bundle / "appspec.yml").write_text("version: 0.0\nos: linux\n")
+    # A hook location with a closing tag: the plan's table of events showed it as markup.
+    (bundle / "s" / "x[").mkdir(parents=True)
+    (bundle / "s" / "x[" / "]y.sh").write_text("#!/bin/sh\n")
+    (bundle / "appspec.yml").write_text(
+        "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: 's/x[/]y.sh'\n"
+    )
     runner = CliRunner()
     base = ["-i", str(inventory)]
     validate = runner.invoke(cli, [*base, "validate", "-r", str(bundle)])
@@ -99,3 +104,4 @@ def test_validate_hosts_and_plan_show_markup_in_names_as_text(tmp_path: Path) ->
     plan = runner.invoke(cli, [*base, "plan", "-a", "app", "-g", "grp", "-r", str(bundle)])
     assert plan.exit_code == 0, plan.output
     assert f"revision {bundle} " in " ".join(plan.stdout.split())
+    assert "s/x[/]y.sh" in plan.stdout

@@ -130,11 +130,13 @@ awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
         if (same && ($4 in owned) && quick[$4] ~ /^8/ && quick[$4] == quick[archive "/" $3]) {
             keep[$4] = 1; unchanged++; next
         }
-        if ($4 in type) inway[++ninway] = $4
+        # A directory in the way is owned by the previous install (removed by the rmdir pass) or a
+        # conflict already: only files and links go to the removal before a non-GNU cp.
+        if (($4 in type) && type[$4] != "directory") inway[++ninway] = $4
         # The plan keeps the name of every file (a file source goes to DESTINATION/NAME, a tree
         # keeps its names), so a file is copied into the directory of its destination: one cp for
         # many files of the same directory.
-        parent = $4; sub(/\/[^\/]*$/, "", parent)
+        parent = $4; sub("/[^/]*$", "", parent)  # not /\/[^\/]*$/: busybox reads [^\/] as "not \ or /"
         copies[++ncopies] = $3 "\t" parent
         copied++; replaced[$4] = 1
         next

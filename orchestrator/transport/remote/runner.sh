@@ -19,6 +19,8 @@ fi
 # coreutils' timeout where the host has it, asked once: a hook's supervisor uses it instead of a
 # watcher of its own (busybox's timeout signals the hook's process, not its process group).
 case $(timeout --version 2> /dev/null) in *"GNU coreutils"*) export ORCHESTRATOR_GNU_TIMEOUT=1 ;; esac
+# The probe names every missing command, but it runs inside this runner: say this one here.
+command -v mktemp > /dev/null || { echo "the host lacks mktemp, which orchestrator runs on every host" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/orchestrator-runner.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
