@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +38,24 @@ def host_spec(lab: Lab, name: str, **ssh_changes: Any) -> HostSpec:
     if ssh_changes:
         spec = dataclasses.replace(spec, ssh=dataclasses.replace(spec.ssh, **ssh_changes))
     return spec
+
+
+def served_addresses(specs: list[HostSpec]) -> list[str]:
+    """The address each host's sshd saw itself reached on, all connected through one transport
+    (so hosts behind the same bastion share its connection)."""
+
+    async def connect_all() -> list[str]:
+        transport = SshTransport(NO_RETRY)
+        sessions = await asyncio.gather(*(transport.connect(spec) for spec in specs))
+        try:
+            results = await asyncio.gather(*(s.run('echo "$SSH_CONNECTION"') for s in sessions))
+            return [r.stdout.split()[2] for r in results]
+        finally:
+            for session in sessions:
+                await session.close()
+            await transport.close()
+
+    return asyncio.run(connect_all())
 
 
 def run_on(host: HostSpec, command: str, transport: SshTransport | None = None) -> CommandResult:
@@ -140,6 +159,15 @@ def wait_for_event(
                     return dict(json.loads(line))
         time.sleep(0.05)
     raise AssertionError(f"no matching event in {events_file} within {timeout}s")
+
+
+def ctrl_c_twice(process: subprocess.Popen[bytes], events: Path) -> int:
+    """Ctrl-C, then once the rollout says it is stopping a second one (which terminates the
+    running hooks): the rollout's exit code."""
+    process.send_signal(signal.SIGINT)
+    wait_for_event(events, lambda r: r["type"] == "Notice" and "stopping" in r["message"])
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=60)
 
 
 def event_started(host: str, name: str) -> Callable[[dict[str, Any]], bool]:

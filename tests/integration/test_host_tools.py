@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,11 +21,11 @@ from orchestrator.lab.fleet import Lab
 from orchestrator.transport.remote import host_tools
 from tests.integration.conftest import lab_base, start_lab
 from tests.integration.helpers import (
+    ctrl_c_twice,
     host_spec,
     rollout,
     run_on,
     start_waiting_rollout,
-    wait_for_event,
 )
 from tests.integration.revisions import script_bundle
 
@@ -175,10 +174,7 @@ def test_a_hook_timeout_on_a_busybox_host_ends_its_process_group(
 def test_a_stopped_hook_on_a_busybox_host_is_terminated(busybox_lab: Lab, tmp_path: Path) -> None:
     process, events, deployment_id = start_waiting_rollout(busybox_lab, tmp_path, "/srv/go")
     try:
-        process.send_signal(signal.SIGINT)
-        wait_for_event(events, lambda r: r["type"] == "Notice" and "stopping" in r["message"])
-        process.send_signal(signal.SIGINT)  # a second Ctrl-C terminates the running hook
-        assert process.wait(timeout=60) == 130
+        assert ctrl_c_twice(process, events) == 130
     finally:
         process.kill()
         process.wait()

@@ -22,6 +22,7 @@ from orchestrator.transport.base import ProgramCall
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import (
     NO_RETRY,
+    ctrl_c_twice,
     engine_run,
     event_started,
     fetch,
@@ -144,10 +145,7 @@ def test_stop_from_another_terminal(fleet: Lab, tmp_path: Path) -> None:
 def test_ctrl_c_records_the_deployment_as_stopped(small_lab: Lab, tmp_path: Path) -> None:
     process, events, deployment_id = start_waiting_rollout(small_lab, tmp_path, GO)
     try:
-        process.send_signal(signal.SIGINT)
-        wait_for_event(events, lambda r: r["type"] == "Notice" and "stopping" in r["message"])
-        process.send_signal(signal.SIGINT)  # a second Ctrl-C terminates the running hook
-        assert process.wait(timeout=60) == 130
+        assert ctrl_c_twice(process, events) == 130
     finally:
         process.kill()
     document = status(deployment_id)

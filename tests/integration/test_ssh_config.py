@@ -3,7 +3,6 @@ by name only, a two-hop ProxyJump, a passphrase-protected key served by a real s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -21,8 +20,7 @@ from orchestrator.cli.main import cli
 from orchestrator.errors import AuthFailed
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import HostSpec
-from orchestrator.transport.ssh import SshTransport
-from tests.integration.helpers import NO_RETRY, host_spec, rollout, run_on
+from tests.integration.helpers import host_spec, rollout, run_on, served_addresses
 from tests.integration.revisions import script_bundle
 
 PASSPHRASE = "correct horse battery staple"
@@ -98,18 +96,7 @@ def test_two_hop_proxy_jump_each_bastion_under_its_own_entry(lab: Lab, tmp_path:
     specs = [host_spec(lab, name, config=str(config)) for name in behind]
     before = {name: len(accepted(lab, name)) for name in ("web-1", "web-2", *behind)}
 
-    async def connect_all() -> list[str]:
-        transport = SshTransport(NO_RETRY)
-        sessions = await asyncio.gather(*(transport.connect(spec) for spec in specs))
-        try:
-            results = await asyncio.gather(*(s.run('echo "$SSH_CONNECTION"') for s in sessions))
-            return [r.stdout.split()[2] for r in results]
-        finally:
-            for session in sessions:
-                await session.close()
-            await transport.close()
-
-    served_by = asyncio.run(connect_all())
+    served_by = served_addresses(specs)
     assert served_by == [lab.host(name).address for name in behind]
     logins = {name: len(accepted(lab, name)) - count for name, count in before.items()}
     # One connection to each bastion, shared by both hosts behind them.

@@ -17,7 +17,7 @@ from orchestrator.models.inventory import HostSpec, load_inventory
 from orchestrator.transport.base import CommandResult, ProgramCall
 from orchestrator.transport.remote.wire import parse_probe
 from orchestrator.transport.ssh import SshTransport
-from tests.integration.helpers import NO_RETRY, rollout
+from tests.integration.helpers import NO_RETRY, rollout, served_addresses
 from tests.integration.revisions import hello_web, script_bundle
 
 
@@ -41,18 +41,7 @@ def test_proxyjump_bastion_is_connected_once_and_shared(fleet: Lab, tmp_path: Pa
     ]
     accepted_before = (fleet.host_dir("web-5") / "sshd.log").read_text().count("Accepted publickey")
 
-    async def connect_all() -> list[str]:
-        transport = SshTransport(NO_RETRY)
-        sessions = await asyncio.gather(*(transport.connect(spec) for spec in specs))
-        try:
-            results = await asyncio.gather(*(s.run('echo "$SSH_CONNECTION"') for s in sessions))
-            return [r.stdout.split()[2] for r in results]
-        finally:
-            for session in sessions:
-                await session.close()
-            await transport.close()
-
-    served_by = asyncio.run(connect_all())
+    served_by = served_addresses(specs)
     assert served_by == [host.address for host in behind]
     accepted = (fleet.host_dir("web-5") / "sshd.log").read_text().count("Accepted publickey")
     assert accepted - accepted_before == 1  # one bastion connection for three hosts
