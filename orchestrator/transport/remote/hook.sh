@@ -28,6 +28,12 @@ report() {
     if [ -s "$base.err" ]; then tail -c "$tail" "$base.err"; fi
     return 0
 }
+# until_done SUPERVISOR_PID: until the supervisor has written its result, or is gone without one.
+# `wait` alone is not enough: it also returns when the supervisor is stopped and continued (a
+# frozen host thawed), and the result read then was half written.
+until_done() {
+    while [ ! -f "$base.done" ] && kill -0 "$1" 2> /dev/null; do sleep 0.2; done
+}
 case $mode in
 start)
     i=0
@@ -46,6 +52,7 @@ start)
     supervisor=$!
     echo "$supervisor" > "$base.pid"
     wait "$supervisor"
+    until_done "$supervisor"
     report ;;
 abort)
     grace=${1:-10}
@@ -66,6 +73,6 @@ collect)
         exit 0
     fi
     read -r supervisor < "$base.pid"
-    while [ ! -f "$base.done" ] && kill -0 "$supervisor" 2> /dev/null; do sleep 0.2; done
+    until_done "$supervisor"
     report ;;
 esac
