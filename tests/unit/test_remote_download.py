@@ -26,7 +26,7 @@ def _download(
     env = {**os.environ, "PATH": path or os.environ["PATH"]}
     args = [str(root), "g-1", "d-1", sha, "", "5", ""]
     return subprocess.run(
-        [SH, "-c", program("download"), "download", *args],
+        [SH, "-c", program("umask") + program("download"), "download", *args],
         input=bundle,
         capture_output=True,
         env=env,
@@ -103,7 +103,7 @@ def test_a_bundle_that_cannot_be_written_fails_with_the_reason(tmp_path: Path) -
     limited = 'trap "" XFSZ; ulimit -f 64; text=$1; shift; exec "$0" -c "$text" download "$@"'
     args = [str(root), "g-1", "d-1", SHA, "", "5", ""]
     done = subprocess.run(
-        [SH, "-c", limited, SH, program("download"), *args],
+        [SH, "-c", limited, SH, program("umask") + program("download"), *args],
         input=BUNDLE,
         capture_output=True,
         check=False,

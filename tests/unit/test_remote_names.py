@@ -31,7 +31,7 @@ def _run(
 ) -> str:
     env = {**os.environ, "PATH": path or os.environ["PATH"]}
     done = subprocess.run(
-        [sh, "-c", program(name), name, *args],
+        [sh, "-c", program("umask") + program(name), name, *args],
         input=stdin,
         capture_output=True,
         env=env,

@@ -1,7 +1,8 @@
 """POSIX sh programs run on hosts, shipped as package data and sent inline: once per session to
 the runner, which holds them all, or with the command on a channel of its own. Either way
-``frame.sh`` comes first: it reads the session's secret and defines how every reply is framed
-(``wire.py`` is the controller's side of that format)."""
+``umask.sh`` comes first (what they write under the deployment root is private), then
+``frame.sh``: it reads the session's secret and defines how every reply is framed (``wire.py`` is
+the controller's side of that format)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def runner_program() -> str:
     A function whose body is a subshell: the program's `exit`, `set -e` and variables stay in its
     own fork, as they would in `sh -c`, without an exec of sh and a parse of its text per call.
     """
-    definitions = [program("frame")]
+    definitions = [program("umask"), program("frame")]
     definitions.extend(f"{name}() (\n{program(name)}\n)" for name in PROGRAMS)
     definitions.append(f"export ORCHESTRATOR_SUPERVISE={shlex.quote(program('supervise'))}")
     return "\n".join(definitions) + "\n" + program("runner")
@@ -36,8 +37,9 @@ def runner_program() -> str:
 
 @functools.cache
 def channel_program(name: str) -> str:
-    """``<name>.sh`` as run on a channel of its own: after ``frame.sh``, like the runner's."""
-    return program("frame") + program(name)
+    """``<name>.sh`` as run on a channel of its own: after ``umask.sh`` and ``frame.sh``, like
+    the runner's."""
+    return program("umask") + program("frame") + program(name)
 
 
 @functools.cache

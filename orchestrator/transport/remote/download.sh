@@ -57,8 +57,10 @@ else
     if [ -e "$dir/deployment-archive" ]; then rm -rf "$dir/deployment-archive"; fi
     mkdir "$dir/deployment-archive"
     # Files belong to whoever unpacks them (GNU tar's default for anyone but root). The paths
-    # reach tar through cd and stdin: GNU tar reads backslash escapes in a -C directory.
-    (cd "$dir/deployment-archive" && tar -x --no-same-owner -f - < "$dir/bundle.tar")
+    # reach tar through cd and stdin: GNU tar reads backslash escapes in a -C directory. The
+    # session's umask: Install copies the modes unpacked here (busybox tar applies the umask even
+    # with -p), and the 0700 deployment-archive/ keeps them from other users.
+    (cd "$dir/deployment-archive" && umask "$session_umask" && tar -x --no-same-owner -f - < "$dir/bundle.tar")
 fi
 printf '%s\n' "$sha" > "$dir/.unpacked"
 printf '%s\n' "$dir" > "$instr/${gid}_most_recent_install"

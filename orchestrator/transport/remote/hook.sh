@@ -48,7 +48,7 @@ start)
     if [ -e "$base.pid" ]; then
         rm -f "$base.status" "$base.done" "$base.out" "$base.err" "$base.timedout" "$base.pid" "$base.hookpid" "$base.aborted"
     fi
-    setsid sh -c "$ORCHESTRATOR_SUPERVISE" hook-supervisor "$base" "$@" < /dev/null > /dev/null 2>&1 &
+    ORCHESTRATOR_UMASK=$session_umask setsid sh -c "$ORCHESTRATOR_SUPERVISE" hook-supervisor "$base" "$@" < /dev/null > /dev/null 2>&1 &
     supervisor=$!
     echo "$supervisor" > "$base.pid"
     wait "$supervisor"

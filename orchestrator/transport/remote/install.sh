@@ -57,7 +57,7 @@ export previous stats audit
 # Everything else is decided by one awk, which writes the script that does it: conflicts first
 # (a refused install leaves the host as it was), then the previous install's files removed, the
 # new cleanup file written, directories made, files copied, permissions applied.
-awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
+awk -F "$tab" -v same="$same" -v had_previous="$had_previous" -v umask="$session_umask" '
     BEGIN {
         stats = ENVIRON["stats"]; previous = ENVIRON["previous"]; archive = ENVIRON["archive"]
         cleanup = ENVIRON["cleanup"]; audit = ENVIRON["audit"]
@@ -179,6 +179,8 @@ awk -F "$tab" -v same="$same" -v had_previous="$had_previous" '
         if (nrecords) each(lines, records, nrecords, "> " q(cleanup))
         else print ": > " q(cleanup)
         print lines " " q(json) " > " q(audit)
+        # The records above are private (umask.sh); what is installed is made as it was before.
+        print "umask " umask
         if (nmkdirs) each(nul, mkdirs, nmkdirs, xargs "mkdir -p --")
         if (retained) {
             kept_list = kept_names[1]

@@ -53,6 +53,9 @@ holder_of() { held_by=; read -r held_by 2> /dev/null < "$dir/deployment" || :; }
 ours() { holder_of; [ "$held_by" = "$did" ]; }
 case $mode in
 acquire)
+    # The first program to write on a host: the root's parents are made as any directory of the
+    # host would be (only the root and what it holds are private).
+    if [ ! -d "$root" ] && [ -n "${root%/*}" ]; then (umask "$session_umask" && mkdir -p "${root%/*}"); fi
     [ -d "$locks" ] || mkdir -p "$locks"
     if take; then echo "lock=acquired"; exit 0; fi
     if ours; then echo "$now" > "$dir/heartbeat"; echo "lock=reacquired"; exit 0; fi

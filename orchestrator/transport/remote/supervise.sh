@@ -6,9 +6,11 @@ set -u
 base=$1 root=$2 gid=$3 did=$4 event=$5 script=$6 location=$7 timeout=$8 runas=$9
 shift 9
 archive=$1 grace=$2
-# The hook sees the agent's environment, not the runner's own variables.
+# The hook sees the agent's environment, not the runner's own variables. Its umask is the
+# session's: this supervisor's files are private (umask.sh), what the hook makes is its own affair.
 clock=${ORCHESTRATOR_CLOCK:-} gnu_timeout=${ORCHESTRATOR_GNU_TIMEOUT:-}
-unset ORCHESTRATOR_CLOCK ORCHESTRATOR_SUPERVISE ORCHESTRATOR_GNU_TIMEOUT
+hook_umask=${ORCHESTRATOR_UMASK:-022}
+unset ORCHESTRATOR_CLOCK ORCHESTRATOR_SUPERVISE ORCHESTRATOR_GNU_TIMEOUT ORCHESTRATOR_UMASK
 dir="$root/$gid/$did"
 # hook start made $dir/logs before it started this supervisor.
 [ -d "$root/ongoing-deployment" ] || mkdir -p "$root/ongoing-deployment"
@@ -80,10 +82,24 @@ if [ ! -x "$script" ] && ! chmod +x "$script" 2>> "$base.err"; then
 fi
 export LIFECYCLE_EVENT="$event" DEPLOYMENT_ID="$did" DEPLOYMENT_GROUP_ID="$gid"
 cd "$archive" 2>> "$base.err" || finish 5 UnknownError "cannot enter $archive"
+# let_in USER: the way to the archive for a runas user through the deployment's private
+# directories: an ACL entry for that user alone (search on the way, read on the archive itself).
+# A host without setfacl opens the way to every user (search only: no listing), and says so.
+access=
+let_in() {
+    if command -v setfacl > /dev/null \
+        && setfacl -m "u:$1:x" "$root" "$root/$gid" "${archive%/*}" 2> /dev/null \
+        && setfacl -m "u:$1:rx" "$archive" 2> /dev/null; then
+        return 0
+    fi
+    chmod o+x "$root" "$root/$gid" "${archive%/*}" 2>> "$base.err" && chmod o+rx "$archive" 2>> "$base.err"
+    access="the host has no setfacl: the way to $archive was opened to every user for runas user $1 (install the acl package to keep it private)"
+}
 # With `become: sudo` this program already runs as root, so `su` reaches any runas user.
 if [ -z "$runas" ] || [ "$runas" = "$(id -un)" ]; then
     set -- "$script"
 elif [ "$(id -u)" = 0 ]; then
+    let_in "$runas"
     set -- su -s /bin/sh "$runas" -c "\"\$0\"" "$script"
 else
     finish 4 ScriptFailed "Script at specified location: $location cannot run as user $runas: connected as $(id -un) without root (become: none)"
@@ -100,11 +116,11 @@ started=$seconds
 # of its own and a watcher does the same, with a process more and a `sleep 1` a second.
 watcher=
 if [ -n "$gnu_timeout" ]; then
-    timeout -k "$grace" "$timeout" "$@" < /dev/null > "$base.out" 2> "$base.err" &
+    { umask "$hook_umask"; exec timeout -k "$grace" "$timeout" "$@"; } < /dev/null > "$base.out" 2> "$base.err" &
     pid=$!
 else
     # Not a group leader (the supervisor is): setsid makes the session in this process.
-    setsid "$@" < /dev/null > "$base.out" 2> "$base.err" &
+    { umask "$hook_umask"; exec setsid "$@"; } < /dev/null > "$base.out" 2> "$base.err" &
     pid=$!
     # A second at a time, so that when the hook ends first and the watcher is killed, at most a
     # `sleep 1` outlives it (a signal trap around one long sleep leaves it behind in a race).
@@ -127,12 +143,12 @@ seconds_now
 if [ "$code" -eq 124 ] || { [ "$code" -eq 137 ] && [ $((seconds - started)) -ge "$timeout" ]; }; then
     : > "$base.timedout"
 fi
-warning=""
+warning=$access
 # A child that detaches (setsid, a daemon) leaves the group within moments: give it a second.
 i=0
 while kill -0 "-$pid" 2> /dev/null && [ "$i" -lt 10 ]; do sleep 0.1; i=$((i + 1)); done
 if kill -0 "-$pid" 2> /dev/null; then
-    warning="the script exited but a process it started still runs (process group $pid); its output was not waited for"
+    warning="${warning:+$warning; }the script exited but a process it started still runs (process group $pid); its output was not waited for"
 fi
 as=""
 [ -n "$runas" ] && as=" run as user $runas"
