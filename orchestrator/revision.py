@@ -32,6 +32,7 @@ from orchestrator.errors import AppSpecError, ConfigIssue, RevisionError
 from orchestrator.models.appspec import AppSpec, parse_appspec
 from orchestrator.models.source import decode_utf8
 from orchestrator.models.text import control_problem, shown
+from orchestrator.private_paths import FILE_MODE, private_dir, tighten
 
 EntryKind = Literal["file", "dir", "symlink"]
 SourceKind = Literal["directory", "tar", "tgz", "zip", "git"]
@@ -449,7 +450,7 @@ def check_appspec_against_bundle(appspec: AppSpec, entries: tuple[ManifestEntry,
 
 def build_revision(spec: str, cache_dir: Path) -> Revision:
     """Read, check and normalise a revision into ``cache_dir/<sha256>.tar``."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(cache_dir)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
         workdir = Path(tmp)
         kind, source, commit = _open_source(spec, workdir)
@@ -482,6 +483,8 @@ def build_revision(spec: str, cache_dir: Path) -> Revision:
         _write_tar(kind, source, prefix, staged)
         sha = _sha256(staged)
         final = cache_dir / f"{sha}.tar"
+        staged.chmod(FILE_MODE)
+        tighten(final)  # a bundle an older version cached readable to all
         if not final.exists():
             with contextlib.suppress(FileExistsError):
                 shutil.move(staged, final)

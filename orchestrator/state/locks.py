@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from orchestrator.errors import LockHeld
+from orchestrator.private_paths import private_file
 
 POLL_START = 0.05
 POLL_MAX = 1.0
@@ -47,7 +48,7 @@ class LocalLock:
 
     def acquire(self, deployment_id: str, wait: float | None = None) -> None:
         """Take the lock, waiting up to ``wait`` seconds; raise ``LockHeld`` naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         deadline = time.monotonic() + (wait or 0)
         delay = POLL_START
         handle = self.path.open("a+", encoding="utf-8")

@@ -28,6 +28,7 @@ from orchestrator.events import (
     TargetFinished,
 )
 from orchestrator.models.results import Deployment
+from orchestrator.private_paths import private_file, tighten
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -79,7 +80,11 @@ def store_path(state: str | None) -> Path:
 
 class HistoryStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Made 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database's
+        # mode; ones an older version left wider are tightened.
+        private_file(path)
+        for suffix in ("-wal", "-shm"):
+            tighten(path.with_name(path.name + suffix))
         self.path = path
         self.label = f"the history store {path}"
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
