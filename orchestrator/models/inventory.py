@@ -60,6 +60,9 @@ class SshSettings(_Strict):
     config: str | None = None
     connect_timeout: float | None = Field(default=None, gt=0)
     keepalive_interval: float | None = Field(default=None, gt=0)
+    # Off unless asked for: a forwarded agent lets whoever is root on the host (and every hook
+    # run as the connecting user) sign in with the operator's keys while the session lasts.
+    forward_agent: bool | None = None
 
 
 class HostSettings(_Strict):
@@ -170,6 +173,7 @@ class ResolvedSsh:
     config: str | None
     connect_timeout: float
     keepalive_interval: float
+    forward_agent: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,7 @@ _BUILTIN_SSH = SshSettings(
     config="~/.ssh/config",
     connect_timeout=10,
     keepalive_interval=15,
+    forward_agent=False,
 )
 
 
@@ -291,6 +296,7 @@ class Inventory:
                 config=ssh_value("config"),
                 connect_timeout=ssh_value("connect_timeout"),
                 keepalive_interval=ssh_value("keepalive_interval"),
+                forward_agent=ssh_value("forward_agent"),
             ),
             become=_first(entry.become, defaults.become, "sudo"),
             max_revisions=_first(entry.max_revisions, defaults.max_revisions, 5),

@@ -33,6 +33,7 @@ from orchestrator.errors import (
     Unreachable,
 )
 from orchestrator.models.inventory import HostSpec
+from orchestrator.private_paths import private_file
 from orchestrator.transport.base import CommandResult, ProgramCall
 from orchestrator.transport.remote import channel_program, program, runner_program, wire
 from orchestrator.transport.ssh_config import Route, resolve
@@ -85,7 +86,7 @@ class _HostKeyPolicyClient(asyncssh.SSHClient):
         if self._accept_new is None or self._known:
             return False
         # accept-new: a host never seen before is trusted and recorded in our own file only.
-        self._accept_new.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self._accept_new)
         entry = host if port == 22 else f"[{host}]:{port}"
         with self._accept_new.open("a") as handle:
             handle.write(f"{entry} {key.export_public_key().decode().strip()}\n")
@@ -479,6 +480,8 @@ class SshTransport:
                     keepalive_interval=host.ssh.keepalive_interval,
                     keepalive_count_max=3,
                     encryption_algs=PREFERRED_CIPHERS,
+                    # The inventory's choice alone: ssh_config's ForwardAgent is not read.
+                    agent_forwarding=host.ssh.forward_agent,
                     **extra,
                 )
         except AuthFailed as exc:

@@ -212,6 +212,8 @@ def test_accept_new_from_the_command_line_records_keys_in_the_state_dir(
         f"[{h.address}]:{h.port}" for h in small_lab.hosts
     )
     assert empty.read_text() == ""  # the operator's file is never written
+    assert (state / "known_hosts").stat().st_mode & 0o777 == 0o600
+    assert state.stat().st_mode & 0o777 == 0o700
     # Recorded keys are held: a host presenting another key is refused from now on.
     web1 = small_lab.host("web-1")
     other = subprocess.run(
@@ -280,3 +282,33 @@ def test_a_malformed_ssh_config_fails_each_host_naming_file_and_line(
     assert "0 of 5 hosts reachable" in checked.stderr
     for row in json.loads(checked.stdout):
         assert f"web-{row['host'][-1]}: ssh_config: {config} line 2: Invalid Port" in row["error"]
+
+
+AGENT_PROBE = 'printf "%s\\n" "${SSH_AUTH_SOCK:-unset}" > /srv/agent-$LIFECYCLE_EVENT\n'
+
+
+def test_the_agent_is_forwarded_only_when_the_inventory_asks(
+    small_lab: Lab, tmp_path: Path, agent: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent at hand and ssh_config's ``ForwardAgent yes``: hooks see no SSH_AUTH_SOCK, and
+    see one (the forwarded agent's) once the inventory says ``forward_agent: true``."""
+    monkeypatch.setenv("SSH_AUTH_SOCK", agent)
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n    ForwardAgent yes\n")
+    data: dict[str, Any] = yaml.safe_load(small_lab.inventory_path.read_text())
+    data["defaults"]["ssh"]["config"] = str(config)
+    asked = tmp_path / "inventory.yaml"
+    asked.write_text(yaml.safe_dump(data))
+    bundle = script_bundle(tmp_path, "agent", {"BeforeInstall": AGENT_PROBE})
+    result = rollout(small_lab, bundle, inventory=asked)
+    assert result.exit_code == 0, result.stderr
+    seen = small_lab.host_path("web-1", "/srv/agent-BeforeInstall")
+    assert seen.read_text() == "unset\n"
+
+    data["defaults"]["ssh"]["forward_agent"] = True
+    asked.write_text(yaml.safe_dump(data))
+    result = rollout(small_lab, bundle, inventory=asked)
+    assert result.exit_code == 0, result.stderr
+    forwarded = seen.read_text().strip()
+    assert forwarded not in ("unset", agent)
+    assert forwarded.startswith("/tmp/ssh-")

@@ -58,6 +58,17 @@ def test_hosts_inherit_defaults_and_override_single_keys() -> None:
     assert one.deployment_root == "/opt/orchestrator/deployment-root"
 
 
+def test_agent_forwarding_is_off_unless_a_host_or_the_defaults_ask() -> None:
+    text = (
+        "defaults: {ssh: {forward_agent: true}}\n"
+        "hosts:\n  a: {}\n  b: {ssh: {forward_agent: false}}\n"
+    )
+    inventory = parse_inventory(text)
+    assert inventory.resolve_host("a").ssh.forward_agent is True
+    assert inventory.resolve_host("b").ssh.forward_agent is False
+    assert parse_inventory("hosts:\n  a: {}\n").resolve_host("a").ssh.forward_agent is False
+
+
 def test_what_the_inventory_leaves_out_is_left_to_ssh_config() -> None:
     inventory = parse_inventory("hosts:\n  web-1: {tags: {role: web}}\n")
     host = inventory.resolve_host("web-1")
