@@ -7,7 +7,10 @@ import os
 import stat
 from pathlib import Path
 
+from orchestrator.lab import toolbox
 from orchestrator.lab.fleet import Lab
+from orchestrator.transport.remote import host_tools
+from tests.integration.conftest import start_lab
 from tests.integration.helpers import rollout
 from tests.integration.revisions import script_bundle
 from tests.integration.test_hooks import runas_user  # noqa: F401 - a fixture
@@ -62,7 +65,12 @@ def test_a_deployment_on_the_host_is_private_and_installs_the_modes_asked_for(
     (bundle / "app" / "bundle-private").chmod(0o600)
     (bundle / "app" / "config.ini").chmod(0o644)
     # Twice: the second deployment reuses the bundle on the host and removes the first install.
-    for _ in range(2):
+    # Between the two, the roots are opened as an earlier version left them: the next deployment
+    # closes them.
+    for opened in (False, True):
+        if opened:
+            for host in ("web-1", "web-2"):
+                small_lab.host_path(host, small_lab.deployment_root(host)).chmod(0o755)
         result = rollout(small_lab, bundle, *ALL_AT_ONCE)
         assert result.exit_code == 0, result.stderr
     for host in ("web-1", "web-2"):
@@ -97,3 +105,22 @@ def test_a_runas_hook_is_let_in_by_an_acl_and_no_other_user(
     (archive,) = root.glob("*/*/deployment-archive")
     for path in (root, archive.parent.parent, archive.parent, archive):
         assert _mode(path) & 0o007 == 0, f"{path} {_mode(path):o}"
+
+
+def test_without_setfacl_a_runas_hook_runs_and_says_the_way_was_opened(
+    tmp_path: Path,
+    runas_user: str,  # noqa: F811 - the fixture
+) -> None:
+    tools = toolbox.only(tmp_path / "bin", [*host_tools(), "su", "timeout"])
+    lab = start_lab(tmp_path / "lab", 1, session_path=tools)
+    try:
+        # The lab's PATH directory is in the test's private tmp dir: id by its own path.
+        body = 'echo "user=$(/usr/bin/id -un)"\n'
+        bundle = script_bundle(tmp_path, "runas-open", {"AfterInstall": body}, runas=runas_user)
+        result = rollout(lab, bundle, *ALL_AT_ONCE)
+        assert result.exit_code == 0, result.stderr
+        event = result.event("web-1", "AfterInstall")
+        assert f"user={runas_user}" in event["diagnostics"]["logTail"]
+        assert any("the host has no setfacl" in w for w in event.get("warnings", [])), event
+    finally:
+        lab.down()

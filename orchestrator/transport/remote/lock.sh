@@ -55,7 +55,14 @@ case $mode in
 acquire)
     # The first program to write on a host: the root's parents are made as any directory of the
     # host would be (only the root and what it holds are private).
-    if [ ! -d "$root" ] && [ -n "${root%/*}" ]; then (umask "$session_umask" && mkdir -p "${root%/*}"); fi
+    if [ ! -d "$root" ]; then
+        [ -z "${root%/*}" ] || (umask "$session_umask" && mkdir -p "${root%/*}")
+    else
+        # A root an earlier version made open to all is closed: what is under it was not private.
+        # (A runas user's ACL entry is masked by this until its hook's supervisor grants it again:
+        # a hook of another group running just then keeps its working directory.)
+        chmod go-rwx "$root" 2> /dev/null || :
+    fi
     [ -d "$locks" ] || mkdir -p "$locks"
     if take; then echo "lock=acquired"; exit 0; fi
     if ours; then echo "$now" > "$dir/heartbeat"; echo "lock=reacquired"; exit 0; fi
