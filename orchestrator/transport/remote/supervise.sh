@@ -84,7 +84,7 @@ export LIFECYCLE_EVENT="$event" DEPLOYMENT_ID="$did" DEPLOYMENT_GROUP_ID="$gid"
 cd "$archive" 2>> "$base.err" || finish 5 UnknownError "cannot enter $archive"
 # let_in USER: the way to the archive for a runas user through the deployment's private
 # directories: an ACL entry for that user alone (search on the way, read on the archive itself).
-# A host without setfacl opens the way to every user (search only: no listing), and says so.
+# A host without setfacl opens the same way to every user, and says so.
 access=
 let_in() {
     if command -v setfacl > /dev/null \
