@@ -256,7 +256,10 @@ def _bastions(
     for index, hop in enumerate(hops):
         # The inventory's keys and host key policy hold for its bastions too; where a bastion is
         # and who logs in there is the ProxyJump's and the bastion's own ssh_config's to say.
-        bastion = dataclasses.replace(host, address=None, port=hop.port, user=hop.user)
+        # The agent is forwarded to the host that asked for it, never to a bastion on the way
+        # (as `ssh -A -J`: the tunnel needs no agent on the bastion).
+        ssh = dataclasses.replace(host.ssh, forward_agent=False)
+        bastion = dataclasses.replace(host, address=None, port=hop.port, user=hop.user, ssh=ssh)
         label = f"bastion {hop}"
         route, own_jump = _resolve(bastion, hop.host, paths, label)
         if index == 0 and own_jump is not None:

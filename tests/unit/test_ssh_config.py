@@ -152,6 +152,18 @@ def test_each_bastion_is_resolved_under_its_own_name(tmp_path: Path, home: Path)
     assert all(hop.jumps == () for hop in route.jumps)
 
 
+def test_the_agent_is_forwarded_to_the_host_that_asks_never_to_its_bastions(
+    tmp_path: Path, home: Path
+) -> None:
+    route = with_config(
+        tmp_path,
+        "Host web-1\n  ProxyJump jump1,jump2\n",
+        "  web-1: {address: 10.0.0.5, ssh: {forward_agent: true}}\n",
+    )
+    assert route.host.ssh.forward_agent is True
+    assert [hop.host.ssh.forward_agent for hop in route.jumps] == [False, False]
+
+
 def test_a_bastion_takes_its_user_from_its_own_entry_not_the_inventory(
     tmp_path: Path, home: Path
 ) -> None:
