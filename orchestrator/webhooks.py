@@ -198,7 +198,7 @@ class WebhookSink:
         except Exception as exc:  # a bug here must not stop the deployment
             self.problems.append(
                 f"trigger notifications of {type(event).__name__} not sent: "
-                f"unexpected {type(exc).__name__}: {_said(exc)}"
+                f"unexpected {type(exc).__name__}: {self._foreign(exc)}"
             )
 
     def _queue_for(self, event: Event) -> None:
@@ -234,13 +234,13 @@ class WebhookSink:
             except Exception as exc:  # unforeseen: a note like any other failure
                 problem = (
                     f"trigger {trigger.name}: {name} to {where(trigger.url)} failed: "
-                    f"unexpected {type(exc).__name__}: {_said(exc)}"
+                    f"unexpected {type(exc).__name__}: {self._foreign(exc)}"
                 )
             finally:
                 self._unsent[index] -= 1
                 queue.task_done()
             if problem is not None:
-                self.problems.append(self._masked(trigger, problem))
+                self.problems.append(problem)
 
     async def _send(self, trigger: Trigger, name: str, body: bytes) -> str | None:
         """POST one notification; why it failed, or None."""
@@ -271,12 +271,12 @@ class WebhookSink:
         except (TimeoutError, httpx.TimeoutException):
             return f"{said} failed: no complete answer within {self.send_timeout:g} s"
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return f"{said} failed: {_said(exc)}"
+            return f"{said} failed: {self._foreign(exc)}"
         if response.is_success:
             return None
-        status = f"HTTP {response.status_code} {_said(response.reason_phrase)}".rstrip()
+        status = f"HTTP {response.status_code} {self._foreign(response.reason_phrase)}".rstrip()
         if response.is_redirect:
-            target = where(urljoin(trigger.url, response.headers["Location"]))
+            target = self._foreign(where(urljoin(trigger.url, response.headers["Location"])))
             return f"{said} failed: {status}, redirected to {target} (redirects are not followed)"
         return f"{said} failed: {status}"
 
@@ -296,22 +296,30 @@ class WebhookSink:
             )
         return self._client
 
-    def _masked(self, trigger: Trigger, problem: str) -> str:
-        """``problem`` on one line, without any header value, variable or URL part that may be a
-        secret: an exception's text is not ours to vouch for."""
-        secrets = [*trigger.headers.values()]
-        for text in trigger.headers.values():
-            for variable in _VARIABLE.findall(text):
-                with contextlib.suppress(Exception):
-                    secrets.append(self.environ[variable])
-        with contextlib.suppress(ValueError):
-            parts = urlsplit(trigger.url)
-            secrets += [parts.query, parts.fragment, parts.netloc.rpartition("@")[0]]
-        for secret in sorted(secrets, key=len, reverse=True):
-            for form in {secret, secret.strip(), shown(secret)}:
+    def _foreign(self, what: object) -> str:
+        """What an exception or a receiver said, for a note: on one line, not too long, and
+        without any header value, variable's value or URL part that may be a secret, since such
+        text is not ours to vouch for (h11, for one, quotes a header value it refuses)."""
+        text = str(what) or type(what).__name__
+        for secret in sorted(self._secrets(), key=len, reverse=True):
+            for form in {secret, secret.strip(), shown(secret), repr(secret)[1:-1]}:
                 if len(form) >= _MIN_SECRET:
-                    problem = problem.replace(form, "***")
-        return problem
+                    text = text.replace(form, "***")
+        text = shown(text)
+        return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+    def _secrets(self) -> list[str]:
+        found = []
+        for trigger in self.triggers:
+            for text in trigger.headers.values():
+                found.append(text)
+                for variable in _VARIABLE.findall(text):
+                    with contextlib.suppress(Exception):  # an environment may fail to read
+                        found.append(self.environ[variable])
+            with contextlib.suppress(ValueError):
+                parts = urlsplit(trigger.url)
+                found += [parts.query, parts.fragment, parts.netloc.rpartition("@")[0]]
+        return found
 
     async def drain(self, timeout: float = DRAIN_TIMEOUT) -> None:
         """Wait at most ``timeout`` seconds for the queued POSTs, then drop what is left (said in
@@ -323,7 +331,8 @@ class WebhookSink:
             await self._drain(timeout)
         except Exception as exc:
             self.problems.append(
-                f"trigger notifications: unexpected {type(exc).__name__} at the end: {_said(exc)}"
+                f"trigger notifications: unexpected {type(exc).__name__} at the end: "
+                f"{self._foreign(exc)}"
             )
 
     async def _drain(self, timeout: float) -> None:
@@ -354,10 +363,3 @@ def _with_defaults(headers: dict[str, str], event: str) -> dict[str, str]:
     }
     theirs = {name.lower() for name in headers}
     return {**{k: v for k, v in ours.items() if k.lower() not in theirs}, **headers}
-
-
-def _said(what: object) -> str:
-    """What an exception or a receiver said, on one line and not too long for a note."""
-    text = str(what) or type(what).__name__
-    text = shown(text)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."

@@ -28,9 +28,11 @@ class Received:
 
 @contextmanager
 def receiver(
-    status: int = 204, headers: dict[str, str] | None = None
+    status: int = 204, headers: dict[str, str] | None = None, echo: str | None = None
 ) -> Iterator[tuple[str, Received]]:
-    """``(base URL, what it received)``; every request is answered ``status`` with ``headers``."""
+    """``(base URL, what it received)``; every request is answered ``status`` with ``headers``,
+    and the reason phrase is the request's header ``echo`` if given (a receiver that quotes
+    what it was sent in its errors)."""
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
@@ -40,7 +42,7 @@ def receiver(
                 received.requests.append((self.command, self.path, dict(self.headers)))
                 if self.command == "POST":
                     received.posts.append((self.path, dict(self.headers), json.loads(body)))
-            self.send_response(status)
+            self.send_response(status, self.headers.get(echo) if echo else None)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.send_header("Content-Length", "0")

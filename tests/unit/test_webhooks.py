@@ -303,3 +303,18 @@ def test_a_bad_header_value_in_the_inventory_is_exit_3_and_never_quoted() -> Non
     assert result.exit_code == 3
     assert "headers.X-Token: the value holds a carriage return" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_what_a_receiver_says_back_never_shows_a_header_value(tmp_path: Path) -> None:
+    with receiver(401, echo="Authorization") as (url, received):
+        trigger = Trigger(
+            name="chat",
+            url=url,
+            events=["DeploymentStart"],
+            headers={"Authorization": "Bearer ${TOKEN}"},
+        )
+        sink = WebhookSink([trigger], {"TOKEN": "t0k3n"})
+        assert deploy(tmp_path, sink, FakeFleet()) == "Succeeded"
+    assert received.events() == ["DeploymentStart"]
+    # Before: "HTTP 401 Bearer t0k3n", the reason phrase as the receiver wrote it.
+    assert sink.problems == [f"trigger chat: DeploymentStart to {url} failed: HTTP 401 Bearer ***"]
