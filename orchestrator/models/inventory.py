@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.errors import ConfigIssue, InventoryError
 from orchestrator.models.deployment_config import (
@@ -26,6 +35,11 @@ from orchestrator.models.deployment_config import (
 )
 from orchestrator.models.source import YamlDocument, load_yaml, parse_yaml, validate_document
 from orchestrator.models.text import GroupId, HostText
+from orchestrator.models.webhook_text import (
+    header_name_problem,
+    header_value_problem,
+    url_problem,
+)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._+=,@-]{1,100}$")
 GROUP_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "orchestrator.deployment-group")
@@ -134,11 +148,36 @@ class AutoRollback(_Strict):
     events: list[AutoRollbackEvent] = Field(default_factory=lambda: list(_DEFAULT_ROLLBACK_EVENTS))
 
 
+def _checked(problem: Callable[[str], str | None]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        message = problem(value)
+        if message is not None:
+            raise ValueError(message)
+        return value
+
+    return check
+
+
+def _header_value(value: str) -> str:
+    # The message is under the header's key path, which names it; the value is never quoted.
+    problem = header_value_problem(value)
+    if problem is not None:
+        raise ValueError(f"the value {problem}")
+    return value
+
+
 class Trigger(_Strict):
     name: str = Field(min_length=1)
-    url: str = Field(pattern=r"^https?://")
+    url: Annotated[str, AfterValidator(_checked(url_problem))]
     events: list[TriggerEvent] = Field(min_length=1)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, Annotated[str, AfterValidator(_header_value)]] = Field(default_factory=dict)
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            _checked(header_name_problem)(name)
+        return headers
 
 
 class DeploymentGroup(_Strict):

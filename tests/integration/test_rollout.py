@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -10,9 +12,10 @@ import yaml
 
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import load_inventory
-from tests.integration.helpers import fetch, rollout
+from orchestrator.webhooks import SEND_TIMEOUT
+from tests.integration.helpers import fetch, rollout, start_orchestrator
 from tests.integration.revisions import failing_validate, hello_web, script_bundle
-from tests.webhook_receiver import receiver
+from tests.webhook_receiver import receiver, trickler
 
 HOSTS = ["web-1", "web-2", "web-3", "web-4", "web-5"]
 
@@ -447,6 +450,40 @@ def test_triggers_tell_their_receivers_and_a_dead_one_is_a_note(
         "note: trigger gone: DeploymentSuccess to http://127.0.0.1:9/gone failed" in result.stderr
     )
     assert "t0k3n" not in result.stderr
+
+
+def test_a_trickling_receiver_cannot_hold_the_process_past_its_deadline(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    # A process of its own: a sender left running in a thread kept the process alive after the
+    # rollout had printed its result, for as long as the receiver kept sending.
+    with trickler() as (url, trickled):
+        document = yaml.safe_load(small_lab.inventory_path.read_text())
+        document["applications"]["hello"]["deployment_groups"]["web"]["triggers"] = [
+            {"name": "slow", "url": f"{url}/slow?key=s3cret", "events": ["DeploymentSuccess"]}
+        ]
+        inventory = tmp_path / "inventory.yaml"
+        inventory.write_text(yaml.safe_dump(document))
+        args = ["-i", str(inventory), "rollout", "-a", "hello", "-g", "web"]
+        args += ["-r", str(hello_web(tmp_path)), "--output", "json"]
+        process = start_orchestrator(args, tmp_path / "run")
+        try:
+            code = process.wait(timeout=300)
+            ended = time.monotonic()
+        finally:
+            process.kill()
+        [arrived] = trickled.arrivals  # DeploymentSuccess: sent once the deployment has ended
+    stderr = (tmp_path / "run" / "stderr").read_text()
+    # From then on only the notifier's deadline (SEND_TIMEOUT for a last one) holds the process.
+    assert ended - arrived < SEND_TIMEOUT + 15, f"exited {ended - arrived:.1f} s after: {stderr}"
+    # The outcome is the deployment's: exit 0 and its JSON, the trigger a note.
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "run" / "stdout").read_text())["status"] == "Succeeded"
+    assert (
+        f"note: trigger slow: DeploymentSuccess to {url}/slow failed: no complete answer within "
+        f"{SEND_TIMEOUT:g} s" in stderr
+    )
+    assert "s3cret" not in stderr
 
 
 def test_a_minimum_two_hosts_can_never_keep_fails_without_contacting_them(
