@@ -122,16 +122,16 @@ refresh() {
     rm -f "$beat_file" 2> /dev/null
     return 1
 }
-# heartbeat ANSWER: refresh ours, then "lock=ANSWER"; lost if it is not ours (before or after).
+# heartbeat ANSWER: refresh ours, then "lock=ANSWER"; lost (and who holds it now, if anyone)
+# if it is not ours, before or after.
 heartbeat() {
-    if ! ours; then
-        echo "lock=lost"
-    elif refresh && ours; then
+    if ours && refresh && ours; then
         echo "lock=$1"
     elif ours; then
         failed "${why:-cannot replace $dir/heartbeat}"
     else
         echo "lock=lost"
+        if [ -n "$found" ]; then show "$dir"; fi
     fi
 }
 new=
