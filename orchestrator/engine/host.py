@@ -121,13 +121,11 @@ class HostRun:
             self.job.emit(LifecycleEventFinished(self.job.deployment, self.target, event))
             succeeded = outcome.ok or outcome.ignored_failure
         self.target.status = SUCCEEDED if succeeded else FAILED
-        if self.job.lock_lost(self.target.host) is not None:
-            return succeeded  # the host's records are the new holder's now
         # The outcome is recorded here whatever happens; the host may learn it only next time.
+        # Not when the lock is lost: the host's records are the new holder's now.
+        record = None if self.job.lock_lost(self.target.host) else self.target.status
         with contextlib.suppress(HostError):
-            await self.remote.finish(
-                self.deployment_id, self.target.status, self.job.revision.sha256
-            )
+            await self.remote.finish(self.deployment_id, record, self.job.revision.sha256)
         return succeeded
 
     def _fail_unstarted(self, event: LifecycleEvent, message: str) -> None:
