@@ -332,8 +332,10 @@ def test_a_host_whose_lock_is_taken_over_fails_and_runs_nothing_more(tmp_path: P
     after = fleet.calls.index(
         next(c for c in fleet.calls if c[0] == "web-1" and "BeforeInstall" in c[2])
     )
-    ran = [program for host, program, args in fleet.calls[after + 1 :] if host == "web-1"]
-    assert set(ran) <= {"lock"}, ran  # heartbeats until it was lost, then the release: no more
+    ran = [(program, args) for host, program, args in fleet.calls[after + 1 :] if host == "web-1"]
+    # Heartbeats until it was lost, the end of its part without a record, the lock's release.
+    assert {program for program, _ in ran} <= {"lock", "finish"}, ran
+    assert [args[3] for program, args in ran if program == "finish"] == ["-"]
     notices = [e.message for e in events if isinstance(e, Notice) and e.host == "web-1"]
     assert notices == [diagnostics.message]
 
