@@ -118,6 +118,7 @@ class DeploymentRunner:
         self.remotes: dict[str, RemoteHost] = {}
         self.probes: dict[str, Probe] = {}
         self.runs: dict[str, HostRun] = {}
+        self.locked: set[str] = set()  # hosts whose lock this deployment took
         self.lost: dict[str, str] = {}  # hosts whose lock was taken over: why
 
     def _sink_failed(self, message: str) -> None:
@@ -244,6 +245,7 @@ class DeploymentRunner:
                 f"on {len(held)} host(s), {name} by {describe(lock.holder)}",
                 lock.holder,
             )
+        self.locked = set(locks)
         unreachable = {
             h.name: m for h, m in zip(self.rollout.hosts, results, strict=True) if m is not None
         }
@@ -397,7 +399,7 @@ class DeploymentRunner:
         told: set[tuple[str, str]] = set()
         while True:
             await asyncio.sleep(interval)
-            names = [name for name in self.remotes if name not in self.lost]
+            names = [name for name in self.remotes if name in self.locked - self.lost.keys()]
             results = await asyncio.gather(*(self._beat(name, interval) for name in names))
             for name, result in zip(names, results, strict=True):
                 if isinstance(result, LockState) and result.state == "lost":
@@ -433,9 +435,9 @@ class DeploymentRunner:
         ttl = self.rollout.lock_ttl
         if lock is None:
             return "timeout", (
-                f"the lock heartbeat got no answer within {interval:g} s (the other hosts' go "
-                f"on); after {ttl} s without one another deployment may take this host's lock "
-                "over, and the next heartbeat that answers says so"
+                f"the lock heartbeat got no answer within {interval:g} s (the other hosts' "
+                f"heartbeats go on); after {ttl} s without one another deployment may take "
+                "this host's lock over, and the next heartbeat that answers says so"
             )
         if lock.state == "failed":
             return "failed", (

@@ -30,6 +30,7 @@ class FakeFleet:
     unreachable: set[str] = field(default_factory=set)
     failing_hooks: set[tuple[str, str]] = field(default_factory=set)  # (host, event)
     locked: set[str] = field(default_factory=set)  # hosts whose group lock another deployment holds
+    unlockable: set[str] = field(default_factory=set)  # hosts whose lock cannot be written
     calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (host, program, args)
     heartbeat: str = "lock=refreshed\n"  # what a host answers to a lock heartbeat
     release: str = "lock=released\n"  # what a host answers to a lock release
@@ -74,6 +75,8 @@ class FakeSession:
         if program == "probe":
             held = self._host.name in self.fleet.locked
             lock = "lock=held\ndeployment=d-OTHER\n" if held else "lock=acquired\n"
+            if self._host.name in self.fleet.unlockable:
+                lock = "lock=failed\nerror=No space left on device\n"
             return _reply(probe="last_successful=\n", lock=lock)
         if program == "lock" and args[0] == "heartbeat":
             if self._host.name in self.fleet.hung_heartbeats:

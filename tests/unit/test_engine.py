@@ -360,11 +360,32 @@ def test_a_hung_hosts_heartbeat_does_not_hold_up_the_others(tmp_path: Path) -> N
     assert notices == [
         (
             "web-1",
-            "the lock heartbeat got no answer within 0.25 s (the other hosts' go on); after 1 s "
-            "without one another deployment may take this host's lock over, and the next "
-            "heartbeat that answers says so",
+            "the lock heartbeat got no answer within 0.25 s (the other hosts' heartbeats go "
+            "on); after 1 s without one another deployment may take this host's lock over, and "
+            "the next heartbeat that answers says so",
         )
     ]
+
+
+def test_a_host_that_never_had_the_lock_is_not_heartbeated(tmp_path: Path) -> None:
+    """web-2's lock could not be written (a full disk): a failed target, whose lock is not
+    ours to refresh, nor said to be taken over; web-1's heartbeats go on."""
+    gate = asyncio.Event()
+    beats: list[str] = []
+
+    def on_call(host: str, program: str, args: list[str]) -> None:
+        if program == "lock" and args[0] == "heartbeat":
+            beats.append(host)
+            if beats.count("web-1") >= 3:
+                gate.set()
+
+    events: list[Event] = []
+    fleet = FakeFleet(unlockable={"web-2"}, lost_locks={"web-2": "d-OTHER"}, on_call=on_call)
+    deployment = _two_hosts_heartbeating(tmp_path, fleet, gate, events.append)
+    assert deployment.targets["web-2"].status == "Failed"
+    assert deployment.targets["web-1"].status == "Succeeded"
+    assert set(beats) == {"web-1"}
+    assert [e for e in events if isinstance(e, Notice)] == []
 
 
 def test_a_minimum_the_selection_can_never_keep_fails_before_any_host_is_contacted(
