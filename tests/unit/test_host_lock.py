@@ -52,7 +52,7 @@ def test_a_stale_lock_an_older_orchestrator_wrote_is_taken_over(sh: str, tmp_pat
     (old / "heartbeat").write_text("0\n")
     taken = lock(sh, tmp_path, "acquire", "d-2", "120", "holder=me")
     assert (taken.state, taken.holder["deployment"]) == ("took-over", "d-OLD")
-    assert (tmp_path / "locks" / ".gone.legacy-0" / "deployment").read_text() == "d-OLD\n"
+    assert (tmp_path / "locks" / ".gone.g-1.legacy-0" / "deployment").read_text() == "d-OLD\n"
     assert (old / "deployment").read_text() == "d-2\n"
 
 

@@ -45,8 +45,8 @@ failed() {
 # builtin says only "I/O error").
 unwritable() { printf '%s\n' "$1" | cat 2>&1 > "$2"; }
 # read_lock DIR: its token, its holder's deployment (held_by) and heartbeat (beat); found: the
-# directory is there. A lock an older orchestrator wrote has no token: its heartbeat names it.
-# The token is read first: were the lock replaced meanwhile, what is judged is the older one.
+# directory is there. A lock an older orchestrator wrote has no token: its group and heartbeat
+# name it. The token is read first: were the lock replaced meanwhile, the older one is judged.
 read_lock() {
     held_by= beat= token= found=
     [ -d "$1" ] && found=1
@@ -54,7 +54,7 @@ read_lock() {
     read -r held_by 2> /dev/null < "$1/deployment" || :
     read -r beat 2> /dev/null < "$1/heartbeat" || :
     case $beat in '' | *[!0-9]*) beat=0 ;; esac
-    case $token in '' | *[!A-Za-z0-9._-]*) token="legacy-$beat" ;; esac
+    case $token in '' | *[!A-Za-z0-9._-]*) token="$gid.legacy-$beat" ;; esac
 }
 ours() { read_lock "$dir"; [ "$held_by" = "$did" ]; }
 # stale DIR: there, and its heartbeat is older than TTL or its holder is FINISHED.
