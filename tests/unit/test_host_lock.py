@@ -15,9 +15,24 @@ from tests.unit.host_programs import SHELLS, run_channel, run_one
 pytestmark = pytest.mark.parametrize("sh", sorted(SHELLS))
 
 
-def lock(sh: str, root: Path, mode: str, deployment: str, *extra: str) -> wire.LockState:
-    call = ProgramCall("lock", (mode, str(root), "g-1", deployment, *extra))
+def lock(
+    sh: str, root: Path, mode: str, deployment: str, *extra: str, group: str = "g-1"
+) -> wire.LockState:
+    call = ProgramCall("lock", (mode, str(root), group, deployment, *extra))
     return wire.parse_lock(run_one(sh, call))
+
+
+def test_locks_taken_and_released_within_a_second_each_leave_their_own_tombstone(
+    sh: str, tmp_path: Path
+) -> None:
+    """A group id of any characters: each lock's tombstone is its own, so the next release of
+    the group in the same second is not refused for a tombstone already there."""
+    group = 'g it\'s "q" $(id) \\b ü [x]* ~'
+    for deployment in ("d-1", "d-2", "d-3"):
+        taken = lock(sh, tmp_path, "acquire", deployment, "120", "holder=me", group=group)
+        assert taken.state == "acquired", deployment
+        assert lock(sh, tmp_path, "release", deployment, group=group).state == "released"
+    assert len(list((tmp_path / "locks").glob(".gone.*"))) == 3
 
 
 def test_a_released_lock_is_a_tombstone_until_swept(sh: str, tmp_path: Path) -> None:

@@ -67,12 +67,14 @@ stale() {
 # the sweep ages a left-over by it.
 build() {
     [ -d "$locks" ] || mkdir -p "$locks" 2> /dev/null
-    if ! new=$(mktemp -d "$locks/.new.$gid.XXXXXXXXXX" 2>&1); then
+    # Its token: the time and mktemp's random letters, a name for its tombstone whatever the
+    # group's id holds.
+    if ! new=$(mktemp -d "$locks/.new.$now.XXXXXXXXXX" 2>&1); then
         failed "$new"
         new=
         exit 0
     fi
-    if { echo "$now" > "$new/heartbeat" && echo "${new##*/.new.}" > "$new/token" \
+    if { echo "$now" > "$new/heartbeat" && printf '%s\n' "${new##*/.new.}" > "$new/token" \
         && printf '%s\ndeployment=%s\n' "$holder" "$did" > "$new/holder" \
         && echo "$did" > "$new/deployment"; } 2> /dev/null; then
         return 0
