@@ -72,7 +72,7 @@ def test_a_host_whose_lock_is_taken_over_mid_rollout_stops_there(
         PREDEFINED["CodeDeployDefault.AllAtOnce"],
         [inventory.resolve_host("web-1"), inventory.resolve_host("web-2")],
         hook_grace=1,
-        lock_ttl=2,  # a heartbeat every 0.5 s
+        lock_ttl=8,  # a heartbeat every 2 s, each answered within 2 s even on a busy machine
     )
     stolen: list[asyncio.Future[LockState]] = []
     notices: list[Notice] = []
@@ -84,7 +84,7 @@ def test_a_host_whose_lock_is_taken_over_mid_rollout_stops_there(
             "AfterInstall",
         ):
             stolen.append(loop.run_in_executor(None, _steal, small_lab, "web-1", group_id))
-        if isinstance(event, Notice) and event.host == "web-1":
+        if isinstance(event, Notice) and event.host == "web-1" and "taken over" in event.message:
             notices.append(event)
             for host in ("web-1", "web-2"):
                 small_lab.host_path(host, GO).write_text("go\n")
