@@ -11,6 +11,8 @@ import click
 import platformdirs
 from rich.console import Console
 
+from orchestrator.state.location import state_location
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -54,17 +56,15 @@ class CliContext:
 
     @property
     def state_dir(self) -> Path:
-        """``--state``/``ORCHESTRATOR_STATE`` when it names a directory, else the user state dir."""
-        if self.state:
-            target = Path(self.state.removeprefix("sqlite://"))
-            return target if not target.suffix else target.parent
-        return Path(platformdirs.user_state_dir(APP_NAME))
+        """Where the local group locks are: the directory ``--state`` names or the history
+        store's (``state/location.py``)."""
+        return state_location(self.state).directory
 
     @property
     def accept_new_file(self) -> Path:
         """Where ``host_key_policy: accept-new`` records the host keys it accepted: orchestrator's
         own known_hosts in the state dir, never the operator's ~/.ssh/known_hosts."""
-        return self.state_dir / "known_hosts"
+        return state_location(self.state).known_hosts
 
     @property
     def cache_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -24,6 +25,8 @@ from orchestrator.state.locks import LocalLock, describe
 from orchestrator.state.store import HistoryStore, process_runs_orchestrator
 
 STOP_POLL = 0.2
+KILL_WAIT = 10.0  # for the kernel to end a process sent SIGKILL
+LIVE_SCAN = 100  # the group's most recent deployments looked at for one still running
 
 
 @click.command()
@@ -173,26 +176,118 @@ def lock_status(ctx: CliContext, application: str, group: str) -> None:
     required=True,
     help="Required: break the locks whoever holds them. Only for a holder that is gone.",
 )
+@click.option(
+    "--kill",
+    is_flag=True,
+    help="When a deployment of the group runs on this machine, first stop it as `stop --force` "
+    "does, SIGKILL its process if it is still there after --wait, then break the locks.",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --kill: how long the deployment's process has to stop before it gets SIGKILL.",
+)
 @pass_context
-def lock_release(ctx: CliContext, application: str, group: str, force: bool) -> None:
+def lock_release(
+    ctx: CliContext, application: str, group: str, force: bool, kill: bool, wait_seconds: float
+) -> None:
     """Break the group's locks on its hosts (after a controller died and will not resume).
 
-    The lock on this machine is released by the operating system when its process ends; a live
-    holder is named and left alone: stop its deployment instead. Exits 5 when a host's lock could
-    not be broken (unreachable, or its disk read-only).
+    A deployment of the group that this machine shows as running (it holds the lock here, or
+    the history records it in progress under a live process) keeps its locks: the command names
+    it and exits 7, unless --kill stops it first. The lock on this machine is released by the
+    operating system when its process ends. Exits 5 when a host's lock could not be broken
+    (unreachable, or its disk read-only).
     """
     inventory = ctx.inventory()
     group_id = inventory.group_id(application, group)
     local = LocalLock(ctx.state_dir, group_id, f"{application}/{group}")
-    holder = local.holder()
-    if holder is not None:
-        ctx.err.print(
-            escape(f"the lock on this machine is held by a live process: {describe(holder)}; ")
-            + "stop that deployment instead"
-        )
+    store = HistoryStore.open(ctx.state)
+    try:
+        live = _live_deployments(store, local, application, group)
+        if live and not kill:
+            deployment_id, pid = next(iter(live.items()))
+            ctx.err.print(
+                escape(
+                    f"deployment {deployment_id} of {application}/{group} runs on this machine "
+                    f"(process {pid}): its locks are left alone. Stop it (orchestrator stop "
+                    f"{deployment_id}), or add --kill to stop it and then break the locks"
+                )
+            )
+            raise click.exceptions.Exit(ExitCode.LOCKED)
+        for deployment_id, pid in live.items():
+            _kill(ctx, store, (application, group, deployment_id), pid, wait_seconds)
+    finally:
+        store.close()
     rows = asyncio.run(
         _host_locks(selected_hosts(inventory, application, group), group_id, "break", ctx)
     )
     _show(ctx, local, rows, f"{application}/{group} locks broken")
     if any(isinstance(state, str) or state.state == "failed" for _, state in rows):
         raise click.exceptions.Exit(ExitCode.FAILED)
+
+
+def _live_deployments(
+    store: HistoryStore, local: LocalLock, application: str, group: str
+) -> dict[str, int]:
+    """The group's deployments that this machine shows as running, with their process: the
+    holder of the lock here, and those the history records in progress under a live process."""
+    live: dict[str, int] = {}
+    holder = local.holder()
+    if holder is not None:
+        live[str(holder.get("deployment", "?"))] = int(holder.get("pid", 0))
+    for document in store.history(application, group, limit=LIVE_SCAN):
+        deployment_id = str(document["deploymentId"])
+        if document["status"] != "InProgress" or deployment_id in live:
+            continue
+        runner = store.runner(deployment_id)
+        if runner is not None and _runs_here(runner):
+            live[deployment_id] = runner[0]
+    return live
+
+
+def _runs_here(runner: tuple[int, str]) -> bool:
+    return runner[1] == socket.gethostname() and process_runs_orchestrator(runner[0])
+
+
+def _kill(
+    ctx: CliContext,
+    store: HistoryStore,
+    deployment: tuple[str, str, str],
+    pid: int,
+    wait_seconds: float,
+) -> None:
+    """Stop a running deployment (application, group, id) as ``stop --force`` does; SIGKILL its
+    process if it is still there after ``wait_seconds`` (in its automatic rollback, say); record
+    what was killed as Stopped."""
+    application, group, deployment_id = deployment
+    runner = store.runner(deployment_id)
+    if runner is None or not _runs_here(runner) or runner[0] != pid:
+        raise click.UsageError(
+            f"deployment {deployment_id} holds the group's lock on this machine (process {pid}) "
+            f"but the history at {store.path} does not show it running here (another --state?): "
+            "stop it where it was started"
+        )
+    deadline = time.monotonic() + wait_seconds
+    with contextlib.suppress(click.UsageError):  # it ended meanwhile
+        click.get_current_context().invoke(
+            stop, deployment_id=deployment_id, rollback=False, force=True, wait_seconds=wait_seconds
+        )
+    while _runs_here(runner) and time.monotonic() < deadline:
+        time.sleep(STOP_POLL)  # the process concludes, releases its locks and exits; bounded
+    if _runs_here(runner):
+        ctx.err.print(f"{deployment_id}: process {pid} still runs after {wait_seconds:g}s: SIGKILL")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        gone = time.monotonic() + KILL_WAIT
+        while _runs_here(runner) and time.monotonic() < gone:
+            time.sleep(STOP_POLL)  # the kernel reaps it; bounded
+    for document in store.history(application, group, limit=LIVE_SCAN):
+        if document["status"] == "InProgress" and store.runner(document["deploymentId"]) == runner:
+            store.mark_stopped(
+                document["deploymentId"], "killed by orchestrator lock release --kill"
+            )

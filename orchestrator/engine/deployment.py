@@ -118,6 +118,8 @@ class DeploymentRunner:
         self.remotes: dict[str, RemoteHost] = {}
         self.probes: dict[str, Probe] = {}
         self.runs: dict[str, HostRun] = {}
+        self.locked: set[str] = set()  # hosts whose lock this deployment took
+        self.lost: dict[str, str] = {}  # hosts whose lock was taken over: why
 
     def _sink_failed(self, message: str) -> None:
         """A sink could not take an event: stop as `orchestrator stop` does, saying why."""
@@ -243,6 +245,7 @@ class DeploymentRunner:
                 f"on {len(held)} host(s), {name} by {describe(lock.holder)}",
                 lock.holder,
             )
+        self.locked = set(locks)
         unreachable = {
             h.name: m for h, m in zip(self.rollout.hosts, results, strict=True) if m is not None
         }
@@ -322,6 +325,7 @@ class DeploymentRunner:
             self.rollout.hook_grace,
             self._reconnect,
             self.rollout.stop.is_set,
+            self.lost.get,
         )
         running: dict[asyncio.Task[bool], str] = {}
         try:
@@ -388,31 +392,59 @@ class DeploymentRunner:
         await asyncio.gather(*aborts, return_exceptions=True)
 
     async def _heartbeat(self) -> None:
-        """Keep the host locks fresh so nobody takes them over while we run; say so (once per
-        host) when a heartbeat cannot be written or the lock is no longer ours."""
+        """Keep the host locks fresh so nobody takes them over while we run. Each host's beat is
+        bounded by the interval, so a hung host never holds up the others'. A lock no longer ours
+        (taken over) stops that host; a beat that fails or goes unanswered is said once per host."""
+        interval = self.rollout.lock_ttl / 4
         told: set[tuple[str, str]] = set()
         while True:
-            await asyncio.sleep(self.rollout.lock_ttl / 4)
-            names = list(self.remotes)
-            beats = [
-                self.remotes[name].lock("heartbeat", self.deployment.deployment_id)
-                for name in names
-            ]
-            results = await asyncio.gather(*beats, return_exceptions=True)
+            await asyncio.sleep(interval)
+            names = [name for name in self.remotes if name in self.locked - self.lost.keys()]
+            results = await asyncio.gather(*(self._beat(name, interval) for name in names))
             for name, result in zip(names, results, strict=True):
-                if not isinstance(result, LockState) or result.state not in ("failed", "lost"):
+                if isinstance(result, LockState) and result.state == "lost":
+                    self._lose(name, result)
                     continue
-                if (name, result.state) not in told:
-                    told.add((name, result.state))
-                    self.emit(Notice(self.deployment, self._heartbeat_problem(result), name))
+                problem = self._heartbeat_problem(result, interval)
+                if problem is not None and (name, problem[0]) not in told:
+                    told.add((name, problem[0]))
+                    self.emit(Notice(self.deployment, problem[1], name))
 
-    def _heartbeat_problem(self, lock: LockState) -> str:
-        if lock.state == "lost":
-            return "the group's lock on this host is no longer this deployment's (taken over)"
-        return (
-            f"cannot refresh the group's lock on this host: {lock.holder.get('error', '')}; "
-            f"after {self.rollout.lock_ttl} s without one another deployment may take it over"
+    async def _beat(self, name: str, timeout: float) -> LockState | None:
+        """One host's heartbeat; None when it did not answer in time. A connection that died
+        is the host's lifecycle's business (it reconnects); its lock is refreshed again then."""
+        try:
+            return await asyncio.wait_for(
+                self.remotes[name].lock("heartbeat", self.deployment.deployment_id), timeout
+            )
+        except TimeoutError:
+            return None
+        except HostError:
+            return LockState("unreachable")
+
+    def _lose(self, name: str, lock: LockState) -> None:
+        holder = f" by {describe(lock.holder)}" if lock.holder.get("deployment") else ""
+        self.lost[name] = (
+            f"the deployment group's lock on this host was taken over{holder}: no further "
+            "lifecycle event of this deployment runs here"
         )
+        self.emit(Notice(self.deployment, self.lost[name], name))
+
+    def _heartbeat_problem(self, lock: LockState | None, interval: float) -> tuple[str, str] | None:
+        """(kind, what to say) for a heartbeat that did not refresh the lock."""
+        ttl = self.rollout.lock_ttl
+        if lock is None:
+            return "timeout", (
+                f"the lock heartbeat got no answer within {interval:g} s (the other hosts' "
+                f"heartbeats go on); after {ttl} s without one another deployment may take "
+                "this host's lock over, and the next heartbeat that answers says so"
+            )
+        if lock.state == "failed":
+            return "failed", (
+                f"cannot refresh the group's lock on this host: {lock.holder.get('error', '')}; "
+                f"after {ttl} s without one another deployment may take it over"
+            )
+        return None
 
     async def _bake(self, scheduler: Scheduler) -> None:
         seconds = scheduler.bake_seconds()

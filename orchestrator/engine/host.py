@@ -28,6 +28,7 @@ from orchestrator.models.results import (
     SUCCEEDED,
     Deployment,
     Diagnostics,
+    LifecycleEvent,
     Target,
     capped_output,
     log_tail,
@@ -60,6 +61,8 @@ class HostJob:
     hook_grace: float
     reconnect: Callable[[RemoteHost], Awaitable[RemoteHost]]
     stopping: Callable[[], bool] = lambda: False
+    # Why this host's lock is no longer this deployment's (taken over), or None while it is.
+    lock_lost: Callable[[str], str | None] = lambda host: None
 
 
 class HostRun:
@@ -91,6 +94,12 @@ class HostRun:
             if event.status in (PENDING, IN_PROGRESS):
                 event.status = SUCCEEDED  # the host got past it, so it succeeded
         for event in self.target.events[done:]:
+            lost = self.job.lock_lost(self.target.host) if succeeded else None
+            if lost is not None:
+                # Another deployment holds this host now: nothing more of ours runs here.
+                succeeded = False
+                self._fail_unstarted(event, lost)
+                continue
             if succeeded and self.job.stopping():
                 # A stop request: no new lifecycle event starts; this host did not finish.
                 succeeded = False
@@ -113,11 +122,18 @@ class HostRun:
             succeeded = outcome.ok or outcome.ignored_failure
         self.target.status = SUCCEEDED if succeeded else FAILED
         # The outcome is recorded here whatever happens; the host may learn it only next time.
+        # Not when the lock is lost: the host's records are the new holder's now.
+        record = None if self.job.lock_lost(self.target.host) else self.target.status
         with contextlib.suppress(HostError):
-            await self.remote.finish(
-                self.deployment_id, self.target.status, self.job.revision.sha256
-            )
+            await self.remote.finish(self.deployment_id, record, self.job.revision.sha256)
         return succeeded
+
+    def _fail_unstarted(self, event: LifecycleEvent, message: str) -> None:
+        """``event`` failed without running, saying why."""
+        event.status = FAILED
+        event.start_time = event.end_time = time.time()
+        event.diagnostics = Diagnostics("UnknownError", message=message)
+        self.job.emit(LifecycleEventFinished(self.job.deployment, self.target, event))
 
     async def _step(self, name: str) -> StepOutcome:
         try:

@@ -150,7 +150,9 @@ class RemoteHost:
             raise Unreachable(self.spec.name, "the connection closed while a hook ran")
         return hook
 
-    async def finish(self, deployment_id: str, status: str, sha256: str) -> None:
+    async def finish(self, deployment_id: str, status: str | None, sha256: str) -> None:
+        """The host's part is over: record ``status`` as its last deployment (None: record
+        nothing, the host's records are another deployment's now)."""
         await self.session.call(
-            self.call("finish", self.root, self.group_id, deployment_id, status, sha256)
+            self.call("finish", self.root, self.group_id, deployment_id, status or "-", sha256)
         )

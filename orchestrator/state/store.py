@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from orchestrator.events import (
     DeploymentFinished,
     DeploymentStarted,
@@ -29,6 +27,7 @@ from orchestrator.events import (
 )
 from orchestrator.models.results import Deployment
 from orchestrator.private_paths import private_file, tighten
+from orchestrator.state.location import state_location
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -71,11 +70,8 @@ def process_runs_orchestrator(pid: int) -> bool:
 
 
 def store_path(state: str | None) -> Path:
-    """``--state``: a file (``.sqlite``/``.db``), ``sqlite:///path``, or a directory."""
-    if not state:
-        return Path(platformdirs.user_state_dir("orchestrator")) / "history.sqlite"
-    path = Path(state.removeprefix("sqlite://")).expanduser()
-    return path if path.suffix in (".sqlite", ".db", ".sqlite3") else path / "history.sqlite"
+    """``--state``: the history store's file (``state/location.py`` parses it)."""
+    return state_location(state).history
 
 
 class HistoryStore:

@@ -4,6 +4,7 @@ their wire format (the bytes a host would send, read by ``transport/remote/wire`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +30,14 @@ class FakeFleet:
     unreachable: set[str] = field(default_factory=set)
     failing_hooks: set[tuple[str, str]] = field(default_factory=set)  # (host, event)
     locked: set[str] = field(default_factory=set)  # hosts whose group lock another deployment holds
+    unlockable: set[str] = field(default_factory=set)  # hosts whose lock cannot be written
     calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (host, program, args)
     heartbeat: str = "lock=refreshed\n"  # what a host answers to a lock heartbeat
     release: str = "lock=released\n"  # what a host answers to a lock release
     hooks_wait_for: asyncio.Event | None = None  # hooks finish only once it is set
+    lost_locks: dict[str, str] = field(default_factory=dict)  # host: who took its lock over
+    hung_heartbeats: set[str] = field(default_factory=set)  # hosts whose heartbeat never answers
+    on_call: Callable[[str, str, list[str]], None] | None = None  # told of every call
 
 
 class FakeSession:
@@ -64,12 +69,21 @@ class FakeSession:
     ) -> CommandResult:
         for call in calls:
             self.fleet.calls.append((self._host.name, call.program, list(call.args)))
+            if self.fleet.on_call is not None:
+                self.fleet.on_call(self._host.name, call.program, list(call.args))
         program, args = calls[0].program, calls[0].args
         if program == "probe":
             held = self._host.name in self.fleet.locked
             lock = "lock=held\ndeployment=d-OTHER\n" if held else "lock=acquired\n"
+            if self._host.name in self.fleet.unlockable:
+                lock = "lock=failed\nerror=No space left on device\n"
             return _reply(probe="last_successful=\n", lock=lock)
         if program == "lock" and args[0] == "heartbeat":
+            if self._host.name in self.fleet.hung_heartbeats:
+                await asyncio.Future()  # until cancelled
+            thief = self.fleet.lost_locks.get(self._host.name)
+            if thief is not None:
+                return _reply(lock="lock=lost\n", lock_holder=f"deployment={thief}\n")
             return _reply(lock=self.fleet.heartbeat)
         if program == "lock":
             return _reply(lock=self.fleet.release)

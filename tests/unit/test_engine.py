@@ -270,6 +270,124 @@ def test_a_lock_that_cannot_be_released_is_reported(tmp_path: Path) -> None:
     assert notices == [("web-1", said), ("web-2", said)]
 
 
+def _two_hosts_heartbeating(
+    tmp_path: Path, fleet: FakeFleet, gate: asyncio.Event, sink: EventSink
+) -> Deployment:
+    """web-1 and web-2 at once, heartbeats every 0.25 s, every hook waiting for ``gate``
+    (bounded: 10 s)."""
+    revision = build_revision(str(HELLO_WEB), tmp_path / "cache")
+    plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
+    config = "CodeDeployDefault.AllAtOnce"
+    hosts = [INVENTORY.resolve_host("web-1"), INVENTORY.resolve_host("web-2")]
+    rollout = Rollout(new_deployment(revision, config), revision, plan, PREDEFINED[config], hosts)
+    rollout.lock_ttl = 1
+    fleet.hooks_wait_for = gate
+
+    async def go() -> Deployment:
+        runner = DeploymentRunner(rollout, FakeTransport(fleet), [sink])
+        done = await asyncio.wait_for(runner.run(), timeout=10)
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # no heartbeat left behind
+        return done
+
+    return asyncio.run(go())
+
+
+def test_a_host_whose_lock_is_taken_over_fails_and_runs_nothing_more(tmp_path: Path) -> None:
+    """web-1's lock is taken over while its BeforeInstall runs: the hook finishes, then web-1
+    fails saying who holds its lock, and nothing more of this deployment runs there (not even
+    the record of its outcome); web-2 deploys."""
+    fleet = FakeFleet()
+    gate = asyncio.Event()
+    events: list[Event] = []
+
+    def on_call(host: str, program: str, args: list[str]) -> None:
+        if (host, program) == ("web-1", "hook") and "BeforeInstall" in args:
+            fleet.lost_locks["web-1"] = "d-THIEF0001"
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, Notice) and event.host == "web-1":
+            gate.set()
+
+    fleet.on_call = on_call
+    deployment = _two_hosts_heartbeating(tmp_path, fleet, gate, sink)
+    web_1, web_2 = deployment.targets["web-1"], deployment.targets["web-2"]
+    assert web_2.status == "Succeeded"
+    assert web_1.status == "Failed"
+    assert [(e.name, e.status) for e in web_1.events] == [
+        ("ApplicationStop", "Succeeded"),
+        ("DownloadBundle", "Succeeded"),
+        ("BeforeInstall", "Succeeded"),
+        ("Install", "Failed"),
+        ("AfterInstall", "Skipped"),
+        ("ApplicationStart", "Skipped"),
+        ("ValidateService", "Skipped"),
+    ]
+    diagnostics = web_1.event("Install").diagnostics
+    assert diagnostics is not None and diagnostics.error_code == "UnknownError"
+    assert diagnostics.message.startswith(
+        "the deployment group's lock on this host was taken over by d-THIEF0001"
+    )
+    assert "no further lifecycle event of this deployment runs here" in diagnostics.message
+    after = fleet.calls.index(
+        next(c for c in fleet.calls if c[0] == "web-1" and "BeforeInstall" in c[2])
+    )
+    ran = [(program, args) for host, program, args in fleet.calls[after + 1 :] if host == "web-1"]
+    # Heartbeats until it was lost, the end of its part without a record, the lock's release.
+    assert {program for program, _ in ran} <= {"lock", "finish"}, ran
+    assert [args[3] for program, args in ran if program == "finish"] == ["-"]
+    notices = [e.message for e in events if isinstance(e, Notice) and e.host == "web-1"]
+    assert notices == [diagnostics.message]
+
+
+def test_a_hung_hosts_heartbeat_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """web-1 never answers its heartbeat; web-2's go on every 0.25 s (the hooks wait until it
+    has had three), and web-1's silence is said once."""
+    gate = asyncio.Event()
+    beats: list[str] = []
+
+    def on_call(host: str, program: str, args: list[str]) -> None:
+        if (host, program) == ("web-2", "lock") and args[0] == "heartbeat":
+            beats.append(host)
+            if len(beats) >= 3:
+                gate.set()
+
+    events: list[Event] = []
+    fleet = FakeFleet(hung_heartbeats={"web-1"}, on_call=on_call)
+    deployment = _two_hosts_heartbeating(tmp_path, fleet, gate, events.append)
+    assert deployment.status == "Succeeded"
+    notices = [(e.host, e.message) for e in events if isinstance(e, Notice)]
+    assert notices == [
+        (
+            "web-1",
+            "the lock heartbeat got no answer within 0.25 s (the other hosts' heartbeats go "
+            "on); after 1 s without one another deployment may take this host's lock over, and "
+            "the next heartbeat that answers says so",
+        )
+    ]
+
+
+def test_a_host_that_never_had_the_lock_is_not_heartbeated(tmp_path: Path) -> None:
+    """web-2's lock could not be written (a full disk): a failed target, whose lock is not
+    ours to refresh, nor said to be taken over; web-1's heartbeats go on."""
+    gate = asyncio.Event()
+    beats: list[str] = []
+
+    def on_call(host: str, program: str, args: list[str]) -> None:
+        if program == "lock" and args[0] == "heartbeat":
+            beats.append(host)
+            if beats.count("web-1") >= 3:
+                gate.set()
+
+    events: list[Event] = []
+    fleet = FakeFleet(unlockable={"web-2"}, lost_locks={"web-2": "d-OTHER"}, on_call=on_call)
+    deployment = _two_hosts_heartbeating(tmp_path, fleet, gate, events.append)
+    assert deployment.targets["web-2"].status == "Failed"
+    assert deployment.targets["web-1"].status == "Succeeded"
+    assert set(beats) == {"web-1"}
+    assert [e for e in events if isinstance(e, Notice)] == []
+
+
 def test_a_minimum_the_selection_can_never_keep_fails_before_any_host_is_contacted(
     tmp_path: Path,
 ) -> None:

@@ -13,7 +13,8 @@ newline='
 # The host's clock, read once: hook supervisors add /proc/uptime to it instead of forking `date`.
 if read -r up _ 2> /dev/null < /proc/uptime; then
     epoch=$(date +%s%N)
-    case $epoch in *[!0-9]* | "") epoch=$(date +%s)0000000 ;; esac
+    # busybox date has no %N (it prints it as is): whole seconds, in nanoseconds too.
+    case $epoch in *[!0-9]* | "") epoch=$(date +%s)000000000 ;; esac
     export ORCHESTRATOR_CLOCK=$((${epoch%???????} - ${up%.*} * 100 - 1${up#*.} + 100))
 fi
 # coreutils' timeout where the host has it, asked once: a hook's supervisor uses it instead of a

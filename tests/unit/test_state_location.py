@@ -1,0 +1,104 @@
+"""``--state``: one parser for where the history and the state dir (locks, known_hosts) are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli.context import CliContext
+from orchestrator.cli.main import cli
+from orchestrator.models.inventory import parse_inventory
+from orchestrator.state.location import state_location
+from orchestrator.state.locks import LocalLock
+from orchestrator.state.store import store_path
+from tests.paths import HELLO_WEB
+
+INVENTORY = (
+    "hosts:\n  web-1: {address: 127.0.0.1, port: 1, tags: {role: web}}\n"
+    "applications:\n  hello:\n    deployment_groups:\n      web: {tag_sets: [[{key: role}]]}\n"
+)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.mark.parametrize(
+    ("state", "history", "directory"),
+    [
+        ("~/x", "~/x/history.sqlite", "~/x"),
+        ("~/x/h.sqlite", "~/x/h.sqlite", "~/x"),
+        ("~/x/h.sqlite3", "~/x/h.sqlite3", "~/x"),
+        ("~/x/h.db", "~/x/h.db", "~/x"),
+        ("sqlite://~/x/h.db", "~/x/h.db", "~/x"),
+        ("sqlite:///abs/h.db", "/abs/h.db", "/abs"),
+        ("sqlite:///abs/history", "/abs/history", "/abs"),  # a URL names the file itself
+        ("/abs/dir", "/abs/dir/history.sqlite", "/abs/dir"),
+        ("/abs/state.d", "/abs/state.d/history.sqlite", "/abs/state.d"),  # a directory, too
+        ("rel/dir", "{cwd}/rel/dir/history.sqlite", "{cwd}/rel/dir"),
+        ("rel/h.db", "{cwd}/rel/h.db", "{cwd}/rel"),
+    ],
+)
+def test_every_form_of_state_puts_the_history_and_the_locks_together(
+    state: str,
+    history: str,
+    directory: str,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def expected(text: str) -> Path:
+        return Path(text.replace("~", str(home)).replace("{cwd}", str(tmp_path)))
+
+    location = state_location(state)
+    assert (location.history, location.directory) == (expected(history), expected(directory))
+    assert location.history.is_absolute() and location.directory.is_absolute()
+    # The history store and the CLI's state dir (locks, known_hosts) read it the same way.
+    assert store_path(state) == location.history
+    context = CliContext(Path("inventory.yaml"), False, state)
+    assert context.state_dir == location.directory
+    assert context.accept_new_file == location.directory / "known_hosts"
+
+
+def test_no_state_is_the_user_state_dir() -> None:
+    location = state_location(None)
+    assert location.directory == Path(platformdirs.user_state_dir("orchestrator"))
+    assert location.history == location.directory / "history.sqlite"
+    assert state_location("") == location
+
+
+def test_two_rollouts_from_different_directories_with_the_same_state_exclude_each_other(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rollout holds the group's local lock, started in one directory with ``--state ~/x``;
+    a second, started in another directory with the same ``--state``, finds it held (exit 7),
+    and both record into ~/x."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(INVENTORY)
+    group_id = parse_inventory(INVENTORY).group_id("hello", "web")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.delenv("ORCHESTRATOR_STATE")
+    monkeypatch.chdir(first)
+    held = LocalLock(CliContext(inventory, True, "~/x").state_dir, group_id, "hello/web")
+    held.acquire("d-FIRST00001")
+    try:
+        monkeypatch.chdir(second)
+        args = ["--state", "~/x", "-i", str(inventory), "rollout", "-a", "hello", "-g", "web"]
+        result = CliRunner().invoke(cli, [*args, "-r", str(HELLO_WEB)])
+    finally:
+        held.release()
+    assert result.exit_code == 7, result.output
+    assert "d-FIRST00001" in result.stderr
+    assert (home / "x" / "locks" / f"{group_id}.lock").is_file()
+    assert not (first / "~").exists() and not (second / "~").exists()
