@@ -32,9 +32,10 @@ SECRETS = {
     # The controller's environment: one variable a header names, one nobody names.
     "header_variable": "s3cr3t-header-variable-6Hq2",
     "unrelated_variable": "s3cr3t-unrelated-variable-9Tz4",
-    # The inventory's trigger: a literal header value, a URL's password and query.
+    # A variable whose value would split a request (CR LF): refused, never shown.
+    "split_variable": "s3cr3t-split-variable-4Jd6",
+    # The inventory's trigger: a literal header value and a URL's query.
     "literal_header": "s3cr3t-literal-header-3Kp8",
-    "url_password": "s3cr3t-url-password-5Wm1",
     "url_query": "s3cr3t-url-query-2Bn7",
     # The environment the hooks run with on the host.
     "hook_environment": "s3cr3t-hook-environment-8Rc5",
@@ -63,10 +64,9 @@ def planted_lab(tmp_path: Path) -> Iterator[Lab]:
     lab.down()
 
 
-def _inventory(lab: Lab, path: Path, base: str, failing_base: str) -> Path:
+def _inventory(lab: Lab, path: Path, base: str, failing_base: str, redirecting_base: str) -> Path:
     data: dict[str, Any] = yaml.safe_load(lab.inventory_path.read_text())
     group = data["applications"]["hello"]["deployment_groups"]["web"]
-    port = base.rsplit(":", 1)[1]
     headers = {
         "Authorization": "Bearer ${ORCHESTRATOR_TEST_TOKEN}",
         "X-Api-Key": SECRETS["literal_header"],
@@ -81,12 +81,19 @@ def _inventory(lab: Lab, path: Path, base: str, failing_base: str) -> Path:
             "events": EVENTS,
             "headers": headers,
         },
-        # Credentials in the URL (urllib cannot send them: a note on stderr, naming the URL).
+        # Answers 302 to the first receiver's /stolen: not followed, the headers stay here.
         {
-            "name": "credentials",
-            "url": f"http://hook:{SECRETS['url_password']}@127.0.0.1:{port}/deploys{query}",
+            "name": "redirected",
+            "url": f"{redirecting_base}/deploys{query}",
             "events": EVENTS,
             "headers": headers,
+        },
+        # A value with CR LF: a note naming the header and the variable, and nothing sent.
+        {
+            "name": "split",
+            "url": f"{base}/split",
+            "events": EVENTS,
+            "headers": {"X-Token": "${ORCHESTRATOR_TEST_SPLIT}"},
         },
         # A variable that is not set: a note, and nothing sent.
         {
@@ -132,11 +139,18 @@ def test_no_planted_secret_reaches_any_output(planted_lab: Lab, tmp_path: Path) 
         **os.environ,
         "ORCHESTRATOR_TEST_TOKEN": SECRETS["header_variable"],
         "ORCHESTRATOR_TEST_UNRELATED": SECRETS["unrelated_variable"],
+        "ORCHESTRATOR_TEST_SPLIT": f"{SECRETS['split_variable']}\r\nX-Injected: 1",
         "ORCHESTRATOR_CACHE": str(tmp_path / "cache"),
     }
     env.pop("ORCHESTRATOR_TEST_UNSET", None)
-    with receiver() as (base, received), receiver(500) as (failing_base, _):
-        inventory = _inventory(planted_lab, tmp_path / "inventory.yaml", base, failing_base)
+    with (
+        receiver() as (base, received),
+        receiver(500) as (failing_base, _),
+        receiver(302, headers={"Location": f"{base}/stolen"}) as (redirecting_base, redirected),
+    ):
+        inventory = _inventory(
+            planted_lab, tmp_path / "inventory.yaml", base, failing_base, redirecting_base
+        )
         common = ["-i", str(inventory), "--state", str(state)]
         run = ["rollout", "-a", "hello", "-g", "web", "-r", str(bundle)]
         deployed = _cli([*common, *run, "--output", "json", "--events", str(events)], env)
@@ -152,7 +166,11 @@ def test_no_planted_secret_reaches_any_output(planted_lab: Lab, tmp_path: Path) 
     assert all(h["x-api-key"] == SECRETS["literal_header"] for h in sent)
     stderr = deployed.stderr.decode()
     assert "trigger failing" in stderr
-    assert "trigger credentials" in stderr
+    assert "trigger redirected" in stderr
+    assert "redirects are not followed" in stderr
+    assert redirected.posts  # the redirecting receiver was sent the notifications ...
+    assert not [req for req in received.requests if req[1].startswith(("/stolen", "/split"))]
+    assert "ORCHESTRATOR_TEST_SPLIT" in stderr  # ... the split value is named, not shown
     assert "${ORCHESTRATOR_TEST_UNSET} is not set" in stderr
     deployment_id = yaml.safe_load(deployed.stdout)["deploymentId"]
 
