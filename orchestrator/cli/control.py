@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import time
@@ -65,17 +64,24 @@ def stop(
             )
         runner = store.runner(deployment_id)
         assert runner is not None
-        pid, machine = runner
+        controller, machine = runner
+        pid = controller.pid
         if machine != socket.gethostname():
             raise click.UsageError(f"deployment {deployment_id} runs on {machine}: stop it there")
-        if not process_runs_orchestrator(pid):
+        if not process_runs_orchestrator(controller):
             store.mark_stopped(deployment_id, "stopped after its orchestrator process was gone")
             ctx.err.print(
                 f"{deployment_id} was interrupted (process {pid} is gone): recorded as Stopped"
             )
             return
         store.request_stop(deployment_id, rollback=rollback, force=force)
-        os.kill(pid, signal.SIGUSR1)
+        # Only the very process recorded (its pid and start time), never another that got its pid.
+        if not controller.send(signal.SIGUSR1) and controller.start is None:
+            raise click.UsageError(
+                f"deployment {deployment_id}'s process {pid} cannot be told apart from another "
+                "process with its pid (an orchestrator from before start times were recorded): "
+                "stop it with Ctrl-C or SIGTERM where it runs"
+            )
         ctx.err.print(f"stop requested for {deployment_id} (process {pid})")
         deadline = time.monotonic() + wait_seconds
         while wait_seconds and time.monotonic() < deadline:

@@ -19,7 +19,7 @@ from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
 from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
-from orchestrator.errors import RollbackImpossible
+from orchestrator.errors import RollbackImpossible, StoreError
 from orchestrator.events import EventSink
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.inventory import Inventory
@@ -252,7 +252,10 @@ async def _run(
         signals.append(signum)
         if signum == signal.SIGUSR1:
             current = releaser.current.deployment.deployment_id if releaser.current else ""
-            rollback, force = store.stop_request(current) or (False, False)
+            asked = None
+            with contextlib.suppress(StoreError):  # unreadable now: a plain stop, then
+                asked = store.stop_request(current)
+            rollback, force = asked or (False, False)
             releaser.request_stop(force=force, rollback=rollback)
         else:
             releaser.request_stop()
