@@ -38,6 +38,7 @@ from orchestrator.transport.base import CommandResult
 # In-place lifecycle without a load balancer (DESIGN §5): no traffic events.
 EVENTS: tuple[str, ...] = tuple(e for e in LIFECYCLE_EVENTS if "Traffic" not in e)
 RECONNECT_DELAY = 0.5
+RESULT_SLACK = 60.0  # seconds a hook's supervisor may take past the hook's timeout and grace
 
 
 @dataclass
@@ -226,8 +227,11 @@ class HostRun:
     async def _run_or_collect(
         self, event: str, index: int, script: HookScript, archive: str
     ) -> HookResult:
+        # A hook runs at most its timeout, then the grace before SIGKILL; its supervisor then
+        # takes a moment to log and report (RESULT_SLACK). Nothing waits on it longer.
+        longest = script.timeout + self.job.hook_grace + RESULT_SLACK
         if self.collecting:
-            collected = await self.remote.collect_hook(self.deployment_id, event, index)
+            collected = await self.remote.collect_hook(self.deployment_id, event, index, longest)
             if collected.started:
                 return collected
             self.collecting = False  # from here on nothing ran before the interruption
@@ -255,14 +259,15 @@ class HostRun:
         except HostError:
             # The hook runs on under its supervisor: reconnect and collect its result, bounded by
             # the hook's own timeout plus the grace and the time a reconnect may take.
-            deadline = time.monotonic() + script.timeout + self.job.hook_grace + 60
+            deadline = time.monotonic() + longest
             return await self._collect(event, index, deadline)
 
     async def _collect(self, event: str, index: int, deadline: float) -> HookResult:
         while True:
             try:
                 self.remote = await self.job.reconnect(self.remote)
-                return await self.remote.collect_hook(self.deployment_id, event, index)
+                within = max(deadline - time.monotonic(), RESULT_SLACK)
+                return await self.remote.collect_hook(self.deployment_id, event, index, within)
             except HostError:
                 if time.monotonic() > deadline:
                     raise
