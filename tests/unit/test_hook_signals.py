@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from orchestrator.engine.remote import RemoteHost
+from orchestrator.engine.remote import COLLECT_MARGIN_SECONDS, RemoteHost
 from orchestrator.models.inventory import HostSpec
 from orchestrator.state.process import start_of
 from orchestrator.transport.base import CommandResult, HostSession, ProgramCall
@@ -102,10 +102,17 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.calls: list[ProgramCall] = []
+        self.timeouts: list[float | None] = []
 
-    async def call(self, *calls: ProgramCall, **_: object) -> CommandResult:
+    async def call(
+        self, *calls: ProgramCall, timeout: float | None = None, **_: object
+    ) -> CommandResult:
         self.calls.extend(calls)
-        return CommandResult(0, "", "")
+        self.timeouts.append(timeout)
+        secret = wire.new_secret()
+        return wire.channel_result(
+            0, wire.marker(secret, "hook") + b"status=0 Success\n", b"", secret
+        )
 
 
 def _abort_call(root: Path, grace: float) -> ProgramCall:
@@ -191,3 +198,15 @@ def test_collect_does_not_wait_on_a_process_that_got_the_supervisors_pid(
     assert (
         hook.message == f"the hook supervisor (process {stranger.pid}) gave no result within 0.4 s"
     )
+
+
+def test_collect_is_bounded_on_the_controller_too() -> None:
+    """The host bounds its wait by LIMIT; the controller waits for its answer a little longer,
+    then gives up on a host that does not answer (CommandTimeout)."""
+    recorder = _Recorder()
+    spec = cast(HostSpec, SimpleNamespace(name="h", deployment_root="/r"))
+    remote = RemoteHost(cast(HostSession, recorder), spec, "g-1")
+    asyncio.run(remote.collect_hook("d-1", "AfterInstall", 0, 1_000_070.5))
+    (call,) = recorder.calls
+    assert call.args[-1] == "1000070.5"
+    assert recorder.timeouts == [1_000_070.5 + COLLECT_MARGIN_SECONDS]
