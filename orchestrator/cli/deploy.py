@@ -34,7 +34,29 @@ from orchestrator.models.results import (
 from orchestrator.revision import Revision
 from orchestrator.state.locks import holder_info
 from orchestrator.state.store import HistoryStore
+from orchestrator.transport.remote.wire import MAX_SECONDS
 from orchestrator.webhooks import WebhookSink
+
+
+class _Seconds(click.ParamType[float]):
+    """A duration a host program is sent: a number of seconds from 0 to MAX_SECONDS (NaN and
+    infinity refused: sh could not read them)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 <= seconds <= MAX_SECONDS:  # False for NaN too
+            self.fail(f"{value} is not between 0 and {MAX_SECONDS} seconds", param, ctx)
+        return seconds
+
+
+SECONDS = _Seconds()
 
 
 def exit_code_for(deployment: Deployment, interrupted: bool = False) -> ExitCode:
@@ -88,7 +110,7 @@ def common_options(function: Any) -> Any:
             ),
             click.option(
                 "--hook-kill-grace",
-                type=click.FloatRange(min=0),
+                type=SECONDS,
                 default=HOOK_GRACE_SECONDS,
                 show_default=True,
                 metavar="SECONDS",

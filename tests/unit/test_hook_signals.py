@@ -14,9 +14,11 @@ from types import SimpleNamespace
 from typing import cast
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from orchestrator.cli.main import cli
 from orchestrator.engine.remote import COLLECT_MARGIN_SECONDS, RemoteHost
 from orchestrator.models.inventory import HostSpec
 from orchestrator.state.process import start_of
@@ -210,3 +212,10 @@ def test_collect_is_bounded_on_the_controller_too() -> None:
     (call,) = recorder.calls
     assert call.args[-1] == "1000070.5"
     assert recorder.timeouts == [1_000_070.5 + COLLECT_MARGIN_SECONDS]
+
+
+@pytest.mark.parametrize("grace", ["nan", "inf", "-1", "1e10", "ten"])
+def test_a_grace_sh_could_not_read_is_a_usage_error(grace: str) -> None:
+    result = CliRunner().invoke(cli, ["rollout", "--resume", "d-X", "--hook-kill-grace", grace])
+    assert result.exit_code == 2
+    assert "--hook-kill-grace" in result.stderr
