@@ -322,6 +322,7 @@ class DeploymentRunner:
             self.rollout.hook_grace,
             self._reconnect,
             self.rollout.stop.is_set,
+            lambda: self.rollout.stop_reason is not None,
         )
         running: dict[asyncio.Task[bool], str] = {}
         try:

@@ -61,6 +61,10 @@ class HostJob:
     hook_grace: float
     reconnect: Callable[[RemoteHost], Awaitable[RemoteHost]]
     stopping: Callable[[], bool] = lambda: False
+    # The stop comes from a history that cannot be written (a full disk): its last record shows
+    # the deployment in progress, so hosts it stopped are left as a crash would leave them, for
+    # `rollout --resume` to complete, not recorded on the host as failed.
+    unrecorded: Callable[[], bool] = lambda: False
 
 
 class HostRun:
@@ -91,10 +95,12 @@ class HostRun:
         for event in self.target.events[:done]:
             if event.status in (PENDING, IN_PROGRESS):
                 event.status = SUCCEEDED  # the host got past it, so it succeeded
+        stopped = False
         for event in self.target.events[done:]:
             if succeeded and self.job.stopping():
                 # A stop request: no new lifecycle event starts; this host did not finish.
                 succeeded = False
+                stopped = True
                 event.diagnostics = Diagnostics(
                     "UnknownError", message="not run: the deployment was stopped"
                 )
@@ -113,6 +119,8 @@ class HostRun:
             self.job.emit(LifecycleEventFinished(self.job.deployment, self.target, event))
             succeeded = outcome.ok or outcome.ignored_failure
         self.target.status = SUCCEEDED if succeeded else FAILED
+        if stopped and self.job.unrecorded():
+            return False
         # The outcome is recorded here whatever happens; the host may learn it only next time.
         with contextlib.suppress(HostError):
             await self.remote.finish(

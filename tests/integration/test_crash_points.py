@@ -15,6 +15,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -281,3 +282,74 @@ def test_a_rollout_killed_anywhere_is_read_resumed_and_leaves_no_stray_file(
     # The store is the first to hear of each event: the events file never heard of its end.
     assert crasher.progress("web-1")[-1] == "Started AfterInstall"
     crasher.check_and_resume(deployment_id, version)
+
+
+def test_a_history_store_that_fills_up_mid_rollout_stops_it_and_resume_completes_it(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    """The state dir on a 2 MiB tmpfs in a mount namespace of the test's (entered by each
+    command), filled by the test while web-1 waits in AfterInstall: the store's next write fails,
+    the rollout stops (exit 6) saying what failed and what to do; once there is room, `status`
+    shows the deployment interrupted and `rollout --resume` completes it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    holder = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs -o size=2m tmpfs "$1" && echo mounted && exec sleep 600', "sh",
+         str(state)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "mounted\n"
+        inside = ["nsenter", "-t", str(holder.pid), "-m", "--", sys.executable, "-m"]
+        orchestrator = [*inside, "orchestrator", "--state", str(state)]
+        seen_state = Path(f"/proc/{holder.pid}/root{state}")  # the tmpfs, from out here
+        crasher = Crasher(small_lab, tmp_path)
+        bundle, version = crasher.revision()
+        crasher.hold("web-1", "AfterInstall")
+        events = tmp_path / "events.ndjson"
+        process = subprocess.Popen(
+            [*orchestrator, "-i", str(small_lab.inventory_path), "rollout", "-a", "hello",
+             "-g", "web", "-r", str(bundle), "--events", str(events)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        _until(lambda: _host_file(small_lab, "web-1", "/srv/waiting-AfterInstall").exists(), "hook")
+        with (seen_state / "filler").open("wb") as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        crasher.hold("web-1", None)
+        _, stderr = process.communicate(timeout=WAIT)
+        assert process.returncode == 6, stderr
+        assert f"cannot write the history store {state / 'history.sqlite'}" in stderr
+        assert "database or disk is full" in stderr and "Make room" in stderr
+        deployment_id = str(json.loads(events.read_text().splitlines()[0])["deploymentId"])
+        (seen_state / "filler").unlink()
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*orchestrator, *args], capture_output=True, text=True, timeout=WAIT, check=False
+            )
+
+        shown = run("status", deployment_id, "--output", "json")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["interrupted"] is True
+        resumed = run("-i", str(small_lab.inventory_path), "rollout", "--resume", deployment_id)
+        assert resumed.returncode == 0, resumed.stderr
+        assert (
+            json.loads(run("status", deployment_id, "--output", "json").stdout)["status"]
+            == "Succeeded"
+        )
+        assert _files_not_recorded(small_lab) == {h.name: set() for h in small_lab.hosts}
+        for host in small_lab.hosts:
+            assert _host_file(small_lab, host.name, f"{DESTINATION}/version.txt").read_text() == (
+                version
+            )
+    finally:
+        holder.kill()
+        holder.wait(timeout=WAIT)
+        if holder.stdout is not None:
+            holder.stdout.close()
