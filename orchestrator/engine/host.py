@@ -15,7 +15,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from orchestrator.engine.remote import MISSING_APPSPEC, HookResult, Probe, RemoteHost
+from orchestrator.engine.remote import (
+    HOOK_RESULT_SLACK,
+    MISSING_APPSPEC,
+    HookResult,
+    Probe,
+    RemoteHost,
+)
 from orchestrator.errors import ConfigError, HostError
 from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventStarted
 from orchestrator.install_plan import InstallPlan
@@ -38,7 +44,6 @@ from orchestrator.transport.base import CommandResult
 # In-place lifecycle without a load balancer (DESIGN §5): no traffic events.
 EVENTS: tuple[str, ...] = tuple(e for e in LIFECYCLE_EVENTS if "Traffic" not in e)
 RECONNECT_DELAY = 0.5
-RESULT_SLACK = 60.0  # seconds a hook's supervisor may take past the hook's timeout and grace
 
 
 @dataclass
@@ -236,8 +241,8 @@ class HostRun:
         self, event: str, index: int, script: HookScript, archive: str
     ) -> HookResult:
         # A hook runs at most its timeout, then the grace before SIGKILL; its supervisor then
-        # takes a moment to log and report (RESULT_SLACK). Nothing waits on it longer.
-        longest = script.timeout + self.job.hook_grace + RESULT_SLACK
+        # takes a moment to log and report. Nothing waits on it longer.
+        longest = script.timeout + self.job.hook_grace + HOOK_RESULT_SLACK
         if self.collecting:
             collected = await self.remote.collect_hook(self.deployment_id, event, index, longest)
             if collected.started:
@@ -274,7 +279,7 @@ class HostRun:
         while True:
             try:
                 self.remote = await self.job.reconnect(self.remote)
-                within = max(deadline - time.monotonic(), RESULT_SLACK)
+                within = max(deadline - time.monotonic(), HOOK_RESULT_SLACK)
                 return await self.remote.collect_hook(self.deployment_id, event, index, within)
             except HostError:
                 if time.monotonic() > deadline:

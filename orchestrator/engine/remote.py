@@ -26,8 +26,10 @@ from orchestrator.transport.remote.wire import (
     seconds_argument,
 )
 
-# How much longer than the host's own bound the controller waits for a collect's answer.
+# How much longer than the host's own bound the controller waits for a hook program's answer.
 COLLECT_MARGIN_SECONDS = 30.0
+# How long a hook's supervisor may take past the hook's timeout and grace (logging, reporting).
+HOOK_RESULT_SLACK = 60.0
 
 __all__ = ["MISSING_APPSPEC", "NOT_STARTED", "HookResult", "LockState", "Probe", "RemoteHost"]
 
@@ -82,7 +84,7 @@ class RemoteHost:
     async def abort_hook(self, deployment_id: str, event: str, index: int, grace: float) -> None:
         base = self.hook_base(deployment_id, event, index)
         call = self.call("hook", "abort", base, seconds_argument(grace))
-        await self.session.call(call, step=False)
+        await self.session.call(call, step=False, timeout=grace + COLLECT_MARGIN_SECONDS)
 
     async def download(
         self,
@@ -139,7 +141,9 @@ class RemoteHost:
         variables = (f"{k}={v}" for k, v in env.items())
         result = await self.session.call(
             # The hook's variables as arguments: hook.sh exports them in the fork it already is.
-            self.call("hook", "start", base, hook_tail_argument(), *supervisor_args, *variables)
+            self.call("hook", "start", base, hook_tail_argument(), *supervisor_args, *variables),
+            # Past this the host is not answering: the caller reconnects and collects.
+            timeout=timeout + grace + HOOK_RESULT_SLACK + COLLECT_MARGIN_SECONDS,
         )
         return self._hook_result(result)
 

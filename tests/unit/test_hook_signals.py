@@ -19,7 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from orchestrator.cli.main import cli
-from orchestrator.engine.remote import COLLECT_MARGIN_SECONDS, RemoteHost
+from orchestrator.engine.remote import COLLECT_MARGIN_SECONDS, HOOK_RESULT_SLACK, RemoteHost
 from orchestrator.models.inventory import HostSpec
 from orchestrator.state.process import start_of
 from orchestrator.transport.base import CommandResult, HostSession, ProgramCall
@@ -202,7 +202,7 @@ def test_collect_does_not_wait_on_a_process_that_got_the_supervisors_pid(
     )
 
 
-def test_collect_is_bounded_on_the_controller_too() -> None:
+def test_collect_start_and_abort_are_bounded_on_the_controller_too() -> None:
     """The host bounds its wait by LIMIT; the controller waits for its answer a little longer,
     then gives up on a host that does not answer (CommandTimeout)."""
     recorder = _Recorder()
@@ -212,6 +212,18 @@ def test_collect_is_bounded_on_the_controller_too() -> None:
     (call,) = recorder.calls
     assert call.args[-1] == "1000070.5"
     assert recorder.timeouts == [1_000_070.5 + COLLECT_MARGIN_SECONDS]
+    # Starting a hook and aborting one are bounded too: by the hook's timeout and grace.
+    asyncio.run(
+        remote.run_hook(
+            deployment_id="d-1", event="AfterInstall", index=0, script="/s", location="s",
+            timeout=30, runas=None, archive="/a", grace=0.5, env={},
+        )
+    )  # fmt: skip
+    asyncio.run(remote.abort_hook("d-1", "AfterInstall", 0, 0.5))
+    assert recorder.timeouts[1:] == [
+        30 + 0.5 + HOOK_RESULT_SLACK + COLLECT_MARGIN_SECONDS,
+        0.5 + COLLECT_MARGIN_SECONDS,
+    ]
 
 
 @pytest.mark.parametrize("grace", ["nan", "inf", "-1", "1e10", "ten"])
