@@ -76,7 +76,12 @@ def stop(
             return
         store.request_stop(deployment_id, rollback=rollback, force=force)
         # Only the very process recorded (its pid and start time), never another that got its pid.
-        if not controller.send(signal.SIGUSR1) and controller.start is None:
+        signalled = controller.send(signal.SIGUSR1)
+        if not signalled and controller.start is not None:
+            # It ended between the two looks: its own conclusion records the deployment.
+            ctx.err.print(f"{deployment_id}: its process {pid} has just ended")
+            return
+        if not signalled:
             raise click.UsageError(
                 f"deployment {deployment_id}'s process {pid} cannot be told apart from another "
                 "process with its pid (an orchestrator from before start times were recorded): "

@@ -64,7 +64,15 @@ class ProcessIdentity:
             return False
         try:
             pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return False
         except OSError:
+            # No pidfds (a kernel before 5.3): checked, then signalled by pid, a moment apart.
+            if start_of(self.pid) != self.start:
+                return False
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+                return True
             return False
         try:
             # The pidfd holds the process that had the pid when it was opened; a matching start

@@ -145,3 +145,15 @@ def test_a_corrupt_store_is_named_with_what_to_do(tmp_path: Path, command: list[
     assert "file is not a database" in result.stderr
     assert "move it aside" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_stop_never_signals_a_controller_recorded_without_its_start_time(
+    tmp_path: Path, impostor: subprocess.Popen[bytes]
+) -> None:
+    """A record from before start times were kept: alive by its command line, as before, but
+    never signalled, since nothing tells that process apart from another with its pid."""
+    deployment_id = _record_controller(tmp_path, impostor.pid, None)
+    result = CliRunner().invoke(cli, ["--state", str(tmp_path), "stop", deployment_id])
+    assert result.exit_code == 2
+    assert "cannot be told apart" in result.stderr
+    assert _signal_before_term(impostor) == signal.SIGTERM
