@@ -138,14 +138,24 @@ class HistoryStore:
         if not self.path.exists():
             return _empty()  # nothing recorded yet: nothing to show, and nothing to create
         uri = self.path.resolve().as_uri()
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None)
         try:
-            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None)
             tables = _tables(db)
-        except sqlite3.OperationalError:
-            # A WAL store in a directory this process cannot write (no -shm file to share):
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if exc.sqlite_errorcode & 0xFF not in (
+                sqlite3.SQLITE_CANTOPEN,
+                sqlite3.SQLITE_READONLY,
+            ):
+                raise
+            # A WAL store on a filesystem this process cannot write (no -shm file to share):
             # nobody can be writing it either, so it is read as it stands.
             db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
-            tables = _tables(db)
+            try:
+                tables = _tables(db)
+            except BaseException:
+                db.close()
+                raise
         if "deployments" not in tables:
             db.close()
             return _empty()  # an empty file: a store never written
