@@ -5,7 +5,10 @@ never waiting on a process that merely got the supervisor's pid."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -62,10 +65,22 @@ def test_sh_reads_every_duration_sent_in_tenths_rounded_up(sh: str) -> None:
 
 
 def _wait_for(path: Path) -> None:
+    """Until ``path`` holds a whole line (the supervisor creates its .hookpid, then writes it)."""
     deadline = time.monotonic() + WAIT
-    while not path.exists():
+    while not (path.exists() and path.read_text().endswith("\n")):
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)  # a file another process writes: polled, bounded by WAIT
+
+
+def _end(runner: subprocess.Popen[bytes], base: str) -> None:
+    """Whatever a failed test left running: the runner, and the hook's process group (only
+    then: once the runner has ended, the group's number may name another group)."""
+    if runner.poll() is not None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        os.killpg(int(Path(base + ".hookpid").read_text()), signal.SIGKILL)
+    runner.kill()
+    runner.wait(timeout=WAIT)
 
 
 @pytest.fixture
@@ -133,7 +148,8 @@ def test_a_large_grace_is_read_and_a_hook_that_ends_on_sigterm_ends_the_abort(
     """--hook-kill-grace 1000000 went to the host as 1e+06: the abort's arithmetic failed after
     the SIGTERM, so it never sent SIGKILL nor said it aborted."""
     ready = hook_dir / "ready"
-    runner, base = _start_hook(sh, hook_dir, f"touch {ready}\nwhile :; do sleep 1; done\n", "5")
+    body = f"echo > {ready}\nwhile :; do sleep 1; done\n"
+    runner, base = _start_hook(sh, hook_dir, body, "5")
     try:
         _wait_for(ready)
         _wait_for(Path(base + ".hookpid"))
@@ -144,7 +160,7 @@ def test_a_large_grace_is_read_and_a_hook_that_ends_on_sigterm_ends_the_abort(
         assert runner.wait(timeout=WAIT) == 0
         assert "terminated" in Path(base + ".status").read_text()
     finally:
-        runner.kill()
+        _end(runner, base)
 
 
 @pytest.mark.parametrize("sh", sorted(SHELLS))
@@ -152,7 +168,7 @@ def test_sigkill_comes_after_a_fractional_grace_not_at_once(sh: str, hook_dir: P
     """A hook whose every process ignores SIGTERM gets SIGKILL 0.5 s later (``${grace%.*}`` made
     that 0 s: no grace at all)."""
     ready = hook_dir / "ready"
-    body = f"trap '' TERM\ntouch {ready}\nwhile :; do sleep 1; done\n"
+    body = f"trap '' TERM\necho > {ready}\nwhile :; do sleep 1; done\n"
     runner, base = _start_hook(sh, hook_dir, body, "300")  # the supervisor's own grace: not it
     try:
         _wait_for(ready)
@@ -165,7 +181,7 @@ def test_sigkill_comes_after_a_fractional_grace_not_at_once(sh: str, hook_dir: P
         assert runner.wait(timeout=WAIT) == 0
         assert Path(base + ".status").read_text().startswith("status=137 ")
     finally:
-        runner.kill()
+        _end(runner, base)
 
 
 @pytest.fixture
