@@ -115,7 +115,13 @@ start)
 abort)
     tenths "${1:-10}"
     if [ -f "$base.hookpid" ] && [ ! -f "$base.done" ]; then
-        read -r group < "$base.hookpid"
+        # The supervisor creates the file, then writes the pid (a moment apart): read it whole.
+        group= i=0
+        while [ -z "$group" ] && [ "$i" -lt 10 ]; do
+            read -r group < "$base.hookpid" || [ -n "$group" ] || sleep 0.1
+            i=$((i + 1))
+        done
+        [ -n "$group" ] || exit 0
         : > "$base.aborted"
         kill -TERM "-$group" 2> /dev/null
         i=0
