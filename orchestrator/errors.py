@@ -18,6 +18,7 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   ├── CommandFailed           a remote command exited non-zero
     │   └── CommandTimeout          also a TimeoutError
     ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
+    ├── StoreError                  the history store cannot be opened, read or written -> exit 8
     ├── RollbackImpossible          no revision to roll back to, or it is gone
     ├── LabError                    the local lab fleet could not be started or stopped
     └── NotImplementedYet           a command that a later release fills in           -> exit 1
@@ -132,6 +133,40 @@ class LockHeld(OrchestratorError):
     def __init__(self, message: str, holder: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.holder = holder or {}
+
+
+class StoreError(OrchestratorError):
+    """The history store is unusable: corrupt, read-only, on a full disk. Names the file and
+    what to do; an operator fixes this, retrying alone would not."""
+
+    def __init__(self, path: object, doing: str, cause: BaseException) -> None:
+        self.path = str(path)
+        self.reason = _reason(cause)
+        super().__init__(f"the history store {self.path} {doing}: {self.reason}; {_advice(cause)}")
+
+
+def _reason(cause: BaseException) -> str:
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(cause) or type(cause).__name__
+
+
+def _advice(cause: BaseException) -> str:
+    text = _reason(cause).lower()
+    elsewhere = "or point --state (or ORCHESTRATOR_STATE) to another store"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return (
+            "it is damaged: move it aside (orchestrator then starts an empty history there) or "
+            f"restore it from a backup, {elsewhere}"
+        )
+    if "full" in text or "no space" in text:
+        return f"make room on its filesystem, {elsewhere}"
+    if "locked" in text or "busy" in text:
+        return "another process holds it: try again once it is done"
+    return (
+        "make the file and its directory writable by this user (SQLite also writes its -wal "
+        f"and -shm files beside it), {elsewhere}"
+    )
 
 
 class RollbackImpossible(OrchestratorError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import time
@@ -22,6 +21,7 @@ from orchestrator.engine.remote import LockState, RemoteHost
 from orchestrator.errors import HostError
 from orchestrator.models.inventory import HostSpec
 from orchestrator.state.locks import LocalLock, describe
+from orchestrator.state.process import ProcessIdentity
 from orchestrator.state.store import HistoryStore, process_runs_orchestrator
 
 STOP_POLL = 0.2
@@ -68,17 +68,29 @@ def stop(
             )
         runner = store.runner(deployment_id)
         assert runner is not None
-        pid, machine = runner
+        controller, machine = runner
+        pid = controller.pid
         if machine != socket.gethostname():
             raise click.UsageError(f"deployment {deployment_id} runs on {machine}: stop it there")
-        if not process_runs_orchestrator(pid):
+        if not process_runs_orchestrator(controller):
             store.mark_stopped(deployment_id, "stopped after its orchestrator process was gone")
             ctx.err.print(
                 f"{deployment_id} was interrupted (process {pid} is gone): recorded as Stopped"
             )
             return
         store.request_stop(deployment_id, rollback=rollback, force=force)
-        os.kill(pid, signal.SIGUSR1)
+        # Only the very process recorded (its pid and start time), never another that got its pid.
+        signalled = controller.send(signal.SIGUSR1)
+        if not signalled and controller.start is not None:
+            # It ended between the two looks: its own conclusion records the deployment.
+            ctx.err.print(f"{deployment_id}: its process {pid} has just ended")
+            return
+        if not signalled:
+            raise click.UsageError(
+                f"deployment {deployment_id}'s process {pid} cannot be told apart from another "
+                "process with its pid (an orchestrator from before start times were recorded): "
+                "stop it with Ctrl-C or SIGTERM where it runs"
+            )
         ctx.err.print(f"stop requested for {deployment_id} (process {pid})")
         deadline = time.monotonic() + wait_seconds
         while wait_seconds and time.monotonic() < deadline:
@@ -246,11 +258,11 @@ def _live_deployments(
             continue
         runner = store.runner(deployment_id)
         if runner is not None and _runs_here(runner):
-            live[deployment_id] = runner[0]
+            live[deployment_id] = runner[0].pid
     return live
 
 
-def _runs_here(runner: tuple[int, str]) -> bool:
+def _runs_here(runner: tuple[ProcessIdentity, str]) -> bool:
     return runner[1] == socket.gethostname() and process_runs_orchestrator(runner[0])
 
 
@@ -266,7 +278,7 @@ def _kill(
     what was killed as Stopped."""
     application, group, deployment_id = deployment
     runner = store.runner(deployment_id)
-    if runner is None or not _runs_here(runner) or runner[0] != pid:
+    if runner is None or not _runs_here(runner) or runner[0].pid != pid:
         raise click.UsageError(
             f"deployment {deployment_id} holds the group's lock on this machine (process {pid}) "
             f"but the history at {store.path} does not show it running here (another --state?): "
@@ -281,8 +293,7 @@ def _kill(
         time.sleep(STOP_POLL)  # the process concludes, releases its locks and exits; bounded
     if _runs_here(runner):
         ctx.err.print(f"{deployment_id}: process {pid} still runs after {wait_seconds:g}s: SIGKILL")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        runner[0].send(signal.SIGKILL)
         gone = time.monotonic() + KILL_WAIT
         while _runs_here(runner) and time.monotonic() < gone:
             time.sleep(STOP_POLL)  # the kernel reaps it; bounded

@@ -19,7 +19,7 @@ from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
 from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
-from orchestrator.errors import RollbackImpossible
+from orchestrator.errors import RollbackImpossible, StoreError
 from orchestrator.events import EventSink
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.inventory import Inventory
@@ -34,7 +34,29 @@ from orchestrator.models.results import (
 from orchestrator.revision import Revision
 from orchestrator.state.locks import holder_info
 from orchestrator.state.store import HistoryStore
+from orchestrator.transport.remote.wire import MAX_SECONDS
 from orchestrator.webhooks import WebhookSink
+
+
+class _Seconds(click.ParamType[float]):
+    """A duration a host program is sent: a number of seconds from 0 to MAX_SECONDS (NaN and
+    infinity refused: sh could not read them)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 <= seconds <= MAX_SECONDS:  # False for NaN too
+            self.fail(f"{value} is not between 0 and {MAX_SECONDS} seconds", param, ctx)
+        return seconds
+
+
+SECONDS = _Seconds()
 
 
 def exit_code_for(deployment: Deployment, interrupted: bool = False) -> ExitCode:
@@ -88,7 +110,7 @@ def common_options(function: Any) -> Any:
             ),
             click.option(
                 "--hook-kill-grace",
-                type=click.FloatRange(min=0),
+                type=SECONDS,
                 default=HOOK_GRACE_SECONDS,
                 show_default=True,
                 metavar="SECONDS",
@@ -252,7 +274,10 @@ async def _run(
         signals.append(signum)
         if signum == signal.SIGUSR1:
             current = releaser.current.deployment.deployment_id if releaser.current else ""
-            rollback, force = store.stop_request(current) or (False, False)
+            asked = None
+            with contextlib.suppress(StoreError):  # unreadable now: a plain stop, then
+                asked = store.stop_request(current)
+            rollback, force = asked or (False, False)
             releaser.request_stop(force=force, rollback=rollback)
         else:
             releaser.request_stop()

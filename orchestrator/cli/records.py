@@ -25,7 +25,7 @@ class NotInHistory(click.UsageError):
 def status(ctx: CliContext, deployment_id: str | None, output: str) -> None:
     """One deployment, the latest if DEPLOYMENT_ID is omitted: per host, per lifecycle event,
     status, times and diagnostics. --output json prints the same document as rollout."""
-    store = HistoryStore.open(ctx.state)
+    store = HistoryStore.open(ctx.state, readonly=True)
     document = store.get(deployment_id)
     store.close()
     if document is None:
@@ -55,7 +55,7 @@ def history(
 ) -> None:
     """Past deployments, newest first. --output json prints a list of deployment documents
     without their targets."""
-    store = HistoryStore.open(ctx.state)
+    store = HistoryStore.open(ctx.state, readonly=True)
     documents = store.history(application, group, limit)
     store.close()
     if output == "json":
@@ -100,7 +100,7 @@ def logs(
 
     The history keeps the last 128 KiB of each; where more was printed, a first line says so and
     where the host logged all of a hook's output."""
-    store = HistoryStore.open(ctx.state)
+    store = HistoryStore.open(ctx.state, readonly=True)
     if store.get(deployment_id) is None:
         store.close()
         raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")

@@ -326,6 +326,7 @@ class DeploymentRunner:
             self._reconnect,
             self.rollout.stop.is_set,
             self.lost.get,
+            lambda: self.rollout.stop_reason is not None,
         )
         running: dict[asyncio.Task[bool], str] = {}
         try:

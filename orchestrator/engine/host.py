@@ -15,7 +15,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from orchestrator.engine.remote import MISSING_APPSPEC, HookResult, Probe, RemoteHost
+from orchestrator.engine.remote import (
+    HOOK_RESULT_SLACK,
+    MISSING_APPSPEC,
+    HookResult,
+    Probe,
+    RemoteHost,
+)
 from orchestrator.errors import ConfigError, HostError
 from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventStarted
 from orchestrator.install_plan import InstallPlan
@@ -63,6 +69,10 @@ class HostJob:
     stopping: Callable[[], bool] = lambda: False
     # Why this host's lock is no longer this deployment's (taken over), or None while it is.
     lock_lost: Callable[[str], str | None] = lambda host: None
+    # The stop comes from a history that cannot be written (a full disk): its last record shows
+    # the deployment in progress, so hosts it stopped are left as a crash would leave them, for
+    # `rollout --resume` to complete, not recorded on the host as failed.
+    unrecorded: Callable[[], bool] = lambda: False
 
 
 class HostRun:
@@ -93,6 +103,7 @@ class HostRun:
         for event in self.target.events[:done]:
             if event.status in (PENDING, IN_PROGRESS):
                 event.status = SUCCEEDED  # the host got past it, so it succeeded
+        stopped = False
         for event in self.target.events[done:]:
             lost = self.job.lock_lost(self.target.host) if succeeded else None
             if lost is not None:
@@ -103,6 +114,7 @@ class HostRun:
             if succeeded and self.job.stopping():
                 # A stop request: no new lifecycle event starts; this host did not finish.
                 succeeded = False
+                stopped = True
                 event.diagnostics = Diagnostics(
                     "UnknownError", message="not run: the deployment was stopped"
                 )
@@ -121,6 +133,8 @@ class HostRun:
             self.job.emit(LifecycleEventFinished(self.job.deployment, self.target, event))
             succeeded = outcome.ok or outcome.ignored_failure
         self.target.status = SUCCEEDED if succeeded else FAILED
+        if stopped and self.job.unrecorded():
+            return False
         # The outcome is recorded here whatever happens; the host may learn it only next time.
         # Not when the lock is lost: the host's records are the new holder's now.
         record = None if self.job.lock_lost(self.target.host) else self.target.status
@@ -242,8 +256,11 @@ class HostRun:
     async def _run_or_collect(
         self, event: str, index: int, script: HookScript, archive: str
     ) -> HookResult:
+        # A hook runs at most its timeout, then the grace before SIGKILL; its supervisor then
+        # takes a moment to log and report. Nothing waits on it longer.
+        longest = script.timeout + self.job.hook_grace + HOOK_RESULT_SLACK
         if self.collecting:
-            collected = await self.remote.collect_hook(self.deployment_id, event, index)
+            collected = await self.remote.collect_hook(self.deployment_id, event, index, longest)
             if collected.started:
                 return collected
             self.collecting = False  # from here on nothing ran before the interruption
@@ -271,14 +288,15 @@ class HostRun:
         except HostError:
             # The hook runs on under its supervisor: reconnect and collect its result, bounded by
             # the hook's own timeout plus the grace and the time a reconnect may take.
-            deadline = time.monotonic() + script.timeout + self.job.hook_grace + 60
+            deadline = time.monotonic() + longest
             return await self._collect(event, index, deadline)
 
     async def _collect(self, event: str, index: int, deadline: float) -> HookResult:
         while True:
             try:
                 self.remote = await self.job.reconnect(self.remote)
-                return await self.remote.collect_hook(self.deployment_id, event, index)
+                within = max(deadline - time.monotonic(), HOOK_RESULT_SLACK)
+                return await self.remote.collect_hook(self.deployment_id, event, index, within)
             except HostError:
                 if time.monotonic() > deadline:
                     raise

@@ -23,7 +23,13 @@ from orchestrator.transport.remote.wire import (
     parse_hook,
     parse_lock,
     parse_probe,
+    seconds_argument,
 )
+
+# How much longer than the host's own bound the controller waits for a hook program's answer.
+COLLECT_MARGIN_SECONDS = 30.0
+# How long a hook's supervisor may take past the hook's timeout and grace (logging, reporting).
+HOOK_RESULT_SLACK = 60.0
 
 __all__ = ["MISSING_APPSPEC", "NOT_STARTED", "HookResult", "LockState", "Probe", "RemoteHost"]
 
@@ -77,7 +83,8 @@ class RemoteHost:
 
     async def abort_hook(self, deployment_id: str, event: str, index: int, grace: float) -> None:
         base = self.hook_base(deployment_id, event, index)
-        await self.session.call(self.call("hook", "abort", base, f"{grace:g}"), step=False)
+        call = self.call("hook", "abort", base, seconds_argument(grace))
+        await self.session.call(call, step=False, timeout=grace + COLLECT_MARGIN_SECONDS)
 
     async def download(
         self,
@@ -126,21 +133,28 @@ class RemoteHost:
             event,
             script,
             location,
-            str(timeout),
+            seconds_argument(timeout),
             runas or "",
             archive,
-            f"{grace:g}",
+            seconds_argument(grace),
         ]
         variables = (f"{k}={v}" for k, v in env.items())
         result = await self.session.call(
             # The hook's variables as arguments: hook.sh exports them in the fork it already is.
-            self.call("hook", "start", base, hook_tail_argument(), *supervisor_args, *variables)
+            self.call("hook", "start", base, hook_tail_argument(), *supervisor_args, *variables),
+            # Past this the host is not answering: the caller reconnects and collects.
+            timeout=timeout + grace + HOOK_RESULT_SLACK + COLLECT_MARGIN_SECONDS,
         )
         return self._hook_result(result)
 
-    async def collect_hook(self, deployment_id: str, event: str, index: int) -> HookResult:
+    async def collect_hook(
+        self, deployment_id: str, event: str, index: int, within: float
+    ) -> HookResult:
+        """The result of a hook started earlier, waited for at most ``within`` seconds: on the
+        host (which then answers that it has none) and here (a host that does not answer)."""
         base = self.hook_base(deployment_id, event, index)
-        result = await self.session.call(self.call("hook", "collect", base, hook_tail_argument()))
+        call = self.call("hook", "collect", base, hook_tail_argument(), seconds_argument(within))
+        result = await self.session.call(call, timeout=within + COLLECT_MARGIN_SECONDS)
         return self._hook_result(result)
 
     def _hook_result(self, result: CommandResult) -> HookResult:

@@ -3,19 +3,26 @@
 WAL mode, so ``status`` and ``history`` from another terminal read while a rollout writes. The
 store is an event sink: it saves the document when a deployment starts, at most once a second
 while hosts finish (so a crash leaves a recent record), and when it ends; it saves each lifecycle
-event's output as the event ends (its last OUTPUT_CAP_BYTES, ``models/results.py``).
+event's output as the event ends (its last OUTPUT_CAP_BYTES, ``models/results.py``). With each
+document it records which process runs the deployment (``state/process.py``).
+
+Every SQLite or OS error is raised as ``StoreError`` naming the file and what to do about it:
+a corrupt or read-only store is an operator's problem to fix, not a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
-import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from orchestrator.errors import StoreError
 from orchestrator.events import (
     DeploymentFinished,
     DeploymentStarted,
@@ -28,6 +35,7 @@ from orchestrator.events import (
 from orchestrator.models.results import Deployment
 from orchestrator.private_paths import private_file, tighten
 from orchestrator.state.location import state_location
+from orchestrator.state.process import ProcessIdentity
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -39,7 +47,8 @@ CREATE TABLE IF NOT EXISTS deployments (
     complete_time REAL,
     pid INTEGER,
     machine TEXT,
-    document TEXT NOT NULL
+    document TEXT NOT NULL,
+    pid_start TEXT
 );
 CREATE INDEX IF NOT EXISTS deployments_by_group
     ON deployments (application, group_name, create_time);
@@ -59,14 +68,38 @@ CREATE TABLE IF NOT EXISTS lifecycle_events (
 );
 """
 SAVE_INTERVAL = 1.0
+# Added after the first release: files made before it lack the column until opened for writing.
+ADDED_COLUMNS = (("deployments", "pid_start", "TEXT"),)
 
 
-def process_runs_orchestrator(pid: int) -> bool:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"orchestrator" in command
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(
+    doing: str,
+) -> Callable[
+    [Callable[Concatenate[HistoryStore, _P], _R]], Callable[Concatenate[HistoryStore, _P], _R]
+]:
+    """A method whose SQLite and OS errors become a ``StoreError`` (``doing``: what failed)."""
+
+    def wrap(
+        method: Callable[Concatenate[HistoryStore, _P], _R],
+    ) -> Callable[Concatenate[HistoryStore, _P], _R]:
+        @functools.wraps(method)
+        def guarded(store: HistoryStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            with store.guard(doing):
+                return method(store, *args, **kwargs)
+
+        return guarded
+
+    return wrap
+
+
+def process_runs_orchestrator(controller: ProcessIdentity) -> bool:
+    """Whether the process recorded as a deployment's controller still runs: that pid with that
+    start time, not whatever process got its pid since (``state/process.py``)."""
+    return controller.alive()
 
 
 def store_path(state: str | None) -> Path:
@@ -75,32 +108,81 @@ def store_path(state: str | None) -> Path:
 
 
 class HistoryStore:
-    def __init__(self, path: Path) -> None:
-        # Made 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database's
-        # mode; ones an older version left wider are tightened.
-        private_file(path)
-        for suffix in ("-wal", "-shm"):
-            tighten(path.with_name(path.name + suffix))
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (and create) the store; ``readonly``: for commands that only read it, which then
+        work on a store they cannot write (a read-only file, directory or filesystem)."""
         self.path = path
         self.label = f"the history store {path}"
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
         self._last_save = 0.0
+        self._controller = ProcessIdentity.current()
+        with self.guard("cannot be opened"):
+            self._db = self._connect_reading() if readonly else self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        # Made 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database's
+        # mode; ones an older version left wider are tightened.
+        private_file(self.path)
+        for suffix in ("-wal", "-shm"):
+            tighten(self.path.with_name(self.path.name + suffix))
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            _add_missing_columns(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _connect_reading(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            return _empty()  # nothing recorded yet: nothing to show, and nothing to create
+        uri = self.path.resolve().as_uri()
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        try:
+            tables = _tables(db)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if exc.sqlite_errorcode & 0xFF not in (
+                sqlite3.SQLITE_CANTOPEN,
+                sqlite3.SQLITE_READONLY,
+            ):
+                raise
+            # A WAL store on a filesystem this process cannot write (no -shm file to share):
+            # nobody can be writing it either, so it is read as it stands.
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+            try:
+                tables = _tables(db)
+            except BaseException:
+                db.close()
+                raise
+        if "deployments" not in tables:
+            db.close()
+            return _empty()  # an empty file: a store never written
+        return db
 
     @classmethod
-    def open(cls, state: str | None) -> HistoryStore:
-        return cls(store_path(state))
+    def open(cls, state: str | None, *, readonly: bool = False) -> HistoryStore:
+        return cls(store_path(state), readonly=readonly)
 
     def close(self) -> None:
         self._db.close()
 
+    @contextlib.contextmanager
+    def guard(self, doing: str) -> Iterator[None]:
+        """SQLite's and the OS's errors as a ``StoreError`` that says what to do."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(self.path, doing, exc) from exc
+
     # -- writing (as an event sink) --------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
+        # As a sink, SQLite's own errors: the engine reports them as the store's write failure.
         if isinstance(event, DeploymentStarted | DeploymentFinished):
-            self.save(event.deployment)
+            self._save(event.deployment)
         elif isinstance(event, LifecycleEventStarted | LifecycleEventFinished):
             # One row per event as it starts and ends: cheap, and a crash loses nothing.
             self._db.execute(
@@ -117,12 +199,18 @@ class HistoryStore:
             isinstance(event, TargetFinished | HostUnreachable)
             and time.monotonic() - self._last_save >= SAVE_INTERVAL
         ):
-            self.save(event.deployment)
+            self._save(event.deployment)
 
+    @_guarded("cannot be written")
     def save(self, deployment: Deployment) -> None:
+        self._save(deployment)
+
+    def _save(self, deployment: Deployment) -> None:
         self._last_save = time.monotonic()
         self._db.execute(
-            "INSERT OR REPLACE INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO deployments (id, application, group_name, status, "
+            "create_time, complete_time, pid, machine, document, pid_start) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 deployment.deployment_id,
                 deployment.application,
@@ -130,18 +218,21 @@ class HistoryStore:
                 deployment.status,
                 deployment.create_time,
                 deployment.complete_time,
-                os.getpid(),
+                self._controller.pid,
                 socket.gethostname(),
                 json.dumps(deployment.to_document()),
+                self._controller.start,
             ),
         )
 
+    @_guarded("cannot be written")
     def request_stop(self, deployment_id: str, *, rollback: bool, force: bool) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO stop_requests VALUES (?, ?, ?, ?)",
             (deployment_id, int(rollback), int(force), time.time()),
         )
 
+    @_guarded("cannot be written")
     def mark_stopped(self, deployment_id: str, message: str) -> None:
         """Record an interrupted deployment as Stopped (its process is gone)."""
         document = self.get(deployment_id)
@@ -158,6 +249,7 @@ class HistoryStore:
             (json.dumps(document), deployment_id),
         )
 
+    @_guarded("cannot be read")
     def stop_request(self, deployment_id: str) -> tuple[bool, bool] | None:
         """(rollback, force) asked by ``orchestrator stop``, if anything was asked."""
         row = self._db.execute(
@@ -167,13 +259,27 @@ class HistoryStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def runner(self, deployment_id: str) -> tuple[int, str] | None:
-        """(pid, machine) of the process that ran or runs the deployment."""
+    @_guarded("cannot be read")
+    def runner(self, deployment_id: str) -> tuple[ProcessIdentity, str] | None:
+        """The process that ran or runs the deployment, and the machine it ran on."""
+        start = "pid_start" if "pid_start" in _columns(self._db) else "NULL"
         row = self._db.execute(
-            "SELECT pid, machine FROM deployments WHERE id = ?", (deployment_id,)
+            f"SELECT pid, {start}, machine FROM deployments WHERE id = ?",  # noqa: S608
+            (deployment_id,),
         ).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+        if row is None:
+            return None
+        return ProcessIdentity(int(row[0]), row[1]), str(row[2])
 
+    def controller_alive(self, deployment_id: str) -> bool | None:
+        """Whether the deployment's controller still runs: the one place that says so. None when
+        it ran on another machine (this one cannot tell) or the history does not hold it."""
+        runner = self.runner(deployment_id)
+        if runner is None or runner[1] != socket.gethostname():
+            return None
+        return process_runs_orchestrator(runner[0])
+
+    @_guarded("cannot be read")
     def last_successful(
         self, application: str, group: str, *, before: str | None = None
     ) -> dict[str, Any] | None:
@@ -191,6 +297,7 @@ class HistoryStore:
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    @_guarded("cannot be read")
     def get(self, deployment_id: str | None = None) -> dict[str, Any] | None:
         """One deployment's document; the most recent one when no id is given. A deployment still
         InProgress whose process is gone from this machine is marked ``interrupted``."""
@@ -228,11 +335,9 @@ class HistoryStore:
                 target["status"] = "InProgress"
 
     def _process_gone(self, deployment_id: str) -> bool:
-        runner = self.runner(deployment_id)
-        if runner is None or runner[1] != socket.gethostname():
-            return False  # another machine's: we cannot tell
-        return not process_runs_orchestrator(runner[0])
+        return self.controller_alive(deployment_id) is False
 
+    @_guarded("cannot be read")
     def history(
         self, application: str | None = None, group: str | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
@@ -255,6 +360,7 @@ class HistoryStore:
             documents.append(document)
         return documents
 
+    @_guarded("cannot be read")
     def logs(
         self, deployment_id: str, host: str | None = None, event: str | None = None
     ) -> list[tuple[str, str, str]]:
@@ -266,3 +372,27 @@ class HistoryStore:
             (deployment_id, host, host, event, event),
         ).fetchall()
         return [(str(h), str(e), str(o)) for h, e, o in rows]
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _columns(db: sqlite3.Connection, table: str = "deployments") -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        if column not in _columns(db, table):
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process added it meanwhile
+                    raise
+
+
+def _empty() -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.executescript(SCHEMA)
+    return db

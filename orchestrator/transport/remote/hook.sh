@@ -3,10 +3,13 @@
 #                                               $ORCHESTRATOR_SUPERVISE) in its own session with
 #                                               its ten ARGS, the NAME=VALUE pairs exported for
 #                                               the hook, wait for it, print the result
-#   hook collect BASE TAIL                      wait for a supervisor started earlier (after a
-#                                               reconnect), print the result
+#   hook collect BASE TAIL LIMIT                wait for a supervisor started earlier (after a
+#                                               reconnect), at most LIMIT seconds, print the result
 #   hook abort BASE GRACE                       terminate a running hook's process group: SIGTERM,
 #                                               SIGKILL after GRACE seconds (stop --force)
+# GRACE and LIMIT are seconds in plain decimals (10, 0.5, 1000000: never an exponent).
+# BASE.pid holds the supervisor's pid and its start (field 22 of /proc/PID/stat): a process that
+# got that pid since is not the supervisor, so nothing waits on it.
 # The result: the frame "hook" ("status=<code> <ErrorCode>", "message=...", "warning=..."),
 # then the frames "script-stdout" and "script-stderr": the last TAIL bytes of each (the whole
 # output is in the deployment's logs/scripts.log).
@@ -14,6 +17,34 @@ set -u
 mode=$1 base=$2
 shift 2
 case $mode in start | collect) tail=$1; shift ;; esac
+# tenths SECONDS: $tenths, SECONDS in tenths of a second, rounded up (sh has integers only).
+tenths() {
+    case $1 in
+    "" | *[!0-9.]* | *.*.*) tenths=100; return ;;  # not a plain decimal: the default, 10 s
+    esac
+    whole=${1%%.*} fraction=
+    case $1 in *.*) fraction=${1#*.}000 ;; esac
+    fraction=${fraction%"${fraction#???}"}
+    # "1" before the digits: 050 is not octal
+    tenths=$(( ${whole:-0} * 10 + (1${fraction:-000} - 1000 + 99) / 100 ))
+}
+# started_at PID: $started, when process PID started (field 22 of /proc/PID/stat; empty where
+# there is no /proc: the pid alone then names the supervisor). The name (field 2) may hold spaces
+# and parentheses: the fields counted start after its last ")".
+started_at() {
+    started=
+    stat=
+    { read -r stat < "/proc/$1/stat"; } 2> /dev/null || return 0
+    set -- ${stat##*) }
+    [ "$#" -ge 20 ] && started=${20}
+}
+# supervising PID START: process PID still runs and is the supervisor that started at START.
+supervising() {
+    kill -0 "$1" 2> /dev/null || return 1
+    [ -z "$2" ] && return 0
+    started_at "$1"
+    [ "$started" = "$2" ]
+}
 report() {
     # Builtins where they do: on a fleet every fork here is paid once per host and hook.
     frame hook
@@ -28,11 +59,37 @@ report() {
     if [ -s "$base.err" ]; then tail -c "$tail" "$base.err"; fi
     return 0
 }
-# until_done SUPERVISOR_PID: until the supervisor has written its result, or is gone without one.
+# uptime_tenths: $uptime, tenths of a second since boot (/proc/uptime: no fork); empty without it.
+uptime_tenths() {
+    uptime=
+    { read -r up _ < /proc/uptime; } 2> /dev/null || return 0
+    case $up in
+    *.[0-9]*)
+        digit=${up#*.}
+        digit=${digit%"${digit#?}"}
+        uptime=$((${up%.*} * 10 + digit))
+        ;;
+    esac
+}
+# until_done SUPERVISOR_PID START [LIMIT_TENTHS]: until the supervisor has written its result, or
+# is gone without one, or LIMIT_TENTHS tenths of a second have passed (by the clock since boot;
+# without one, by the 0.2 s steps taken, which a loaded host makes longer).
 # `wait` alone is not enough: it also returns when the supervisor is stopped and continued (a
 # frozen host thawed), and the result read then was half written.
 until_done() {
-    while [ ! -f "$base.done" ] && kill -0 "$1" 2> /dev/null; do sleep 0.2; done
+    waited=0
+    uptime_tenths
+    began=$uptime
+    while [ ! -f "$base.done" ] && supervising "$1" "$2"; do
+        if [ -n "${3:-}" ]; then
+            uptime_tenths
+            [ -z "$uptime" ] || [ -z "$began" ] || waited=$((uptime - began))
+            [ "$waited" -lt "$3" ] || return 1
+        fi
+        sleep 0.2
+        waited=$((waited + 2))
+    done
+    return 0
 }
 case $mode in
 start)
@@ -50,19 +107,32 @@ start)
     fi
     ORCHESTRATOR_UMASK=$session_umask setsid sh -c "$ORCHESTRATOR_SUPERVISE" hook-supervisor "$base" "$@" < /dev/null > /dev/null 2>&1 &
     supervisor=$!
-    echo "$supervisor" > "$base.pid"
+    started_at "$supervisor"
+    echo "$supervisor $started" > "$base.pid"
     wait "$supervisor"
-    until_done "$supervisor"
+    until_done "$supervisor" "$started"
     report ;;
 abort)
-    grace=${1:-10}
+    tenths "${1:-10}"
     if [ -f "$base.hookpid" ] && [ ! -f "$base.done" ]; then
-        read -r group < "$base.hookpid"
+        # The supervisor creates the file, then writes the pid (a moment apart): read it whole.
+        group= i=0
+        while [ -z "$group" ] && [ "$i" -lt 10 ]; do
+            read -r group < "$base.hookpid" || [ -n "$group" ] || sleep 0.1
+            i=$((i + 1))
+        done
+        [ -n "$group" ] || exit 0
         : > "$base.aborted"
         kill -TERM "-$group" 2> /dev/null
         i=0
-        while kill -0 "-$group" 2> /dev/null && [ "$i" -lt $(( ${grace%.*} * 10 )) ]; do sleep 0.1; i=$((i + 1)); done
-        kill -KILL "-$group" 2> /dev/null
+        while kill -0 "-$group" 2> /dev/null; do
+            if [ "$i" -ge "$tenths" ]; then
+                kill -KILL "-$group" 2> /dev/null
+                break
+            fi
+            sleep 0.1
+            i=$((i + 1))
+        done
         echo "aborted"
     fi
     exit 0 ;;
@@ -72,7 +142,14 @@ collect)
         echo "status=-1 NotStarted"
         exit 0
     fi
-    read -r supervisor < "$base.pid"
-    until_done "$supervisor"
+    read -r supervisor start < "$base.pid"
+    limit=
+    if [ -n "${1:-}" ]; then tenths "$1"; limit=$tenths; fi
+    if ! until_done "$supervisor" "${start:-}" "$limit"; then
+        frame hook
+        echo "status=5 UnknownError"
+        echo "message=the hook supervisor (process $supervisor) gave no result within ${1:-} s"
+        exit 0
+    fi
     report ;;
 esac

@@ -28,6 +28,7 @@ grows this module into the typed host protocol (StrEnum states, a dataclass per 
 
 from __future__ import annotations
 
+import math
 import secrets
 import shlex
 from collections.abc import Awaitable, Callable
@@ -227,6 +228,22 @@ class HookResult:
     @property
     def started(self) -> bool:
         return self.error_code != NOT_STARTED
+
+
+# The longest duration a host program is sent: 31 years, in tenths well within sh's 64-bit
+# arithmetic, and beyond any hook timeout or grace anyone means.
+MAX_SECONDS = 10**9
+
+
+def seconds_argument(seconds: float) -> str:
+    """A duration as the host programs' sh reads it: a plain decimal, never an exponent (Python's
+    ``%g`` sends 1000000 as ``1e+06``, which sh's arithmetic cannot read), at most three decimals
+    (rounded up: a grace is never shortened), within 0..MAX_SECONDS."""
+    if math.isnan(seconds):
+        raise ValueError("a duration cannot be NaN")
+    millis = math.ceil(min(max(seconds, 0.0), MAX_SECONDS) * 1000 - 1e-6)
+    whole, fraction = divmod(max(millis, 0), 1000)
+    return f"{whole}.{fraction:03d}".rstrip("0").rstrip(".") if fraction else str(whole)
 
 
 def hook_tail_argument() -> str:
