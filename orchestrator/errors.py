@@ -16,6 +16,7 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   │   ├── HostKeyMismatch     never retried
     │   │   └── ClientConfigError   ssh_config or a ProxyJump unusable; never retried
     │   ├── CommandFailed           a remote command exited non-zero
+    │   ├── ReplyTooLarge           a host sent more than any reply of ours can hold
     │   └── CommandTimeout          also a TimeoutError
     ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
     ├── RollbackImpossible          no revision to roll back to, or it is gone
@@ -120,6 +121,11 @@ class CommandFailed(HostError):
         super().__init__(host, message)
         self.exit_status = exit_status
         self.stderr_tail = stderr_tail
+
+
+class ReplyTooLarge(HostError):
+    """A host's reply outgrew what the controller reads into memory: the host is broken or
+    tampered with; the step fails and the connection's runner is not reused."""
 
 
 class CommandTimeout(HostError, TimeoutError):

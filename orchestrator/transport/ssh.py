@@ -30,6 +30,7 @@ from orchestrator.errors import (
     ConnectError,
     ConnectTimeout,
     HostKeyMismatch,
+    ReplyTooLarge,
     Unreachable,
 )
 from orchestrator.models.inventory import HostSpec
@@ -186,6 +187,10 @@ class _Runner:
             return await self._request(calls, stdin, stdin_file, uploads)
         except (EOFError, ConnectionError) as exc:
             raise Unreachable(self._host.name, await self._ended()) from exc
+        except wire.ReplyOverflow as exc:
+            programs = ", ".join(call.program for call in calls)
+            message = f"{programs}: the host sent {exc}, more than any reply of ours: not read"
+            raise ReplyTooLarge(self._host.name, message) from exc
 
     async def _request(
         self,
