@@ -20,6 +20,7 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   └── CommandTimeout          also a TimeoutError
     ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
     ├── RollbackImpossible          no revision to roll back to, or it is gone
+    ├── TooManyFiles                the controller may not open a file for each host  -> exit 8
     ├── LabError                    the local lab fleet could not be started or stopped
     └── NotImplementedYet           a command that a later release fills in           -> exit 1
 
@@ -142,6 +143,11 @@ class LockHeld(OrchestratorError):
 
 class RollbackImpossible(OrchestratorError):
     """There is no earlier successful revision, or it can no longer be read."""
+
+
+class TooManyFiles(OrchestratorError):
+    """The deployment needs more open files than this process may have (``ulimit -n``), even
+    after raising its soft limit to the hard one. Raised before any host is contacted."""
 
 
 class LabError(OrchestratorError):

@@ -14,6 +14,7 @@ class ExitCode(enum.IntEnum):
     FAILED = 5  # failed (HEALTH_CONSTRAINTS, NO_INSTANCES, unreachable hosts on --check, ...)
     STOPPED = 6  # stopped by the stop command or an alarm
     LOCKED = 7  # not started: another deployment of this group holds the lock
+    TOO_MANY_FILES = 8  # not started: the open-file limit is too low for the selected hosts
     INTERRUPTED = 130  # Ctrl-C; the deployment is recorded as Stopped
 
 
@@ -27,4 +28,5 @@ Exit codes:
   5    failed (HEALTH_CONSTRAINTS, HEALTH_CONSTRAINTS_INVALID, NO_INSTANCES, unreachable)
   6    stopped (stop command or alarm)
   7    not started: another deployment of this group holds the lock
+  8    not started: the open-file limit (ulimit -n) is too low for the hosts
   130  interrupted (Ctrl-C)"""

@@ -16,6 +16,7 @@ from orchestrator.errors import (
     LockHeld,
     NotImplementedYet,
     OrchestratorError,
+    TooManyFiles,
 )
 
 # Each command: the module that defines it, imported when the command runs, and the first
@@ -110,6 +111,9 @@ class _Cli(click.Group):
         except LockHeld as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(ExitCode.LOCKED)
+        except TooManyFiles as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(ExitCode.TOO_MANY_FILES)
         except (LabError, NotImplementedYet) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(ExitCode.INTERNAL_ERROR)
