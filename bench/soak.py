@@ -48,8 +48,9 @@ from orchestrator.state.store import HistoryStore  # noqa: E402
 
 KINDS = ("success", "failure", "stop")
 # Long enough for the stop to come while it runs: it finishes, nothing after it starts.
-# (Not `stop --force`: a forced stop that comes while a host is launching its hook misses that
-# hook, which then runs to its end; see the README's Guarantees.)
+# Not `stop --force`: the engine aborts the hooks that run when the force comes, once, and
+# `hook abort` finds nothing to signal on a host still launching its hook, which then runs to its
+# end (here 30 s of waiting, a third of the stops in a trial; issue 15's notes).
 WAITING = "sleep 1\n"
 APPSPEC = """version: 0.0
 os: linux
