@@ -16,10 +16,12 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   │   ├── HostKeyMismatch     never retried
     │   │   └── ClientConfigError   ssh_config or a ProxyJump unusable; never retried
     │   ├── CommandFailed           a remote command exited non-zero
+    │   ├── ReplyTooLarge           a host sent more than any reply of ours can hold
     │   └── CommandTimeout          also a TimeoutError
     ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
     ├── StoreError                  the history store cannot be opened, read or written -> exit 8
     ├── RollbackImpossible          no revision to roll back to, or it is gone
+    ├── TooManyFiles                the controller may not open a file for each host  -> exit 8
     ├── LabError                    the local lab fleet could not be started or stopped
     └── NotImplementedYet           a command that a later release fills in           -> exit 1
 
@@ -123,6 +125,11 @@ class CommandFailed(HostError):
         self.stderr_tail = stderr_tail
 
 
+class ReplyTooLarge(HostError):
+    """A host's reply outgrew what the controller reads into memory: the host is broken or
+    tampered with; the step fails and the connection's runner is not reused."""
+
+
 class CommandTimeout(HostError, TimeoutError):
     """A remote command did not finish in time."""
 
@@ -171,6 +178,11 @@ def _advice(cause: BaseException) -> str:
 
 class RollbackImpossible(OrchestratorError):
     """There is no earlier successful revision, or it can no longer be read."""
+
+
+class TooManyFiles(OrchestratorError):
+    """The deployment needs more open files than this process may have (``ulimit -n``), even
+    after raising its soft limit to the hard one. Raised before any host is contacted."""
 
 
 class LabError(OrchestratorError):

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import IO, Literal
 
 from orchestrator.errors import AppSpecError, ConfigIssue, RevisionError
-from orchestrator.models.appspec import AppSpec, parse_appspec
-from orchestrator.models.source import decode_utf8
+from orchestrator.models.appspec import MAX_APPSPEC_BYTES, AppSpec, parse_appspec
+from orchestrator.models.source import check_size, decode_utf8
 from orchestrator.models.text import control_problem, shown
 from orchestrator.private_paths import FILE_MODE, private_dir, tighten
 
@@ -411,16 +411,18 @@ def _read_appspec(kind: SourceKind, source: Path, prefix: str, entries: list[_Ra
         entry = by_name.get(candidate)
         if entry is not None and entry.kind == "file":
             file = f"{source}:{candidate}" if kind != "directory" else str(source / candidate)
-            data = _read_member(kind, source, entry.name)
+            data = _read_member(kind, source, entry.name, MAX_APPSPEC_BYTES)
+            check_size(len(data), MAX_APPSPEC_BYTES, file, AppSpecError)
             return parse_appspec(decode_utf8(data, file, AppSpecError), file)
     raise AppSpecError.single(str(source), "no appspec.yml (or appspec.yaml) at the bundle root")
 
 
-def _read_member(kind: SourceKind, source: Path, name: str) -> bytes:
+def _read_member(kind: SourceKind, source: Path, name: str, limit: int) -> bytes:
+    """The member's first ``limit + 1`` bytes: enough to tell that it is too big."""
     for item in _entries(kind, source):
         if not isinstance(item, str) and item.name == name and item.open is not None:
             with item.open() as data:
-                return data.read()
+                return data.read(limit + 1)
     raise RevisionError.single(str(source), f"cannot read {name}")
 
 

@@ -15,6 +15,7 @@ import click
 from orchestrator.cli.context import CliContext, pass_context, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.inspect import selected_hosts
+from orchestrator.cli.limits import require_open_files
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
 from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, Rollout
@@ -200,6 +201,9 @@ def policy_for(
 def execute(ctx: CliContext, rollout: Rollout, inventory: Inventory, options: Options) -> None:
     """Run a release with progress on stderr, the result on stdout; exit with its code."""
     application, group = rollout.deployment.application, rollout.deployment.group
+    from orchestrator.transport.ssh import descriptors_for  # noqa: PLC0415 - asyncssh, deferred
+
+    require_open_files(descriptors_for(rollout.hosts), len(rollout.hosts))
     policy = policy_for(inventory, application, group, options)
     triggers = inventory.group(application, group).triggers
     store = HistoryStore.open(ctx.state)

@@ -14,7 +14,9 @@ class ExitCode(enum.IntEnum):
     FAILED = 5  # failed (HEALTH_CONSTRAINTS, NO_INSTANCES, unreachable hosts on --check, ...)
     STOPPED = 6  # stopped by the stop command or an alarm
     LOCKED = 7  # not started: another deployment of this group holds the lock
-    STATE_UNUSABLE = 8  # the history store cannot be opened, read or written (nothing started)
+    # not started: the controller's own resources are unusable (a damaged or read-only history
+    # store, an open-file limit too low for the hosts); no host contacted
+    LOCAL_FAULT = 8
     INTERRUPTED = 130  # Ctrl-C; the deployment is recorded as Stopped
 
 
@@ -28,5 +30,6 @@ Exit codes:
   5    failed (HEALTH_CONSTRAINTS, HEALTH_CONSTRAINTS_INVALID, NO_INSTANCES, unreachable)
   6    stopped (stop command or alarm)
   7    not started: another deployment of this group holds the lock
-  8    the history store cannot be opened, read or written (nothing started)
+  8    not started: the history store cannot be opened, read or written, or the
+       open-file limit (ulimit -n) is too low for the hosts (no host contacted)
   130  interrupted (Ctrl-C)"""

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from orchestrator.cli.context import CliContext, pass_context, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
+from orchestrator.cli.limits import raise_file_limit
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVISION
 from orchestrator.errors import HostError
 from orchestrator.models.appspec import LIFECYCLE_EVENTS, PREVIOUS_REVISION_EVENTS
@@ -77,6 +78,7 @@ class _Check:
 async def _check_hosts(
     hosts: list[HostSpec], max_handshakes: int | None, accept_new_file: Path
 ) -> list[_Check]:
+    raise_file_limit()  # a connection each, up to all of them at once
     transport = ssh_transport(max_handshakes, accept_new_file)()
 
     async def check(host: HostSpec) -> _Check:

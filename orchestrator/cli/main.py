@@ -17,6 +17,7 @@ from orchestrator.errors import (
     NotImplementedYet,
     OrchestratorError,
     StoreError,
+    TooManyFiles,
 )
 
 # Each command: the module that defines it, imported when the command runs, and the first
@@ -111,9 +112,9 @@ class _Cli(click.Group):
         except LockHeld as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(ExitCode.LOCKED)
-        except StoreError as exc:
+        except (StoreError, TooManyFiles) as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(ExitCode.STATE_UNUSABLE)
+            ctx.exit(ExitCode.LOCAL_FAULT)
         except (LabError, NotImplementedYet) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(ExitCode.INTERNAL_ERROR)

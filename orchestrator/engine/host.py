@@ -185,9 +185,10 @@ class HostRun:
                 self.probe.old_appspec, f"{last}/deployment-archive/appspec.yml"
             )
         except ConfigError as exc:
-            return StepOutcome(
-                False, Diagnostics("UnknownError", message=f"previous appspec: {exc}")
-            )
+            # As the agent with an unreadable appspec: this host's ApplicationStop fails (and
+            # --ignore-application-stop-failures deploys past it); the other hosts go on.
+            message = f"previous appspec: {exc}"
+            return StepOutcome(False, Diagnostics("UnknownError", message=message))
         return await self._hooks(
             "ApplicationStop",
             old.model.hooks.for_event("ApplicationStop"),

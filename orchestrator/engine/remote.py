@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.errors import Unreachable
+from orchestrator.models.appspec import MAX_APPSPEC_BYTES
 from orchestrator.models.inventory import HostSpec
 from orchestrator.transport.base import CommandResult, HostSession, ProgramCall
 from orchestrator.transport.remote.wire import (
@@ -60,7 +61,8 @@ class RemoteHost:
     ) -> tuple[Probe, LockState]:
         """Read the host's state and take the group's lock on it, in one round trip."""
         result = await self.session.call(
-            self.call("probe", self.root, self.group_id, deployment_id),
+            # One byte more than an appspec may have: a longer one is refused, not parsed.
+            self.call("probe", self.root, self.group_id, deployment_id, str(MAX_APPSPEC_BYTES + 1)),
             self.lock_call("acquire", deployment_id, str(ttl), holder),
         )
         return parse_probe(result), parse_lock(result)

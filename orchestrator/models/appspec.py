@@ -13,10 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from orchestrator.errors import AppSpecError, ConfigIssue
-from orchestrator.models.source import YamlDocument, parse_yaml, validate_document
+from orchestrator.models.source import MIB, YamlDocument, check_size, parse_yaml, validate_document
 from orchestrator.models.text import AccountName, HostText, OptionSafeText
 
 DEFAULT_HOOK_TIMEOUT = 3600
+# An appspec lists hooks and file mappings: a few KB. The limit holds for the bundle's and for
+# the one a host sends back from its last successful install (probe.sh sends no more).
+MAX_APPSPEC_BYTES = 1 * MIB
 
 # Every lifecycle event of an in-place deployment, in the order they run (reference §3.1).
 LIFECYCLE_EVENTS: tuple[str, ...] = (
@@ -220,6 +223,7 @@ def _quoted_modes(model: AppSpecModel, doc: YamlDocument) -> list[ConfigIssue]:
 
 def parse_appspec(text: str, file: str = "appspec.yml") -> AppSpec:
     """Parse and validate an appspec; raise ``AppSpecError`` naming file, line and key."""
+    check_size(len(text.encode()), MAX_APPSPEC_BYTES, file, AppSpecError)
     doc = parse_yaml(text, file, AppSpecError)
     try:
         model = validate_document(AppSpecModel, doc, AppSpecError)

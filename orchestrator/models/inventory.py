@@ -33,13 +33,23 @@ from orchestrator.models.deployment_config import (
     DeploymentConfig,
     DeploymentConfigSpec,
 )
-from orchestrator.models.source import YamlDocument, load_yaml, parse_yaml, validate_document
+from orchestrator.models.source import (
+    MIB,
+    YamlDocument,
+    check_size,
+    load_yaml,
+    parse_yaml,
+    validate_document,
+)
 from orchestrator.models.text import GroupId, HostText
 from orchestrator.models.webhook_text import (
     header_name_problem,
     header_value_problem,
     url_problem,
 )
+
+# Far above any fleet's (10 000 hosts take about 2 MB); the whole file is held and parsed at once.
+MAX_INVENTORY_BYTES = 8 * MIB
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._+=,@-]{1,100}$")
 GROUP_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "orchestrator.deployment-group")
@@ -404,9 +414,10 @@ def _build(doc: YamlDocument) -> Inventory:
 
 def load_inventory(path: Path) -> Inventory:
     """Load and fully validate an inventory file; raise ``InventoryError`` listing every issue."""
-    return _build(load_yaml(path, InventoryError))
+    return _build(load_yaml(path, InventoryError, MAX_INVENTORY_BYTES))
 
 
 def parse_inventory(text: str, file: str = "inventory.yaml") -> Inventory:
     """Like ``load_inventory`` for text already in memory (tests, generated inventories)."""
+    check_size(len(text.encode()), MAX_INVENTORY_BYTES, file, InventoryError)
     return _build(parse_yaml(text, file, InventoryError))

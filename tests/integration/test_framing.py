@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
+from orchestrator.models.appspec import MAX_APPSPEC_BYTES
 from orchestrator.models.inventory import HostSpec
 from orchestrator.transport.base import CommandResult, ProgramCall
 from orchestrator.transport.remote.wire import parse_lock
@@ -92,16 +93,17 @@ def test_the_runner_carries_a_reply_of_any_size(small_lab: Lab, tmp_path: Path) 
     assert after.ok and after.stdout == "after\n"
 
 
-def test_a_previous_appspec_of_any_size_and_content_runs_its_application_stop(
+def test_a_previous_appspec_of_any_content_up_to_the_limit_runs_its_application_stop(
     small_lab: Lab, tmp_path: Path
 ) -> None:
-    # The probe sends the previous appspec: over 2 MiB, with the old section markers inside.
-    comments = "".join(f"# ---cleanup--- ---lock--- padding line {i:08d}\n" for i in range(60000))
+    # The probe sends the previous appspec: just under the 1 MiB an appspec may have (several
+    # of the runner's 256 KiB reads), with the old section markers inside.
+    comments = "".join(f"# ---cleanup--- ---lock--- padding line {i:08d}\n" for i in range(20000))
     stop = "echo stopped > /srv/stopped-by-old-appspec\n"
     first = script_bundle(tmp_path / "1", "big", {"ApplicationStop": stop})
     appspec = first / "appspec.yml"
     appspec.write_text("# ---cleanup---\n" + comments + appspec.read_text())
-    assert appspec.stat().st_size > 2 * 1024 * 1024
+    assert 900 * 1024 < appspec.stat().st_size <= MAX_APPSPEC_BYTES
     assert rollout(small_lab, first, *ALL_AT_ONCE).exit_code == 0
     marker = small_lab.host_path("web-1", "/srv/stopped-by-old-appspec")
     marker.unlink(missing_ok=True)

@@ -1,10 +1,11 @@
-# probe ROOT GROUP_ID [DEPLOYMENT_ID]: what this host holds for a deployment group, in one round
-# trip; with a deployment id, also the event that deployment was in (for resume).
+# probe ROOT GROUP_ID [DEPLOYMENT_ID [APPSPEC_BYTES]]: what this host holds for a deployment group,
+# in one round trip; with a deployment id, also the event that deployment was in (for resume).
 # Replies with the frames "probe" (key=value lines) and "appspec" (the last successful install's
-# appspec; "appspec-missing" when it is gone). Not the cleanup file: Install reads it on the host
-# (a big tree's is many megabytes).
+# appspec, its first APPSPEC_BYTES bytes when given: the controller reads no more; "appspec-missing"
+# when it is gone). Not the cleanup file: Install reads it on the host (a big tree's is many
+# megabytes).
 set -u
-root=$1 gid=$2 did=${3:-}
+root=$1 gid=$2 did=${3:-} appspec_bytes=${4:-}
 frame probe
 # The commands the host programs run (the README's list): a host without one of them fails here,
 # before anything on it changes, and the lock is not taken (exit 3). `command -v`: no fork.
@@ -39,5 +40,12 @@ if [ -n "$last" ]; then
     else frame appspec-missing
     fi
 fi
-if [ -n "$appspec" ]; then frame appspec; cat "$appspec"; fi
+if [ -n "$appspec" ]; then
+    frame appspec
+    if [ -n "$appspec_bytes" ]; then
+        dd if="$appspec" bs=64K iflag=count_bytes count="$appspec_bytes" status=none
+    else
+        cat "$appspec"
+    fi
+fi
 exit 0

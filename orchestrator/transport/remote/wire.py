@@ -41,6 +41,11 @@ SECRET_BYTES = 16
 # output stays in the deployment's logs/scripts.log on the host.
 HOOK_TAIL_BYTES = 64 * 1024
 READ_CHUNK = 256 * 1024
+# The most a runner's reply may hold: the biggest of ours is a probe with a previous appspec of
+# 1 MiB, or a hook's two tails of 64 KiB. A host that sends more (tampered with, or a command's
+# runaway stderr) fails its step instead of filling the controller's memory, one such host at a
+# time.
+MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 MISSING_APPSPEC = "__missing__"  # Probe.old_appspec when the last install's appspec is gone
 NOT_STARTED = "NotStarted"  # `hook collect` of a script that never started
@@ -93,18 +98,29 @@ def channel_result(
     return CommandResult(exit_status, text(output), text(stderr), frames)
 
 
-class RunnerReplies:
-    """The runner's replies, read one after another off its stdout, whatever their size (no
-    reader's window limits them: asyncssh's ``readuntil`` gives up at 2 MiB)."""
+class ReplyOverflow(Exception):
+    """A reply grew past ``RunnerReplies``' limit (the transport names the host)."""
 
-    def __init__(self, read: Callable[[int], Awaitable[bytes]], secret: str) -> None:
+
+class RunnerReplies:
+    """The runner's replies, read one after another off its stdout, up to ``limit`` bytes each
+    (not asyncssh's ``readuntil``, which gives up at 2 MiB)."""
+
+    def __init__(
+        self,
+        read: Callable[[int], Awaitable[bytes]],
+        secret: str,
+        limit: int = MAX_REPLY_BYTES,
+    ) -> None:
         self._read = read
         self._secret = secret
         self._marker = b"\n" + secret.encode() + b" "
         self._buffer = bytearray()
+        self._limit = limit
 
     async def next(self) -> CommandResult:
-        """The next reply; ``EOFError`` when the stream ends before it does."""
+        """The next reply; ``EOFError`` when the stream ends before it does, ``ReplyOverflow``
+        when it outgrows the limit (the stream is then unusable)."""
         buffer, size = self._buffer, len(self._marker)
         start = 0
         while True:
@@ -120,6 +136,8 @@ class RunnerReplies:
                     start = end
                     continue
                 start = found
+            if len(buffer) > self._limit:
+                raise ReplyOverflow(f"a reply of more than {self._limit // 1024 // 1024} MiB")
             chunk = await self._read(READ_CHUNK)
             if not chunk:
                 raise EOFError("the runner's stream ended within a reply")
