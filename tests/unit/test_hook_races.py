@@ -6,6 +6,7 @@ supervisor, sent again or collected while the first is still on its way."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -14,9 +15,16 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
+from orchestrator.engine.host import HostJob, HostRun
+from orchestrator.engine.remote import Probe, RemoteHost
+from orchestrator.errors import Unreachable
+from orchestrator.models.appspec import HookScript
+from orchestrator.models.results import Target
 from orchestrator.transport.base import ProgramCall
 from orchestrator.transport.remote import channel_program, runner_program, wire
 from tests.unit.host_programs import SHELLS, run_channel, shell
@@ -197,3 +205,67 @@ def test_a_start_cut_off_before_its_supervisor_runs_the_hook_once(
     assert hook.error_code == "Success", hook
     assert hook.stdout == "hello\n"
     assert runs.read_text() == "run\n"
+
+
+class _Remote:
+    """A host whose first `hook start` request was cut off before it got there."""
+
+    def __init__(self) -> None:
+        self.starts = 0
+        self.aborts = 0
+
+    def deployment_dir(self, deployment_id: str) -> str:
+        return f"/r/g-1/{deployment_id}"
+
+    async def run_hook(self, **_: object) -> wire.HookResult:
+        self.starts += 1
+        if self.starts == 1:
+            raise Unreachable("h", "the connection closed while a hook ran")
+        return wire.HookResult(0, "Success", "ok", "", "hello\n", "")
+
+    async def collect_hook(self, *_: object) -> wire.HookResult:
+        secret = wire.new_secret()
+        reply = wire.marker(secret, "hook") + b"status=-1 NotStarted\n"
+        hook = wire.parse_hook(wire.channel_result(0, reply, b"", secret))
+        assert hook is not None
+        return hook
+
+    async def abort_hook(self, *_: object) -> None:
+        self.aborts += 1
+
+
+def _host_run(remote: _Remote, forced: bool) -> HostRun:
+    async def reconnect(old: object) -> object:
+        return old
+
+    job = SimpleNamespace(
+        deployment=SimpleNamespace(deployment_id="d-1", application="a", group="g"),
+        revision=SimpleNamespace(sha256="0" * 64, commit=None),
+        hook_grace=0.5,
+        reconnect=reconnect,
+        forced=lambda: forced,
+    )
+    return HostRun(
+        cast(HostJob, job), cast(Target, None), cast(RemoteHost, remote), cast(Probe, None)
+    )
+
+
+def test_a_start_that_never_reached_the_host_is_sent_again_not_reported_as_the_result() -> None:
+    """After a failed start the host answered NotStarted, which the engine took as the hook's
+    result ("the hook runner printed no result"); the host's claim makes sending it again safe."""
+    remote = _Remote()
+    result = asyncio.run(
+        _host_run(remote, False)._hook("AfterInstall", 0, HookScript(location="s"), "/a")
+    )
+    assert result.ok, result
+    assert remote.starts == 2
+
+
+def test_no_hook_starts_once_the_deployment_is_forced_to_stop() -> None:
+    remote = _Remote()
+    result = asyncio.run(
+        _host_run(remote, True)._hook("AfterInstall", 0, HookScript(location="s"), "/a")
+    )
+    assert result.error_code == "ScriptFailed"
+    assert "was not run: the deployment was stopped with --force" in result.message
+    assert remote.starts == 0
