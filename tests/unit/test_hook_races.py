@@ -187,6 +187,12 @@ def test_a_start_cut_off_before_its_supervisor_runs_the_hook_once(
         f'exec {real} "$@"\n'
     )
     (bin_dir / "setsid").chmod(0o755)
+    # The second request's first step when it finds the first one's claim: it has decided.
+    adopting = root / "adopting"
+    (bin_dir / "readlink").write_text(
+        f'#!/bin/sh\n: > {adopting}\nexec {shutil.which("readlink")} "$@"\n'
+    )
+    (bin_dir / "readlink").chmod(0o755)
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     runs = root / "runs"
     start = _start_call(root, f"echo run >> {runs}\necho hello\n")
@@ -198,6 +204,11 @@ def test_a_start_cut_off_before_its_supervisor_runs_the_hook_once(
         else:
             collect = ("collect", _base(root), wire.hook_tail_argument(), "300")
             second = _runner(sh, ProgramCall("hook", collect), env)
+        # Released once the second request has answered or waits for the first's claim.
+        deadline = time.monotonic() + WAIT
+        while second.poll() is None and not adopting.exists():
+            assert time.monotonic() < deadline, "the second request neither answered nor waited"
+            time.sleep(0.02)  # polled, bounded by WAIT
         go.write_text("")
         # The first runner's connection is gone: its reply is read only to end it.
         first.communicate(timeout=WAIT)
