@@ -76,7 +76,7 @@ def _runner(sh: str, call: ProgramCall, env: dict[str, str]) -> subprocess.Popen
 
 def _reply(process: subprocess.Popen[bytes]) -> wire.HookResult:
     out, _ = process.communicate(timeout=WAIT)
-    secret: bytes = process.secret  # type: ignore[attr-defined]
+    secret: str = process.secret  # type: ignore[attr-defined]
     # The runner's reply: the program's stdout, then the frame "exit N".
     body = out.split(wire.marker(secret, "exit"), 1)[0]
     hook = wire.parse_hook(wire.channel_result(0, body, b"", secret))
