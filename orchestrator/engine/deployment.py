@@ -327,6 +327,7 @@ class DeploymentRunner:
             self.rollout.stop.is_set,
             self.lost.get,
             lambda: self.rollout.stop_reason is not None,
+            self.rollout.force.is_set,
         )
         running: dict[asyncio.Task[bool], str] = {}
         try:

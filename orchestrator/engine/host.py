@@ -73,6 +73,8 @@ class HostJob:
     # the deployment in progress, so hosts it stopped are left as a crash would leave them, for
     # `rollout --resume` to complete, not recorded on the host as failed.
     unrecorded: Callable[[], bool] = lambda: False
+    # stop --force: no hook starts from here on, and one being started is aborted on the host.
+    forced: Callable[[], bool] = lambda: False
 
 
 class HostRun:
@@ -248,6 +250,13 @@ class HostRun:
             await self.remote.abort_hook(self.deployment_id, event, index, self.job.hook_grace)
 
     async def _hook(self, event: str, index: int, script: HookScript, archive: str) -> HookResult:
+        if self.job.forced():
+            # The force's abort went to the hooks running then; this one would run to its end.
+            message = (
+                f"Script at specified location: {script.location} was not run: "
+                "the deployment was stopped with --force"
+            )
+            return HookResult(1, "ScriptFailed", message, "", "", "")
         self.current_hook = (event, index)
         try:
             return await self._run_or_collect(event, index, script, archive)
@@ -273,8 +282,9 @@ class HostRun:
         }
         if self.job.revision.commit:
             env["BUNDLE_COMMIT"] = self.job.revision.commit
-        try:
-            return await self.remote.run_hook(
+
+        def start() -> Awaitable[HookResult]:
+            return self.remote.run_hook(
                 deployment_id=self.deployment_id,
                 event=event,
                 index=index,
@@ -286,18 +296,36 @@ class HostRun:
                 grace=self.job.hook_grace,
                 env=env,
             )
+
+        try:
+            return await start()
         except HostError:
             # The hook runs on under its supervisor: reconnect and collect its result, bounded by
             # the hook's own timeout plus the grace and the time a reconnect may take.
             deadline = time.monotonic() + longest
-            return await self._collect(event, index, deadline)
+            return await self._collect(event, index, deadline, start)
 
-    async def _collect(self, event: str, index: int, deadline: float) -> HookResult:
+    async def _collect(
+        self,
+        event: str,
+        index: int,
+        deadline: float,
+        start: Callable[[], Awaitable[HookResult]],
+    ) -> HookResult:
         while True:
             try:
                 self.remote = await self.job.reconnect(self.remote)
+                if self.job.forced():
+                    # The force's abort may have gone to the connection that died.
+                    await self.abort_hook()
                 within = max(deadline - time.monotonic(), HOOK_RESULT_SLACK)
-                return await self.remote.collect_hook(self.deployment_id, event, index, within)
+                collected = await self.remote.collect_hook(self.deployment_id, event, index, within)
+                if collected.started:
+                    return collected
+                # The start request did not reach the host (nothing claimed the hook there): sent
+                # again. Had it reached it after all, the host finds its claim and the second
+                # request waits for the first one's hook instead of running it again.
+                return await start()
             except HostError:
                 if time.monotonic() > deadline:
                     raise

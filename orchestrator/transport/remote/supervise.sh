@@ -108,6 +108,12 @@ fi
 seconds_now() {
     if read -r up _ < /proc/uptime 2> /dev/null; then seconds=${up%.*}; else seconds=$(date +%s); fi
 }
+as=""
+[ -n "$runas" ] && as=" run as user $runas"
+# stop --force came before this hook started (hook abort's BASE.abort): it does not start.
+if [ -f "$base.abort" ]; then
+    finish 1 ScriptFailed "Script at specified location: $location$as was not run: the deployment was stopped with --force"
+fi
 seconds_now
 started=$seconds
 # coreutils' timeout leads its own process group (the hook's), sends it SIGTERM at the deadline
@@ -135,9 +141,23 @@ else
     watcher=$!
 fi
 echo "$pid" > "$base.hookpid"
+# hook abort writes BASE.abort, then reads BASE.hookpid; this wrote BASE.hookpid, now reads
+# BASE.abort: whatever order they ran in, one of the two sees the other and ends the hook.
+# The group's leader may not have made it yet (a moment after the fork): then its pid.
+killer=
+if [ -f "$base.abort" ]; then
+    : > "$base.aborted"
+    (
+        kill -TERM "-$pid" 2> /dev/null || kill -TERM "$pid" 2> /dev/null
+        sleep "$grace"
+        kill -KILL "-$pid" 2> /dev/null || kill -KILL "$pid" 2> /dev/null
+    ) < /dev/null > /dev/null 2>&1 &
+    killer=$!
+fi
 wait "$pid"
 code=$?
 [ -z "$watcher" ] || kill "$watcher" 2> /dev/null
+[ -z "$killer" ] || kill "$killer" 2> /dev/null
 # 124: the deadline passed; 137: it also needed the SIGKILL (or something else killed it).
 seconds_now
 if [ "$code" -eq 124 ] || { [ "$code" -eq 137 ] && [ $((seconds - started)) -ge "$timeout" ]; }; then
@@ -150,8 +170,6 @@ while kill -0 "-$pid" 2> /dev/null && [ "$i" -lt 10 ]; do sleep 0.1; i=$((i + 1)
 if kill -0 "-$pid" 2> /dev/null; then
     warning="${warning:+$warning; }the script exited but a process it started still runs (process group $pid); its output was not waited for"
 fi
-as=""
-[ -n "$runas" ] && as=" run as user $runas"
 if [ -f "$base.aborted" ]; then
     finish "$code" ScriptFailed "Script at specified location: $location$as was terminated: the deployment was stopped with --force" "$warning"
 elif [ -f "$base.timedout" ]; then
