@@ -161,7 +161,7 @@ def _reason(cause: BaseException) -> str:
 def _advice(cause: BaseException) -> str:
     text = _reason(cause).lower()
     elsewhere = "or point --state (or ORCHESTRATOR_STATE) to another store"
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
+    if any(word in text for word in ("not a database", "malformed", "corrupt", "damaged")):
         return (
             "it is damaged: move it aside (orchestrator then starts an empty history there) or "
             f"restore it from a backup, {elsewhere}"

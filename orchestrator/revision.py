@@ -450,9 +450,22 @@ def check_appspec_against_bundle(appspec: AppSpec, entries: tuple[ManifestEntry,
         raise AppSpecError(issues)
 
 
+def _private_cache(cache_dir: Path) -> None:
+    """The bundle cache as 0700 holding 0600 bundles. Unlike ``--state``, the directory is
+    orchestrator's own (``bundles`` under the cache), so one an older version left open to all
+    is closed, with the bundles in it (they may hold files the appspec installs 0600)."""
+    if cache_dir.is_dir() and not cache_dir.is_symlink():
+        with contextlib.suppress(OSError):
+            if stat.S_IMODE(cache_dir.stat().st_mode) & 0o077:
+                cache_dir.chmod(0o700)
+                for bundle in cache_dir.glob("*.tar"):
+                    tighten(bundle)
+    private_dir(cache_dir)
+
+
 def build_revision(spec: str, cache_dir: Path) -> Revision:
     """Read, check and normalise a revision into ``cache_dir/<sha256>.tar``."""
-    private_dir(cache_dir)
+    _private_cache(cache_dir)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
         workdir = Path(tmp)
         kind, source, commit = _open_source(spec, workdir)

@@ -137,13 +137,14 @@ def instance_payload(trigger: str, deployment: Deployment, target: Target) -> di
 
 
 def where(url: str) -> str:
-    """The URL without its query or credentials, for messages (either may hold a secret).
-    Never raises: it names URLs that could not be sent to, too."""
+    """The URL's origin alone, for messages: its credentials, query and path may all hold a
+    secret (chat services put their token in the path). Never raises: it names URLs that could
+    not be sent to, too."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "(a URL that cannot be parsed)"
-    return shown(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}")
+    return shown(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}")
 
 
 def expand_headers(trigger: Trigger, environ: Mapping[str, str]) -> dict[str, str] | str:
@@ -319,6 +320,7 @@ class WebhookSink:
             with contextlib.suppress(ValueError):
                 parts = urlsplit(trigger.url)
                 found += [parts.query, parts.fragment, parts.netloc.rpartition("@")[0]]
+                found += [segment for segment in parts.path.split("/") if segment]
         return found
 
     async def drain(self, timeout: float = DRAIN_TIMEOUT) -> None:

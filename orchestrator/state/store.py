@@ -176,6 +176,9 @@ class HistoryStore:
             yield
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(self.path, doing, exc) from exc
+        except json.JSONDecodeError as exc:
+            # A record SQLite reads but that is not the JSON orchestrator wrote: edited or damaged.
+            raise StoreError(self.path, doing, ValueError(f"a damaged record ({exc})")) from exc
 
     # -- writing (as an event sink) --------------------------------------------------------------
 

@@ -37,6 +37,7 @@ SECRETS = {
     # The inventory's trigger: a literal header value and a URL's query.
     "literal_header": "s3cr3t-literal-header-3Kp8",
     "url_query": "s3cr3t-url-query-2Bn7",
+    "url_path": "s3cr3t-url-path-7Lx3",  # chat services put their token in the path
     # The environment the hooks run with on the host.
     "hook_environment": "s3cr3t-hook-environment-8Rc5",
 }
@@ -77,7 +78,7 @@ def _inventory(lab: Lab, path: Path, base: str, failing_base: str, redirecting_b
         # Answers 500: its failure is a note on stderr.
         {
             "name": "failing",
-            "url": f"{failing_base}/deploys{query}",
+            "url": f"{failing_base}/services/{SECRETS['url_path']}{query}",
             "events": EVENTS,
             "headers": headers,
         },

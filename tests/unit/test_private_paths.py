@@ -71,3 +71,19 @@ def test_a_directory_made_meanwhile_is_no_error(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     assert private_dir(tmp_path / "a" / "b").is_dir()
     assert private_dir(tmp_path / "a" / "b").is_dir()
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_a_bundle_cache_an_older_version_left_open_is_closed_with_its_bundles(
+    tmp_path: Path,
+) -> None:
+    """The cache's ``bundles`` directory is orchestrator's own, unlike a ``--state`` directory:
+    one left 0755 with 0644 bundles in it (as before issue 15) is closed, bundles and all."""
+    cache = tmp_path / "cache" / "bundles"
+    cache.mkdir(parents=True, mode=0o755)
+    old = cache / f"{'0' * 64}.tar"
+    old.write_bytes(b"an older revision")
+    old.chmod(0o644)
+    build_revision(str(HELLO_WEB), cache)
+    assert _mode(cache) == 0o700
+    assert [path.name for path in cache.glob("*.tar") if _mode(path) != 0o600] == []

@@ -157,3 +157,23 @@ def test_stop_never_signals_a_controller_recorded_without_its_start_time(
     assert result.exit_code == 2
     assert "cannot be told apart" in result.stderr
     assert _signal_before_term(impostor) == signal.SIGTERM
+
+
+def test_a_damaged_record_inside_the_store_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """SQLite reads the file, but a deployment's document is not JSON (edited by hand, or
+    damaged): exit 8 naming the file, as for a damaged file, never a traceback."""
+    state = tmp_path / "state"
+    store = HistoryStore.open(str(state))
+    store.close()
+    db = sqlite3.connect(state / "history.sqlite")
+    db.execute(
+        "INSERT INTO deployments (id, application, group_name, status, create_time, document) "
+        "VALUES ('d-DAMAGED', 'hello', 'web', 'Succeeded', 1, '{not json')"
+    )
+    db.commit()
+    db.close()
+    for args in (["status", "d-DAMAGED"], ["history"]):
+        result = CliRunner().invoke(cli, ["--state", str(state), *args])
+        assert result.exit_code == 8, (args, result.output)
+        assert f"{state / 'history.sqlite'}" in result.output
+        assert "damaged" in result.output

@@ -121,22 +121,21 @@ def test_a_trigger_that_cannot_be_sent_is_a_note_never_a_failure(tmp_path: Path)
     assert received.events("/unset") == []  # never sent without its credentials
     problems = sorted(sink.problems)
     assert len(problems) == 3, problems
-    assert problems[0].startswith(
-        "trigger down: DeploymentStart to http://127.0.0.1:9/hook failed: "
-    )
+    assert problems[0].startswith("trigger down: DeploymentStart to http://127.0.0.1:9 failed: ")
     assert (
         problems[1]
-        == f"trigger err: DeploymentSuccess to {url}/err failed: HTTP 500 Internal Server Error"
+        == f"trigger err: DeploymentSuccess to {url} failed: HTTP 500 Internal Server Error"
     )
     assert problems[2] == (
-        f"trigger unset: DeploymentStart to {url}/unset not sent: ${{NOT_SET_ANYWHERE}} is not set"
+        f"trigger unset: DeploymentStart to {url} not sent: ${{NOT_SET_ANYWHERE}} is not set"
     )
     assert not any("s3cret" in p for p in problems)
 
 
 def test_where_leaves_out_what_may_be_secret() -> None:
-    assert where("https://user:pw@hooks.example:8443/deploys?token=x#y") == (
-        "https://hooks.example:8443/deploys"
+    # Chat services put their token in the path: only the origin is shown.
+    assert where("https://user:pw@hooks.example:8443/services/T0/B0/t0ken?token=x#y") == (
+        "https://hooks.example:8443"
     )
 
 
@@ -205,8 +204,8 @@ def test_a_redirect_is_not_followed_and_the_credentials_stay_where_they_were_sen
     assert [(method, path) for method, path, _ in received.requests] == [("POST", "/hook")]
     assert stolen.requests == []  # before: urllib followed as a GET, Authorization and all
     assert sink.problems == [
-        f"trigger moved: DeploymentStart to {url}/hook failed: HTTP 302 Found, redirected to "
-        f"{elsewhere}/steal (redirects are not followed)"
+        f"trigger moved: DeploymentStart to {url} failed: HTTP 302 Found, redirected to "
+        f"{elsewhere} (redirects are not followed)"
     ]
 
 
@@ -256,10 +255,10 @@ def test_nothing_a_trigger_does_can_change_the_outcome(tmp_path: Path) -> None:
     sink = WebhookSink(triggers, _Exploding())
     assert deploy(tmp_path, sink, FakeFleet()) == "Succeeded"
     assert len(sink.problems) >= 2
-    bad_port = "trigger bad-port: DeploymentStart to http://127.0.0.1:99999/ failed: "
+    bad_port = "trigger bad-port: DeploymentStart to http://127.0.0.1:99999 failed: "
     assert any(p.startswith(bad_port) for p in sink.problems), sink.problems
     assert (
-        "trigger env: DeploymentStart to http://127.0.0.1:9/ failed: unexpected RuntimeError: "
+        "trigger env: DeploymentStart to http://127.0.0.1:9 failed: unexpected RuntimeError: "
         "the environment exploded"
     ) in sink.problems
 
