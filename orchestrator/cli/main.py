@@ -123,6 +123,18 @@ class _Cli(click.Group):
             ctx.exit(ExitCode.FAILED)
 
 
+def _checked_state(value: str | None) -> str | None:
+    """``--state`` read once up front: a form no command could use is a usage error (exit 2)."""
+    from orchestrator.state.location import state_location  # noqa: PLC0415 - deferred
+
+    if value:
+        try:
+            state_location(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--state") from None
+    return value
+
+
 @click.group(
     cls=_Cli, epilog=EXIT_CODE_HELP, context_settings={"help_option_names": ["-h", "--help"]}
 )
@@ -139,6 +151,7 @@ class _Cli(click.Group):
     "--state",
     envvar="ORCHESTRATOR_STATE",
     metavar="URL",
+    callback=lambda _ctx, _param, value: _checked_state(value),
     help="Deployment history store (env ORCHESTRATOR_STATE); default: a SQLite file in "
     "the user state dir.",
 )

@@ -44,7 +44,13 @@ def state_location(state: str | None) -> StateLocation:
         directory = Path(platformdirs.user_state_dir(APP_NAME))
         return StateLocation(directory / HISTORY_FILE, directory)
     is_url = state.startswith(SQLITE_SCHEME)
-    path = Path(state.removeprefix(SQLITE_SCHEME)).expanduser().absolute()
+    named = state.removeprefix(SQLITE_SCHEME)
+    if not named:
+        raise ValueError(f"{state!r} names no file: sqlite:///path/to/history.sqlite")
+    try:
+        path = Path(named).expanduser().absolute()
+    except RuntimeError as exc:  # ~user for a user this machine does not know
+        raise ValueError(f"{state!r}: {exc}") from exc
     if is_url or path.suffix in SQLITE_SUFFIXES:
         return StateLocation(path, path.parent)
     return StateLocation(path / HISTORY_FILE, path)

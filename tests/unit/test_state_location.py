@@ -102,3 +102,10 @@ def test_two_rollouts_from_different_directories_with_the_same_state_exclude_eac
     assert "d-FIRST00001" in result.stderr
     assert (home / "x" / "locks" / f"{group_id}.lock").is_file()
     assert not (first / "~").exists() and not (second / "~").exists()
+
+
+@pytest.mark.parametrize("state", ["~nosuchuser-orchestrator/x", "sqlite://"])
+def test_a_state_no_command_could_use_is_a_usage_error(state: str) -> None:
+    result = CliRunner().invoke(cli, ["--state", state, "history"])
+    assert result.exit_code == 2, result.output
+    assert "--state" in result.output
