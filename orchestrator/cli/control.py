@@ -297,6 +297,13 @@ def _kill(
         gone = time.monotonic() + KILL_WAIT
         while _runs_here(runner) and time.monotonic() < gone:
             time.sleep(STOP_POLL)  # the kernel reaps it; bounded
+        if _runs_here(runner):
+            # Unkillable for now (uninterruptible I/O): its locks are still its own.
+            ctx.err.print(
+                f"error: {deployment_id}: process {pid} still runs {KILL_WAIT:g}s after SIGKILL: "
+                "its locks are left in place"
+            )
+            raise click.exceptions.Exit(ExitCode.LOCKED)
     for document in store.history(application, group, limit=LIVE_SCAN):
         if document["status"] == "InProgress" and store.runner(document["deploymentId"]) == runner:
             store.mark_stopped(
