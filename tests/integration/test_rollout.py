@@ -478,7 +478,7 @@ def test_a_trickling_receiver_cannot_hold_the_process_past_its_deadline(
     assert code == 0, stderr
     assert json.loads((tmp_path / "run" / "stdout").read_text())["status"] == "Succeeded"
     assert (
-        f"note: trigger slow: DeploymentSuccess to {url}/slow failed: no complete answer within "
+        f"note: trigger slow: DeploymentSuccess to {url} failed: no complete answer within "
         f"{SEND_TIMEOUT:g} s" in stderr
     )
     assert "s3cret" not in stderr
