@@ -27,8 +27,8 @@ def _boot_id() -> str | None:
 
 
 def start_of(pid: int) -> str | None:
-    """``BOOT_ID:TICKS``, when process ``pid`` started; None if there is no such process (or no
-    /proc to tell)."""
+    """``BOOT_ID:TICKS``, when process ``pid`` started; None if there is no such process, it has
+    ended (a zombie), or there is no /proc to tell."""
     boot = _boot_id()
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
@@ -38,6 +38,8 @@ def start_of(pid: int) -> str | None:
     fields = stat.rpartition(")")[2].split()
     if boot is None or len(fields) < 20:  # field 22 is the 20th after the name
         return None
+    if fields[0] in ("Z", "X"):
+        return None  # ended, only not yet reaped by its parent: nothing runs there any more
     return f"{boot}:{fields[19]}"
 
 

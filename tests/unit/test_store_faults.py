@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +178,23 @@ def test_a_damaged_record_inside_the_store_is_named_with_what_to_do(tmp_path: Pa
         assert result.exit_code == 8, (args, result.output)
         assert f"{state / 'history.sqlite'}" in result.output
         assert "damaged" in result.output
+
+
+def test_a_controller_that_ended_but_is_not_yet_reaped_is_not_alive() -> None:
+    """A zombie keeps its pid and its /proc/PID/stat (start time included) until its parent
+    reaps it; it runs nothing any more, so it is no live controller."""
+    child = subprocess.Popen(["cat"], stdin=subprocess.PIPE)  # runs until its stdin closes
+    identity = ProcessIdentity(child.pid, start_of(child.pid))
+    assert identity.start is not None
+    assert identity.alive()
+    assert child.stdin is not None
+    child.stdin.close()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child never ended"
+        time.sleep(0.01)  # bounded poll of another process's state
+    try:
+        assert not identity.alive()
+        assert not identity.send(signal.SIGUSR1)
+    finally:
+        child.wait()
