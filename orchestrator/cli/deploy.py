@@ -23,6 +23,7 @@ from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached
 from orchestrator.errors import RollbackImpossible, StoreError
 from orchestrator.events import EventSink
 from orchestrator.install_plan import build_install_plan
+from orchestrator.integrations.webhooks import WebhookSink
 from orchestrator.models.inventory import Inventory
 from orchestrator.models.results import (
     FAILED,
@@ -36,7 +37,6 @@ from orchestrator.revision import Revision
 from orchestrator.state.locks import holder_info
 from orchestrator.state.store import HistoryStore
 from orchestrator.transport.remote.wire import MAX_SECONDS
-from orchestrator.webhooks import WebhookSink
 
 
 class _Seconds(click.ParamType[float]):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orchestrator.integrations.webhooks import SEND_TIMEOUT
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import load_inventory
-from orchestrator.webhooks import SEND_TIMEOUT
 from tests.integration.helpers import fetch, rollout, start_orchestrator
 from tests.integration.revisions import failing_validate, hello_web, script_bundle
 from tests.webhook_receiver import receiver, trickler

@@ -16,10 +16,10 @@ from orchestrator.cli.main import cli
 from orchestrator.engine.deployment import DeploymentRunner, Rollout
 from orchestrator.events import DeploymentStarted
 from orchestrator.install_plan import build_install_plan
+from orchestrator.integrations.webhooks import WebhookSink, where
 from orchestrator.models.deployment_config import PREDEFINED
 from orchestrator.models.inventory import Trigger, TriggerEvent
 from orchestrator.revision import build_revision
-from orchestrator.webhooks import WebhookSink, where
 from tests.paths import HELLO_WEB, REPO
 from tests.unit.fake_transport import FakeFleet, FakeTransport
 from tests.unit.test_engine import INVENTORY, new_deployment
