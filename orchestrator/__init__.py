@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     )
     from orchestrator.models.appspec import AppSpec, parse_appspec
     from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig
-    from orchestrator.models.inventory import HostSpec, Inventory, load_inventory, parse_inventory
+    from orchestrator.models.hosts import HostSpec
+    from orchestrator.models.inventory import Inventory, load_inventory, parse_inventory
     from orchestrator.planning import Scheduler, TargetInfo, simulate
     from orchestrator.revision import Revision, build_revision
     from orchestrator.selection import select_hosts
@@ -41,7 +42,8 @@ _HOMES = {
     ),
     "orchestrator.models.appspec": ("AppSpec", "parse_appspec"),
     "orchestrator.models.deployment_config": ("PREDEFINED", "DeploymentConfig"),
-    "orchestrator.models.inventory": ("HostSpec", "Inventory", "load_inventory", "parse_inventory"),
+    "orchestrator.models.hosts": ("HostSpec",),
+    "orchestrator.models.inventory": ("Inventory", "load_inventory", "parse_inventory"),
     "orchestrator.planning": ("Scheduler", "TargetInfo", "simulate"),
     "orchestrator.revision": ("Revision", "build_revision"),
     "orchestrator.selection": ("select_hosts",),

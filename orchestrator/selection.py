@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from orchestrator.models.inventory import DeploymentGroup, TagFilter
+from orchestrator.models.groups import DeploymentGroup, TagFilter
 
 _DIGITS = re.compile(r"(\d+)")
 

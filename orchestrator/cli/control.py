@@ -19,7 +19,7 @@ from orchestrator.cli.options import APP, GROUP
 from orchestrator.cli.records import NotInHistory
 from orchestrator.engine.remote import LockState, RemoteHost
 from orchestrator.errors import HostError
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 from orchestrator.state.locks import LocalLock, describe
 from orchestrator.state.process import ProcessIdentity
 from orchestrator.state.store import HistoryStore, process_runs_orchestrator

@@ -20,7 +20,8 @@ from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVI
 from orchestrator.errors import HostError
 from orchestrator.models.appspec import LIFECYCLE_EVENTS, PREVIOUS_REVISION_EVENTS
 from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig
-from orchestrator.models.inventory import HostSpec, Inventory
+from orchestrator.models.hosts import HostSpec
+from orchestrator.models.inventory import Inventory
 from orchestrator.planning import Simulation, TargetInfo, simulate
 from orchestrator.revision import Revision
 from orchestrator.selection import select_hosts

@@ -33,7 +33,7 @@ from orchestrator.events import (
 )
 from orchestrator.install_plan import InstallPlan
 from orchestrator.models.deployment_config import DeploymentConfig
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 from orchestrator.models.results import (
     FAILED,
     IN_PROGRESS,

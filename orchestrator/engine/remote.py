@@ -12,7 +12,7 @@ from pathlib import Path
 
 from orchestrator.errors import Unreachable
 from orchestrator.models.appspec import MAX_APPSPEC_BYTES
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 from orchestrator.transport.base import CommandResult, HostSession, ProgramCall
 from orchestrator.transport.remote.wire import (
     MISSING_APPSPEC,

@@ -34,7 +34,7 @@ from orchestrator.events import (
     TargetFinished,
     TargetStarted,
 )
-from orchestrator.models.inventory import Trigger
+from orchestrator.models.groups import Trigger
 from orchestrator.models.results import (
     FAILED,
     IN_PROGRESS,

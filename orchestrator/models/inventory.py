@@ -1,29 +1,19 @@
 """The inventory file (DESIGN §2, a contract): hosts with tags, applications, deployment groups.
 
 ``load_inventory`` parses, validates and cross-checks the file; every problem is reported with the
-file, the line and the key path. ``Inventory.resolve_host`` merges a host with the defaults; what
-neither sets of address, port, user, identity files and known_hosts stays None, for the operator's
-ssh_config to decide when the transport connects (``transport/ssh_config.py``).
+file, the line and the key path. What a host is, and how it is merged with the defaults, is in
+``models/hosts.py``; applications and deployment groups are in ``models/groups.py``. This module
+holds the whole file and answers for it: a group by name, its id, its deployment config.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import ConfigIssue, InventoryError
 from orchestrator.models.deployment_config import (
@@ -33,6 +23,8 @@ from orchestrator.models.deployment_config import (
     DeploymentConfig,
     DeploymentConfigSpec,
 )
+from orchestrator.models.groups import Application, DeploymentGroup
+from orchestrator.models.hosts import HostEntry, HostSettings, HostSpec, resolve_host
 from orchestrator.models.source import (
     MIB,
     YamlDocument,
@@ -41,170 +33,16 @@ from orchestrator.models.source import (
     parse_yaml,
     validate_document,
 )
-from orchestrator.models.text import GroupId, HostText
-from orchestrator.models.webhook_text import (
-    header_name_problem,
-    header_value_problem,
-    url_problem,
-)
 
 # Far above any fleet's (10 000 hosts take about 2 MB); the whole file is held and parsed at once.
 MAX_INVENTORY_BYTES = 8 * MIB
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._+=,@-]{1,100}$")
 GROUP_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "orchestrator.deployment-group")
-MAX_TAG_SETS = 3
-MAX_TAGS_PER_SET = 10
-FileExistsBehavior = Literal["DISALLOW", "OVERWRITE", "RETAIN"]
-
-
-def _scalar_to_str(value: Any) -> Any:
-    # YAML reads `tier: 1` as an int and `canary: yes` as a bool; tags are strings in CodeDeploy.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-TagText = Annotated[str, BeforeValidator(_scalar_to_str), Field(min_length=1, max_length=256)]
-TagKey = Annotated[str, BeforeValidator(_scalar_to_str), Field(min_length=1, max_length=128)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SshSettings(_Strict):
-    """SSH client settings; every field is optional so a host can override just one."""
-
-    identity_files: list[str] | None = None
-    known_hosts: str | None = None
-    host_key_policy: Literal["strict", "accept-new", "off"] | None = None
-    config: str | None = None
-    connect_timeout: float | None = Field(default=None, gt=0)
-    keepalive_interval: float | None = Field(default=None, gt=0)
-    # Off unless asked for: a forwarded agent lets whoever is root on the host (and every hook
-    # run as the connecting user) sign in with the operator's keys while the session lasts.
-    forward_agent: bool | None = None
-
-
-class HostSettings(_Strict):
-    """What ``defaults`` sets and a host may override."""
-
-    user: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    deployment_root: HostText | None = None
-    ssh: SshSettings | None = None
-    become: Literal["sudo", "none"] | None = None
-    max_revisions: int | None = Field(default=None, ge=1)
-
-    @field_validator("deployment_root")
-    @classmethod
-    def _absolute_root(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"deployment_root must be an absolute path, got '{value}'")
-        return value
-
-
-class HostEntry(HostSettings):
-    address: str | None = Field(default=None, min_length=1)  # None: ssh_config's HostName
-    zone: str | None = None
-    tags: dict[TagKey, TagText] = Field(default_factory=dict)
-    vars: dict[str, Any] = Field(default_factory=dict)
-
-
-class TagFilter(_Strict):
-    """``{key, value}`` KEY_AND_VALUE, ``{key}`` KEY_ONLY, ``{value}`` VALUE_ONLY."""
-
-    key: TagKey | None = None
-    value: TagText | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> TagFilter:
-        if self.key is None and self.value is None:
-            raise ValueError("a tag filter needs a key, a value, or both")
-        return self
-
-    @property
-    def kind(self) -> Literal["KEY_ONLY", "VALUE_ONLY", "KEY_AND_VALUE"]:
-        if self.value is None:
-            return "KEY_ONLY"
-        if self.key is None:
-            return "VALUE_ONLY"
-        return "KEY_AND_VALUE"
-
-
-AutoRollbackEvent = Literal[
-    "DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST", "DEPLOYMENT_STOP_ON_ALARM"
-]
-TriggerEvent = Literal[
-    "DeploymentStart",
-    "DeploymentSuccess",
-    "DeploymentFailure",
-    "DeploymentStop",
-    "DeploymentRollback",
-    "InstanceStart",
-    "InstanceSuccess",
-    "InstanceFailure",
-]
-
-
-_DEFAULT_ROLLBACK_EVENTS: tuple[AutoRollbackEvent, ...] = ("DEPLOYMENT_FAILURE",)
-
-
-class AutoRollback(_Strict):
-    enabled: bool = False
-    events: list[AutoRollbackEvent] = Field(default_factory=lambda: list(_DEFAULT_ROLLBACK_EVENTS))
-
-
-def _checked(problem: Callable[[str], str | None]) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        message = problem(value)
-        if message is not None:
-            raise ValueError(message)
-        return value
-
-    return check
-
-
-def _header_value(value: str) -> str:
-    # The message is under the header's key path, which names it; the value is never quoted.
-    problem = header_value_problem(value)
-    if problem is not None:
-        raise ValueError(f"the value {problem}")
-    return value
-
-
-class Trigger(_Strict):
-    name: str = Field(min_length=1)
-    url: Annotated[str, AfterValidator(_checked(url_problem))]
-    events: list[TriggerEvent] = Field(min_length=1)
-    headers: dict[str, Annotated[str, AfterValidator(_header_value)]] = Field(default_factory=dict)
-
-    @field_validator("headers")
-    @classmethod
-    def _header_names(cls, headers: dict[str, str]) -> dict[str, str]:
-        for name in headers:
-            _checked(header_name_problem)(name)
-        return headers
-
-
-class DeploymentGroup(_Strict):
-    id: GroupId | None = None
-    tag_sets: list[Annotated[list[TagFilter], Field(min_length=1, max_length=MAX_TAGS_PER_SET)]] = (
-        Field(default_factory=list, max_length=MAX_TAG_SETS)
-    )
-    hosts: list[str] = Field(default_factory=list)
-    deployment_config: str | None = None
-    auto_rollback: AutoRollback = Field(default_factory=AutoRollback)
-    triggers: list[Trigger] = Field(default_factory=list)
-    file_exists_behavior: FileExistsBehavior | None = None
-    ignore_application_stop_failures: bool = False
-
-
-class Application(_Strict):
-    deployment_groups: dict[str, DeploymentGroup] = Field(default_factory=dict)
 
 
 class InventoryModel(_Strict):
@@ -212,62 +50,6 @@ class InventoryModel(_Strict):
     hosts: dict[str, HostEntry] = Field(default_factory=dict)
     applications: dict[str, Application] = Field(default_factory=dict)
     deployment_configs: dict[str, DeploymentConfigSpec] = Field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ResolvedSsh:
-    identity_files: tuple[str, ...] | None  # None: ssh_config's IdentityFile, else OpenSSH's
-    known_hosts: str | None  # None: ssh_config's UserKnownHostsFile, else ~/.ssh/known_hosts
-    host_key_policy: Literal["strict", "accept-new", "off"]
-    config: str | None
-    connect_timeout: float
-    keepalive_interval: float
-    forward_agent: bool = False
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    """A host with its settings merged: its own value, else the defaults', else ours. Address,
-    port and user stay None when the inventory sets none of them: the transport takes them from
-    ssh_config for the host's name, else OpenSSH's defaults (the name, 22, the local user)."""
-
-    name: str
-    address: str | None
-    port: int | None
-    user: str | None
-    deployment_root: str
-    ssh: ResolvedSsh
-    become: Literal["sudo", "none"]
-    max_revisions: int
-    zone: str | None
-    tags: dict[str, str]
-    vars: dict[str, Any]
-
-    @property
-    def destination(self) -> str:
-        """Where the host is reached, as far as the inventory says: ``address:port``, with the
-        name standing in for an address (and no port) left to ssh_config."""
-        where = self.address or self.name
-        if self.port is None:
-            return where
-        return f"[{where}]:{self.port}" if ":" in where else f"{where}:{self.port}"
-
-
-_BUILTIN_SSH = SshSettings(
-    host_key_policy="strict",
-    config="~/.ssh/config",
-    connect_timeout=10,
-    keepalive_interval=15,
-    forward_agent=False,
-)
-
-
-def _first(*values: Any) -> Any:
-    return next((value for value in values if value is not None), None)
-
-
-def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
-    return None if values is None else tuple(values)
 
 
 @dataclass(frozen=True)
@@ -321,38 +103,8 @@ class Inventory:
         return override or self.group(application, group).deployment_config or DEFAULT_CONFIG
 
     def resolve_host(self, name: str) -> HostSpec:
-        entry = self.model.hosts[name]
-        defaults = self.model.defaults
-        ssh_layers = [
-            layer for layer in (entry.ssh, defaults.ssh, _BUILTIN_SSH) if layer is not None
-        ]
-
-        def ssh_value(field: str) -> Any:
-            return _first(*(getattr(layer, field) for layer in ssh_layers))
-
-        return HostSpec(
-            name=name,
-            address=entry.address,
-            port=_first(entry.port, defaults.port),
-            user=_first(entry.user, defaults.user),
-            deployment_root=_first(
-                entry.deployment_root, defaults.deployment_root, "/opt/orchestrator/deployment-root"
-            ),
-            ssh=ResolvedSsh(
-                identity_files=_tuple_or_none(ssh_value("identity_files")),
-                known_hosts=ssh_value("known_hosts"),
-                host_key_policy=ssh_value("host_key_policy"),
-                config=ssh_value("config"),
-                connect_timeout=ssh_value("connect_timeout"),
-                keepalive_interval=ssh_value("keepalive_interval"),
-                forward_agent=ssh_value("forward_agent"),
-            ),
-            become=_first(entry.become, defaults.become, "sudo"),
-            max_revisions=_first(entry.max_revisions, defaults.max_revisions, 5),
-            zone=entry.zone,
-            tags=dict(entry.tags),
-            vars=dict(entry.vars),
-        )
+        """The host named ``name`` with the defaults merged in."""
+        return resolve_host(name, self.model.hosts[name], self.model.defaults)
 
 
 def _cross_check(model: InventoryModel, doc: YamlDocument) -> list[ConfigIssue]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from orchestrator.errors import (
     ReplyTooLarge,
     Unreachable,
 )
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 from orchestrator.private_paths import private_file
 from orchestrator.transport.base import CommandResult, ProgramCall
 from orchestrator.transport.remote import channel_program, program, runner_program, wire

@@ -21,7 +21,7 @@ from typing import TypeVar
 import asyncssh
 
 from orchestrator.errors import ClientConfigError
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 
 # OpenSSH's default identities, in the order ssh(1) tries them.
 OPENSSH_IDENTITY_FILES = (

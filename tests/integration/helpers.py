@@ -23,7 +23,8 @@ from orchestrator.events import Event, LifecycleEventStarted
 from orchestrator.install_plan import build_install_plan
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.deployment_config import PREDEFINED
-from orchestrator.models.inventory import HostSpec, load_inventory
+from orchestrator.models.hosts import HostSpec
+from orchestrator.models.inventory import load_inventory
 from orchestrator.models.results import Deployment, RevisionInfo, new_deployment_id
 from orchestrator.revision import build_revision
 from orchestrator.state.store import HistoryStore

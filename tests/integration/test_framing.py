@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.appspec import MAX_APPSPEC_BYTES
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 from orchestrator.transport.base import CommandResult, ProgramCall
 from orchestrator.transport.remote.wire import parse_lock
 from orchestrator.transport.ssh import SshTransport

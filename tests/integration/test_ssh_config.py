@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from orchestrator.cli.main import cli
 from orchestrator.errors import AuthFailed
 from orchestrator.lab.fleet import Lab
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 from tests.integration.helpers import host_spec, rollout, run_on, served_addresses
 from tests.integration.revisions import script_bundle
 

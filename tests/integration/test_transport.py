@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
-from orchestrator.models.inventory import HostSpec, load_inventory
+from orchestrator.models.hosts import HostSpec
+from orchestrator.models.inventory import load_inventory
 from orchestrator.transport.base import CommandResult, ProgramCall
 from orchestrator.transport.remote.wire import parse_probe
 from orchestrator.transport.ssh import SshTransport

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import Unreachable
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 from orchestrator.transport.base import CommandResult, ProgramCall
 from orchestrator.transport.remote import wire
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from orchestrator.cli.main import cli
 from orchestrator.engine.remote import COLLECT_MARGIN_SECONDS, HOOK_RESULT_SLACK, RemoteHost
-from orchestrator.models.inventory import HostSpec
+from orchestrator.models.hosts import HostSpec
 from orchestrator.state.process import start_of
 from orchestrator.transport.base import CommandResult, HostSession, ProgramCall
 from orchestrator.transport.remote import program, runner_program, wire

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.models.inventory import DeploymentGroup, TagFilter
+from orchestrator.models.groups import DeploymentGroup, TagFilter
 from orchestrator.selection import filter_matches, natural_key, select_hosts, sort_hosts
 
 HOSTS = {

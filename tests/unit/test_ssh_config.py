@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ClientConfigError
-from orchestrator.models.inventory import HostSpec, parse_inventory
+from orchestrator.models.hosts import HostSpec
+from orchestrator.models.inventory import parse_inventory
 from orchestrator.transport.ssh_config import Jump, Route, parse_proxy_jump, resolve
 
 

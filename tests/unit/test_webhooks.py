@@ -18,7 +18,7 @@ from orchestrator.events import DeploymentStarted
 from orchestrator.install_plan import build_install_plan
 from orchestrator.integrations.webhooks import WebhookSink, where
 from orchestrator.models.deployment_config import PREDEFINED
-from orchestrator.models.inventory import Trigger, TriggerEvent
+from orchestrator.models.groups import Trigger, TriggerEvent
 from orchestrator.revision import build_revision
 from tests.paths import HELLO_WEB, REPO
 from tests.unit.fake_transport import FakeFleet, FakeTransport
