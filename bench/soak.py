@@ -38,14 +38,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.cli.context import CliContext, ssh_transport  # noqa: E402
-from orchestrator.cli.deploy import Options, prepare  # noqa: E402
+from orchestrator.api.deploying import DeployOptions, load_revision, new_rollout  # noqa: E402
+from orchestrator.api.settings import Settings, ssh_transport  # noqa: E402
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser  # noqa: E402
 from orchestrator.events import Event, LifecycleEventStarted  # noqa: E402
-from orchestrator.install_plan import build_install_plan  # noqa: E402
 from orchestrator.lab.fleet import Lab  # noqa: E402
 from orchestrator.models.inventory import Inventory, load_inventory  # noqa: E402
-from orchestrator.revision import build_revision  # noqa: E402
 from orchestrator.state.store import HistoryStore  # noqa: E402
 
 KINDS = ("success", "failure", "stop")
@@ -192,16 +190,15 @@ class Soak:
         }
         self.state = workdir / "state"
         self.cache = workdir / "cache" / "bundles"
-        self.context = CliContext(lab.inventory_path, True, str(self.state))
+        self.settings = Settings(str(self.state), workdir / "cache")
 
     async def one(self, index: int) -> str:
         """Rollout ``index``; a description of what went wrong, or "" when it went as meant."""
         kind = KINDS[index % len(KINDS)]
         name = kind if kind != "success" else ("success-a", "success-b")[(index // 3) % 2]
-        revision = build_revision(str(self.revisions[name]), self.cache)
-        build_install_plan(revision.appspec, revision.entries, "DISALLOW")
-        options = Options(config_name="CodeDeployDefault.AllAtOnce")
-        rollout = prepare(self.context, self.inventory, "hello", "web", revision, options)
+        revision = load_revision(str(self.revisions[name]), self.settings)
+        options = DeployOptions(config_name="CodeDeployDefault.AllAtOnce")
+        rollout = new_rollout(self.inventory, "hello", "web", revision, options)
         policy = ReleasePolicy(auto_rollback=True, rollback_on_failure=True)
         store = HistoryStore.open(str(self.state))
         releaser: Releaser | None = None

@@ -1,6 +1,7 @@
 """orchestrator: agentless SSH rollouts with AWS CodeDeploy's semantics.
 
-The public API, for programs that embed orchestrator instead of calling its command line. Each
+The public API, for programs that embed orchestrator instead of calling its command line (the
+deployment calls are those of ``orchestrator.api``, which the command line itself calls). Each
 name is imported when first used: the models bring pydantic (about 0.3 s), which the commands
 that only read the history (`status`, `history`, `logs`) never need.
 """
@@ -11,6 +12,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from orchestrator.api import (
+        DeploymentControl,
+        DeployOptions,
+        Outcome,
+        Settings,
+        deploy,
+        history,
+        logs,
+        resume,
+        rollback,
+        status,
+        stop,
+        sync,
+    )
     from orchestrator.errors import (
         AppSpecError,
         ConfigError,
@@ -24,6 +39,7 @@ if TYPE_CHECKING:
     from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig
     from orchestrator.models.hosts import HostSpec
     from orchestrator.models.inventory import Inventory, load_inventory, parse_inventory
+    from orchestrator.models.results import Deployment, LifecycleEvent, Target
     from orchestrator.planning import Scheduler, TargetInfo, simulate
     from orchestrator.revision import Revision, build_revision
     from orchestrator.selection import select_hosts
@@ -31,6 +47,20 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _HOMES = {
+    "orchestrator.api": (
+        "DeployOptions",
+        "DeploymentControl",
+        "Outcome",
+        "Settings",
+        "deploy",
+        "history",
+        "logs",
+        "resume",
+        "rollback",
+        "status",
+        "stop",
+        "sync",
+    ),
     "orchestrator.errors": (
         "AppSpecError",
         "ConfigError",
@@ -44,6 +74,7 @@ _HOMES = {
     "orchestrator.models.deployment_config": ("PREDEFINED", "DeploymentConfig"),
     "orchestrator.models.hosts": ("HostSpec",),
     "orchestrator.models.inventory": ("Inventory", "load_inventory", "parse_inventory"),
+    "orchestrator.models.results": ("Deployment", "LifecycleEvent", "Target"),
     "orchestrator.planning": ("Scheduler", "TargetInfo", "simulate"),
     "orchestrator.revision": ("Revision", "build_revision"),
     "orchestrator.selection": ("select_hosts",),
@@ -56,23 +87,38 @@ __all__ = [
     "AppSpecError",
     "ConfigError",
     "ConfigIssue",
+    "DeployOptions",
+    "Deployment",
     "DeploymentConfig",
+    "DeploymentControl",
     "HostError",
     "HostSpec",
     "Inventory",
     "InventoryError",
+    "LifecycleEvent",
     "OrchestratorError",
+    "Outcome",
     "Revision",
     "RevisionError",
     "Scheduler",
+    "Settings",
+    "Target",
     "TargetInfo",
     "__version__",
     "build_revision",
+    "deploy",
+    "history",
     "load_inventory",
+    "logs",
     "parse_appspec",
     "parse_inventory",
+    "resume",
+    "rollback",
     "select_hosts",
     "simulate",
+    "status",
+    "stop",
+    "sync",
 ]
 
 

@@ -21,6 +21,8 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
     ├── StoreError                  the history store cannot be opened, read or written -> exit 8
     ├── RollbackImpossible          no revision to roll back to, or it is gone
+    ├── InvalidRequest              asked of a deployment what it cannot do; nothing done -> exit 2
+    │   └── NotInHistory            no such deployment in the history
     ├── TooManyFiles                the controller may not open a file for each host  -> exit 8
     ├── LabError                    the local lab fleet could not be started or stopped
     └── NotImplementedYet           a command that a later release fills in           -> exit 1
@@ -178,6 +180,16 @@ def _advice(cause: BaseException) -> str:
 
 class RollbackImpossible(OrchestratorError):
     """There is no earlier successful revision, or it can no longer be read."""
+
+
+class InvalidRequest(OrchestratorError):
+    """A request about a deployment that cannot be carried out as asked (resuming one that was
+    not interrupted, stopping one that runs on another machine, ...): nothing was done. The
+    command line shows it as a usage error (exit 2)."""
+
+
+class NotInHistory(InvalidRequest):
+    """The history has no such deployment."""
 
 
 class TooManyFiles(OrchestratorError):

@@ -25,11 +25,11 @@ import io
 import json
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.errors import AppSpecError, ConfigIssue
 from orchestrator.models.appspec import AppSpec, Permission
-from orchestrator.revision import ManifestEntry
+from orchestrator.revision import ManifestEntry, Revision
 
 NONE = "-"
 
@@ -243,3 +243,18 @@ def build_install_plan(
     if builder.issues:
         raise AppSpecError(builder.issues)
     return builder.plan
+
+
+def plan_for(revision: Revision, behavior: str) -> InstallPlan:
+    """The revision's install plan, built (and checked) once per revision: the file-exists
+    behavior only tells hosts what to do with files in the way, so every behavior's plan shares
+    the instructions of the first."""
+    plans: dict[str, InstallPlan] = revision.install_plans
+    if behavior not in plans:
+        built = next(iter(plans.values()), None)
+        plans[behavior] = (
+            build_install_plan(revision.appspec, revision.entries, behavior)
+            if built is None
+            else replace(built, behavior=behavior)
+        )
+    return plans[behavior]

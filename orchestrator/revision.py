@@ -20,8 +20,9 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import AppSpecError, ConfigIssue, RevisionError
 from orchestrator.models.appspec import MAX_APPSPEC_BYTES, AppSpec, parse_appspec
@@ -63,6 +64,10 @@ class Revision:
     entries: tuple[ManifestEntry, ...]
     appspec: AppSpec
     commit: str | None = None
+    # Its install plans by file-exists behavior (``install_plan.plan_for``): built once.
+    install_plans: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def entry(self, path: str) -> ManifestEntry | None:
         return self._index().get(path)

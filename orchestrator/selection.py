@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from orchestrator.models.groups import DeploymentGroup, TagFilter
+from orchestrator.models.hosts import HostSpec
+from orchestrator.models.inventory import Inventory
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -49,3 +51,10 @@ def select_hosts(group: DeploymentGroup, host_tags: Mapping[str, Mapping[str, st
 
 def sort_hosts(names: Iterable[str]) -> list[str]:
     return sorted(names, key=natural_key)
+
+
+def selected_hosts(inventory: Inventory, application: str, group: str) -> list[HostSpec]:
+    """The group's hosts, resolved (their SSH settings with the inventory's defaults)."""
+    tags = {name: dict(entry.tags) for name, entry in inventory.model.hosts.items()}
+    names = select_hosts(inventory.group(application, group), tags)
+    return [inventory.resolve_host(name) for name in names]

@@ -2,41 +2,32 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import platformdirs
 from rich.console import Console
 
-from orchestrator.state.location import state_location
+from orchestrator.api.settings import APP_NAME, Settings, ssh_transport
+from orchestrator.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from orchestrator.models.inventory import Inventory
     from orchestrator.revision import Revision
-    from orchestrator.transport.ssh import SshTransport
 
-APP_NAME = "orchestrator"
+__all__ = ["APP_NAME", "CliContext", "pass_context", "ssh_transport", "usage_errors"]
 
 
-def ssh_transport(
-    max_handshakes: int | None = None, accept_new_file: Path | None = None
-) -> Callable[[], SshTransport]:
-    """Makes SSH transports (with at most ``max_handshakes`` SSH handshakes at once, else the
-    default; recording the keys that ``host_key_policy: accept-new`` accepts in
-    ``accept_new_file``), imported by the commands that connect: importing asyncssh takes about
-    0.2 s, which `status`, `history`, `logs` and `plan` need not pay."""
-    from orchestrator.transport.ssh import (  # noqa: PLC0415 - deferred on purpose
-        SshLimits,
-        SshTransport,
-    )
-
-    limits = SshLimits() if max_handshakes is None else SshLimits(max_handshakes=max_handshakes)
-    return lambda: SshTransport(limits, accept_new_file)
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """A request the API refused (no such deployment, ...) is a usage error of the command."""
+    try:
+        yield
+    except InvalidRequest as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @dataclass
@@ -54,31 +45,26 @@ class CliContext:
 
         return load_inventory(self.inventory_path)
 
+    def settings(self) -> Settings:
+        return Settings(state=self.state, max_handshakes=self.max_handshakes)
+
     @property
     def state_dir(self) -> Path:
-        """Where the local group locks are: the directory ``--state`` names or the history
-        store's (``state/location.py``)."""
-        return state_location(self.state).directory
+        return self.settings().state_dir
 
     @property
     def accept_new_file(self) -> Path:
-        """Where ``host_key_policy: accept-new`` records the host keys it accepted: orchestrator's
-        own known_hosts in the state dir, never the operator's ~/.ssh/known_hosts."""
-        return state_location(self.state).known_hosts
+        return self.settings().accept_new_file
 
     @property
     def cache_dir(self) -> Path:
-        override = os.environ.get("ORCHESTRATOR_CACHE")
-        return Path(override) if override else Path(platformdirs.user_cache_dir(APP_NAME))
+        return self.settings().cache_dir
 
     def revision(self, spec: str) -> Revision:
         """Build and fully check a revision, its install plan included (exit 3 on any problem)."""
-        from orchestrator.install_plan import build_install_plan  # noqa: PLC0415 - deferred
-        from orchestrator.revision import build_revision  # noqa: PLC0415 - deferred
+        from orchestrator.api.deploying import load_revision  # noqa: PLC0415 - deferred
 
-        revision = build_revision(spec, self.cache_dir / "bundles")
-        build_install_plan(revision.appspec, revision.entries, "DISALLOW")
-        return revision
+        return load_revision(spec, self.settings())
 
 
 # Hands each command the CliContext the group made.

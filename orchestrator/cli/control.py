@@ -12,11 +12,11 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.context import CliContext, pass_context, ssh_transport
+from orchestrator import api
+from orchestrator.api import selected_hosts
+from orchestrator.cli.context import CliContext, pass_context, ssh_transport, usage_errors
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.inspect import selected_hosts
 from orchestrator.cli.options import APP, GROUP
-from orchestrator.cli.records import NotInHistory
 from orchestrator.engine.remote import LockState, RemoteHost
 from orchestrator.errors import HostError
 from orchestrator.models.hosts import HostSpec
@@ -57,54 +57,30 @@ def stop(
     deployment is recorded as Stopped (MANUAL_STOP) and its rollout exits 6. An interrupted
     deployment (its process is gone) is recorded as Stopped at once.
     """
-    store = HistoryStore.open(ctx.state)
-    try:
-        document = store.get(deployment_id)
-        if document is None:
-            raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
-        if document["status"] != "InProgress":
-            raise click.UsageError(
-                f"deployment {deployment_id} is not running: it {document['status']}"
-            )
-        runner = store.runner(deployment_id)
-        assert runner is not None
-        controller, machine = runner
-        pid = controller.pid
-        if machine != socket.gethostname():
-            raise click.UsageError(f"deployment {deployment_id} runs on {machine}: stop it there")
-        if not process_runs_orchestrator(controller):
-            store.mark_stopped(deployment_id, "stopped after its orchestrator process was gone")
-            ctx.err.print(
-                f"{deployment_id} was interrupted (process {pid} is gone): recorded as Stopped"
-            )
-            return
-        store.request_stop(deployment_id, rollback=rollback, force=force)
-        # Only the very process recorded (its pid and start time), never another that got its pid.
-        signalled = controller.send(signal.SIGUSR1)
-        if not signalled and controller.start is not None:
-            # It ended between the two looks: its own conclusion records the deployment.
-            ctx.err.print(f"{deployment_id}: its process {pid} has just ended")
-            return
-        if not signalled:
-            raise click.UsageError(
-                f"deployment {deployment_id}'s process {pid} cannot be told apart from another "
-                "process with its pid (an orchestrator from before start times were recorded): "
-                "stop it with Ctrl-C or SIGTERM where it runs"
-            )
-        ctx.err.print(f"stop requested for {deployment_id} (process {pid})")
-        deadline = time.monotonic() + wait_seconds
-        while wait_seconds and time.monotonic() < deadline:
-            current = store.get(deployment_id)
-            if current is not None and current["status"] != "InProgress":
-                ctx.err.print(f"{deployment_id} {current['status']}")
-                return
-            time.sleep(STOP_POLL)  # a person waiting for another process; bounded by --wait
-        if wait_seconds:
-            ctx.err.print(
-                f"{deployment_id} is still stopping after {wait_seconds:g}s (hooks finishing)"
-            )
-    finally:
-        store.close()
+    settings = ctx.settings()
+    with usage_errors():
+        requested = api.request_stop(
+            deployment_id, rollback=rollback, force=force, settings=settings
+        )
+    pid = requested.pid
+    if requested.outcome == "interrupted":
+        ctx.err.print(
+            f"{deployment_id} was interrupted (process {pid} is gone): recorded as Stopped"
+        )
+        return
+    if requested.outcome == "ended":
+        ctx.err.print(f"{deployment_id}: its process {pid} has just ended")
+        return
+    ctx.err.print(f"stop requested for {deployment_id} (process {pid})")
+    if not wait_seconds:
+        return
+    ended = api.wait_stopped(deployment_id, wait_seconds, settings=settings)
+    if ended is not None:
+        ctx.err.print(f"{deployment_id} {ended}")
+    else:
+        ctx.err.print(
+            f"{deployment_id} is still stopping after {wait_seconds:g}s (hooks finishing)"
+        )
 
 
 @click.group()

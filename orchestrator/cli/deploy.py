@@ -6,36 +6,21 @@ import asyncio
 import contextlib
 import json
 import signal
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from orchestrator.cli.context import CliContext, pass_context, ssh_transport
+from orchestrator import api
+from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.inspect import selected_hosts
-from orchestrator.cli.limits import require_open_files
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
-from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, Rollout
-from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
-from orchestrator.errors import RollbackImpossible, StoreError
+from orchestrator.engine.deployment import HOOK_GRACE_SECONDS
 from orchestrator.events import EventSink
-from orchestrator.install_plan import build_install_plan
-from orchestrator.integrations.webhooks import WebhookSink
-from orchestrator.models.inventory import Inventory
-from orchestrator.models.results import (
-    FAILED,
-    STOPPED,
-    SUCCEEDED,
-    Deployment,
-    RevisionInfo,
-    new_deployment_id,
-)
-from orchestrator.revision import Revision
-from orchestrator.state.locks import holder_info
-from orchestrator.state.store import HistoryStore
+from orchestrator.models.results import FAILED, STOPPED, SUCCEEDED, Deployment
 from orchestrator.transport.remote.wire import MAX_SECONDS
 
 
@@ -85,6 +70,10 @@ class Options:
     events_path: Path | None = None
     output: str = "text"
 
+    def for_api(self) -> api.DeployOptions:
+        names = {f.name for f in fields(api.DeployOptions)}
+        return api.DeployOptions(**{k: v for k, v in vars(self).items() if k in names})
+
 
 def common_options(function: Any) -> Any:
     for option in reversed(
@@ -132,114 +121,62 @@ def common_options(function: Any) -> Any:
     return function
 
 
-def prepare(
-    ctx: CliContext,
-    inventory: Inventory,
-    application: str,
-    group: str,
-    revision: Revision,
-    options: Options,
-    *,
-    creator: str = "user",
-    rollback_info: dict[str, Any] | None = None,
-    behavior: str | None = None,
-) -> Rollout:
-    """Everything checked and planned before any host is contacted (errors exit 3)."""
-    group_spec = inventory.group(application, group)
-    hosts = selected_hosts(inventory, application, group)
-    config = inventory.deployment_config(
-        inventory.config_name_for(application, group, options.config_name)
-    )
-    behavior = behavior or (
-        revision.appspec.model.file_exists_behavior
-        or options.file_exists_behavior
-        or group_spec.file_exists_behavior
-        or "DISALLOW"
-    )
-    plan = build_install_plan(revision.appspec, revision.entries, behavior)
-    deployment = Deployment(
-        deployment_id=new_deployment_id(),
-        application=application,
-        group=group,
-        group_id=inventory.group_id(application, group),
-        revision=RevisionInfo(
-            revision.source, revision.sha256, revision.size, revision.kind, revision.commit
-        ),
-        config_name=config.name,
-        creator=creator,
-        description=options.description,
-        file_exists_behavior=behavior,
-        ignore_application_stop_failures=options.ignore_application_stop_failures
-        or group_spec.ignore_application_stop_failures,
-        rollback_info=rollback_info,
-    )
-    holder = holder_info(deployment.deployment_id)
-    return Rollout(
-        deployment,
-        revision,
-        plan,
-        config,
-        hosts,
-        options.hook_kill_grace,
-        update_outdated_only=options.update_outdated_only,
-        lock_holder=f"holder={holder['holder']}\npid={holder['pid']}\nsince={holder['since']}",
-    )
+Call = Callable[[list[EventSink], api.DeploymentControl], api.Outcome]
 
 
-def policy_for(
-    inventory: Inventory, application: str, group: str, options: Options
-) -> ReleasePolicy:
-    settings = inventory.group(application, group).auto_rollback
-    return ReleasePolicy(
-        auto_rollback=settings.enabled if options.auto_rollback is None else options.auto_rollback,
-        rollback_on_failure="DEPLOYMENT_FAILURE" in settings.events,
-        rollback_on_stop="DEPLOYMENT_STOP_ON_REQUEST" in settings.events,
-        lock_wait=options.lock_wait or 0.0,
-    )
-
-
-def execute(ctx: CliContext, rollout: Rollout, inventory: Inventory, options: Options) -> None:
-    """Run a release with progress on stderr, the result on stdout; exit with its code."""
-    application, group = rollout.deployment.application, rollout.deployment.group
-    from orchestrator.transport.ssh import descriptors_for  # noqa: PLC0415 - asyncssh, deferred
-
-    require_open_files(descriptors_for(rollout.hosts), len(rollout.hosts))
-    policy = policy_for(inventory, application, group, options)
-    triggers = inventory.group(application, group).triggers
-    store = HistoryStore.open(ctx.state)
-    sinks: list[EventSink] = [store]
+def execute(ctx: CliContext, call: Call, options: Options) -> None:
+    """Run a deployment call with progress on stderr, the result on stdout; exit with its code."""
+    sinks: list[EventSink] = []
     sinks.append(LiveProgress(ctx.err) if ctx.err.is_terminal else PlainProgress(ctx.err))
-    webhooks = WebhookSink(triggers)
-    if triggers:
-        sinks.append(webhooks)
+    signals: list[int] = []
+    control = _signal_control(signals)
     with contextlib.ExitStack() as stack:
-        stack.callback(store.close)
         if options.events_path is not None:
             events = options.events_path.open("w", encoding="utf-8")
             # Every event is flushed as it is written: only a write that failed (and was
             # reported) can be pending at the end.
             stack.callback(_close_quietly, events)
             sinks.append(NdjsonSink(events))
-        releaser = Releaser(
-            store,
-            ssh_transport(ctx.max_handshakes, ctx.accept_new_file),
-            sinks,
-            ctx.state_dir,
-            ctx.cache_dir / "bundles",
-        )
-        release, interrupted = asyncio.run(_run(releaser, rollout, policy, store, webhooks))
-    for note in [*release.notes, *webhooks.problems]:
+        with usage_errors():
+            outcome = call(sinks, control)
+    for note in outcome.notes:
         ctx.err.print(f"note: {note}", markup=False, highlight=False)
-    if release.failure is not None:
-        _report_failure(ctx, release.deployment, release.failure)
-    document = release.deployment.to_document()
+    if outcome.failure is not None:
+        _report_failure(ctx, outcome.deployment, outcome.failure)
+    document = outcome.deployment.to_document()
     if options.output == "json":
         click.echo(json.dumps(document, indent=2))
     else:
         ctx.out.print(deployment_table(document))
-        if release.rollback is not None:
-            ctx.out.print(deployment_table(release.rollback.to_document()))
-    raise click.exceptions.Exit(exit_code_for(release.deployment, interrupted))
+        if outcome.rollback is not None:
+            ctx.out.print(deployment_table(outcome.rollback.to_document()))
+    raise click.exceptions.Exit(exit_code_for(outcome.deployment, signal.SIGINT in signals))
+
+
+def _signal_control(signals: list[int]) -> api.DeploymentControl:
+    """SIGINT/SIGTERM stop the deployment (twice: terminate running hooks); SIGUSR1 is
+    `orchestrator stop` from another terminal, whose options are in the store. The handlers
+    are there while the release runs."""
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+    def on_signal(control: api.DeploymentControl, signum: int) -> None:
+        signals.append(signum)
+        if signum == signal.SIGUSR1:
+            control.stop_as_requested()
+        else:
+            control.stop()
+
+    def install(control: api.DeploymentControl) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in handled:
+            loop.add_signal_handler(signum, on_signal, control, signum)
+
+    def remove(control: api.DeploymentControl) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+    return api.DeploymentControl(on_start=install, on_end=remove)
 
 
 def _close_quietly(stream: IO[str]) -> None:
@@ -260,42 +197,6 @@ def _report_failure(ctx: CliContext, deployment: Deployment, failure: str) -> No
             markup=False,
             highlight=False,
         )
-
-
-async def _run(
-    releaser: Releaser,
-    rollout: Rollout,
-    policy: ReleasePolicy,
-    store: HistoryStore,
-    webhooks: WebhookSink,
-) -> tuple[Release, bool]:
-    """SIGINT/SIGTERM stop the deployment (twice: terminate running hooks); SIGUSR1 is
-    `orchestrator stop` from another terminal, whose options are in the store."""
-    loop = asyncio.get_running_loop()
-    signals: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        signals.append(signum)
-        if signum == signal.SIGUSR1:
-            current = releaser.current.deployment.deployment_id if releaser.current else ""
-            asked = None
-            with contextlib.suppress(StoreError):  # unreadable now: a plain stop, then
-                asked = store.stop_request(current)
-            rollback, force = asked or (False, False)
-            releaser.request_stop(force=force, rollback=rollback)
-        else:
-            releaser.request_stop()
-
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
-    for signum in handled:
-        loop.add_signal_handler(signum, on_signal, signum)
-    try:
-        release = await releaser.run(rollout, policy)
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
-        await webhooks.drain()
-    return release, signal.SIGINT in signals
 
 
 @click.command()
@@ -347,69 +248,41 @@ def rollout(
     the deployment as Stopped (exit 130).
     """
     opts = Options(**options)
+    settings = ctx.settings()
     if resume_id is not None:
-        resume(ctx, resume_id, opts)
+        execute(
+            ctx,
+            lambda sinks, control: api.resume(
+                resume_id,
+                ctx.inventory_path,
+                options=opts.for_api(),
+                settings=settings,
+                sinks=sinks,
+                control=control,
+            ),
+            opts,
+        )
         return
     if not (application and group and revision_spec):
         raise click.UsageError(
             "rollout needs -a/--application, -g/--group and -r/--revision (or --resume)"
         )
     inventory = ctx.inventory()
-    rollout_ = prepare(ctx, inventory, application, group, ctx.revision(revision_spec), opts)
-    execute(ctx, rollout_, inventory, opts)
-
-
-def resume(ctx: CliContext, deployment_id: str, opts: Options) -> None:
-    store = HistoryStore.open(ctx.state)
-    document = store.get(deployment_id)
-    store.close()
-    if document is None:
-        raise click.UsageError(f"no deployment {deployment_id} in the history")
-    if not document.get("interrupted"):
-        state = "still running" if document["status"] == "InProgress" else document["status"]
-        raise click.UsageError(f"deployment {deployment_id} was not interrupted: it is {state}")
-    inventory = ctx.inventory()
-    application, group = document["applicationName"], document["deploymentGroupName"]
-    revision = cached_revision(
-        ctx.cache_dir / "bundles", document["revision"]["sha256"], document["revision"]["source"]
+    revision = ctx.revision(revision_spec)
+    execute(
+        ctx,
+        lambda sinks, control: api.deploy(
+            inventory,
+            application,
+            group,
+            revision,
+            options=opts.for_api(),
+            settings=settings,
+            sinks=sinks,
+            control=control,
+        ),
+        opts,
     )
-    opts.config_name = document["deploymentConfigName"]
-    rollout_ = prepare(
-        ctx, inventory, application, group, revision, opts, behavior=document["fileExistsBehavior"]
-    )
-    deployment = Deployment.from_document(document)
-    known = {host.name for host in rollout_.hosts}
-    missing = sorted(set(deployment.targets) - known)
-    if missing:
-        raise click.UsageError(
-            f"the inventory no longer selects {', '.join(missing)} for {application}/{group}"
-        )
-    rollout_.deployment = deployment
-    rollout_.hosts = [host for host in rollout_.hosts if host.name in deployment.targets]
-    rollout_.resume = True
-    execute(ctx, rollout_, inventory, opts)
-
-
-def earlier_revision(
-    ctx: CliContext, application: str, group: str, deployment_id: str | None, purpose: str
-) -> tuple[dict[str, Any], Revision]:
-    """A deployment from the history (the named one, else the group's last successful) and its
-    revision from the bundle cache."""
-    store = HistoryStore.open(ctx.state)
-    previous = (
-        store.get(deployment_id) if deployment_id else store.last_successful(application, group)
-    )
-    store.close()
-    if previous is None:
-        raise RollbackImpossible(
-            f"no deployment {deployment_id}"
-            if deployment_id
-            else f"{application}/{group} has no successful deployment to {purpose}"
-        )
-    revision = cached_revision(
-        ctx.cache_dir / "bundles", previous["revision"]["sha256"], previous["revision"]["source"]
-    )
-    return previous, revision
 
 
 @click.command()
@@ -432,20 +305,20 @@ def rollback(
     """
     opts = Options(**options)
     inventory = ctx.inventory()
-    previous, revision = earlier_revision(ctx, application, group, to, "roll back to")
-    info = {"rollbackMessage": f"manual rollback to the revision of {previous['deploymentId']}"}
-    rollout_ = prepare(
+    execute(
         ctx,
-        inventory,
-        application,
-        group,
-        revision,
+        lambda sinks, control: api.rollback(
+            inventory,
+            application,
+            group,
+            to=to,
+            options=opts.for_api(),
+            settings=ctx.settings(),
+            sinks=sinks,
+            control=control,
+        ),
         opts,
-        creator="rollback",
-        rollback_info=info,
-        behavior=previous["fileExistsBehavior"],
     )
-    execute(ctx, rollout_, inventory, opts)
 
 
 @click.command()
@@ -461,15 +334,16 @@ def sync(ctx: CliContext, /, application: str, group: str, **options: Any) -> No
     """
     opts = Options(**options, update_outdated_only=True)
     inventory = ctx.inventory()
-    previous, revision = earlier_revision(ctx, application, group, None, "sync hosts to")
-    rollout_ = prepare(
+    execute(
         ctx,
-        inventory,
-        application,
-        group,
-        revision,
+        lambda sinks, control: api.sync(
+            inventory,
+            application,
+            group,
+            options=opts.for_api(),
+            settings=ctx.settings(),
+            sinks=sinks,
+            control=control,
+        ),
         opts,
-        creator="sync",
-        behavior=previous["fileExistsBehavior"],
     )
-    execute(ctx, rollout_, inventory, opts)

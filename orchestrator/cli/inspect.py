@@ -13,24 +13,17 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.api import selected_hosts
 from orchestrator.cli.context import CliContext, pass_context, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.limits import raise_file_limit
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVISION
 from orchestrator.errors import HostError
+from orchestrator.limits import raise_file_limit
 from orchestrator.models.appspec import LIFECYCLE_EVENTS, PREVIOUS_REVISION_EVENTS
 from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig
 from orchestrator.models.hosts import HostSpec
-from orchestrator.models.inventory import Inventory
 from orchestrator.planning import Simulation, TargetInfo, simulate
 from orchestrator.revision import Revision
-from orchestrator.selection import select_hosts
-
-
-def selected_hosts(inventory: Inventory, application: str, group: str) -> list[HostSpec]:
-    tags = {name: dict(entry.tags) for name, entry in inventory.model.hosts.items()}
-    names = select_hosts(inventory.group(application, group), tags)
-    return [inventory.resolve_host(name) for name in names]
 
 
 @click.command()

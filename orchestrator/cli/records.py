@@ -8,14 +8,10 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.context import CliContext, pass_context
+from orchestrator import api
+from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.options import OUTPUT
 from orchestrator.cli.render import deployment_table, styled
-from orchestrator.state.store import HistoryStore
-
-
-class NotInHistory(click.UsageError):
-    """The history has no such deployment: a bad argument, exit 2."""
 
 
 @click.command()
@@ -25,13 +21,8 @@ class NotInHistory(click.UsageError):
 def status(ctx: CliContext, deployment_id: str | None, output: str) -> None:
     """One deployment, the latest if DEPLOYMENT_ID is omitted: per host, per lifecycle event,
     status, times and diagnostics. --output json prints the same document as rollout."""
-    store = HistoryStore.open(ctx.state, readonly=True)
-    document = store.get(deployment_id)
-    store.close()
-    if document is None:
-        raise NotInHistory(
-            f"no deployment {deployment_id or ''} in the history at {store.path}".replace("  ", " ")
-        )
+    with usage_errors():
+        document = api.status(deployment_id, settings=ctx.settings()).to_document()
     if output == "json":
         click.echo(json.dumps(document, indent=2))
     else:
@@ -55,9 +46,10 @@ def history(
 ) -> None:
     """Past deployments, newest first. --output json prints a list of deployment documents
     without their targets."""
-    store = HistoryStore.open(ctx.state, readonly=True)
-    documents = store.history(application, group, limit)
-    store.close()
+    documents = [
+        deployment.to_document(with_targets=False)
+        for deployment in api.history(application, group, limit, settings=ctx.settings())
+    ]
     if output == "json":
         click.echo(json.dumps(documents, indent=2))
         return
@@ -100,12 +92,8 @@ def logs(
 
     The history keeps the last 128 KiB of each; where more was printed, a first line says so and
     where the host logged all of a hook's output."""
-    store = HistoryStore.open(ctx.state, readonly=True)
-    if store.get(deployment_id) is None:
-        store.close()
-        raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
-    rows = store.logs(deployment_id, host, event)
-    store.close()
+    with usage_errors():
+        rows = api.logs(deployment_id, host, event, settings=ctx.settings())
     if output == "json":
         click.echo(
             json.dumps(

@@ -20,7 +20,8 @@ from typing import Any
 from orchestrator.engine.deployment import DeploymentRunner, Rollout
 from orchestrator.errors import ConfigError, LockHeld, RollbackImpossible
 from orchestrator.events import Broadcast, EventSink, Notice
-from orchestrator.install_plan import build_install_plan
+from orchestrator.install_plan import plan_for
+from orchestrator.models.deployment_config import DeploymentRules
 from orchestrator.models.results import FAILED, STOPPED, Deployment, RevisionInfo, new_deployment_id
 from orchestrator.revision import Revision, build_revision
 from orchestrator.state.locks import LocalLock
@@ -180,14 +181,13 @@ class Releaser:
             "rollbackMessage": f"rolling back to {previous['deploymentId']} "
             f"on {len(touched)} host(s)",
         }
+        # The failed deployment's own rules, recorded: a resumed rollback keeps them too.
+        rollback.rules = DeploymentRules(failed.config, failed.hook_grace).to_document()
         self.store.save(deployment)
-        plan = build_install_plan(
-            revision.appspec, revision.entries, previous["fileExistsBehavior"]
-        )
         rollout = Rollout(
             rollback,
             revision,
-            plan,
+            plan_for(revision, rollback.file_exists_behavior),
             failed.config,
             touched,
             failed.hook_grace,

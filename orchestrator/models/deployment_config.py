@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -111,6 +111,64 @@ class DeploymentConfig:
                 or MinimumHealthyHosts(type="FLEET_PERCENT", value=0),
             )
         return cls(name=name, minimum=spec.minimum_healthy_hosts, zonal=zonal)
+
+    def to_document(self) -> dict[str, Any]:
+        """The resolved config as a deployment records it (``deploymentRules``)."""
+        zonal = None
+        if self.zonal is not None:
+            zonal = {
+                "firstZoneMonitorDurationInSeconds": self.zonal.first_zone_monitor_seconds,
+                "monitorDurationInSeconds": self.zonal.monitor_seconds,
+                "minimumHealthyHostsPerZone": self.zonal.minimum_per_zone.model_dump(),
+            }
+        return {
+            "name": self.name,
+            "minimumHealthyHosts": None if self.minimum is None else self.minimum.model_dump(),
+            "zonalConfig": zonal,
+        }
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> DeploymentConfig:
+        minimum = document.get("minimumHealthyHosts")
+        zonal = document.get("zonalConfig")
+        return cls(
+            name=document["name"],
+            minimum=None if minimum is None else MinimumHealthyHosts(**minimum),
+            zonal=None
+            if zonal is None
+            else ZonalSettings(
+                first_zone_monitor_seconds=zonal["firstZoneMonitorDurationInSeconds"],
+                monitor_seconds=zonal["monitorDurationInSeconds"],
+                minimum_per_zone=MinimumHealthyHosts(**zonal["minimumHealthyHostsPerZone"]),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class DeploymentRules:
+    """The rules one deployment runs under, recorded with it (``deploymentRules``) when it
+    starts, so that resuming it and its automatic rollback follow them whatever the inventory
+    says by then. The file-exists behavior and ignoreApplicationStopFailures have their own
+    fields in the record."""
+
+    config: DeploymentConfig
+    hook_grace: float
+    update_outdated_only: bool = False
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "deploymentConfig": self.config.to_document(),
+            "hookKillGraceSeconds": self.hook_grace,
+            "updateOutdatedOnly": self.update_outdated_only,
+        }
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> DeploymentRules:
+        return cls(
+            DeploymentConfig.from_document(document["deploymentConfig"]),
+            float(document["hookKillGraceSeconds"]),
+            bool(document.get("updateOutdatedOnly", False)),
+        )
 
 
 PREDEFINED: dict[str, DeploymentConfig] = {

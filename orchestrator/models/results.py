@@ -194,6 +194,12 @@ class Deployment:
     complete_time: float | None = None
     targets: dict[str, Target] = field(default_factory=dict)
     rollback_info: dict[str, Any] | None = None
+    # The rules it runs under (``deploymentRules``: config, hook grace...), recorded when it
+    # starts so that a resume and its automatic rollback use them, not today's inventory. None
+    # in records from before they were recorded.
+    rules: dict[str, Any] | None = None
+    # Read from a store: still InProgress there, but the process that ran it is gone.
+    interrupted: bool = False
 
     def overview(self) -> dict[str, int]:
         counts = {PENDING: 0, IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 0, SKIPPED: 0}
@@ -224,8 +230,12 @@ class Deployment:
             "createTime": iso(self.create_time),
             "completeTime": iso(self.complete_time),
         }
+        if self.rules is not None:
+            document["deploymentRules"] = self.rules
         if with_targets:
             document["targets"] = [t.to_document() for t in self.targets.values()]
+        if self.interrupted:
+            document["interrupted"] = True
         return document
 
     @classmethod
@@ -257,4 +267,6 @@ class Deployment:
             complete_time=epoch(document.get("completeTime")),
             targets={t["host"]: Target.from_document(t) for t in document.get("targets", [])},
             rollback_info=document.get("rollbackInfo"),
+            rules=document.get("deploymentRules"),
+            interrupted=bool(document.get("interrupted")),
         )

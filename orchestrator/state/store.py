@@ -342,7 +342,12 @@ class HistoryStore:
 
     @_guarded("cannot be read")
     def history(
-        self, application: str | None = None, group: str | None = None, limit: int = 20
+        self,
+        application: str | None = None,
+        group: str | None = None,
+        limit: int = 20,
+        *,
+        targets: bool = False,
     ) -> list[dict[str, Any]]:
         clauses, values = [], []
         if application:
@@ -359,7 +364,8 @@ class HistoryStore:
         documents = []
         for (text,) in rows:
             document = json.loads(text)
-            document.pop("targets", None)
+            if not targets:
+                document.pop("targets", None)
             documents.append(document)
         return documents
 

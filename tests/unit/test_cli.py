@@ -247,9 +247,9 @@ GROUP_ARGS = ["-a", "shop", "-g", "web-prod"]
 @pytest.mark.parametrize(
     ("module", "command"),
     [
-        ("deploy", ["rollout", *GROUP_ARGS, "-r", str(HELLO_WEB)]),
-        ("inspect", ["hosts", *GROUP_ARGS, "--check"]),
-        ("control", ["lock", "status", *GROUP_ARGS]),
+        ("api.settings", ["rollout", *GROUP_ARGS, "-r", str(HELLO_WEB)]),
+        ("cli.inspect", ["hosts", *GROUP_ARGS, "--check"]),
+        ("cli.control", ["lock", "status", *GROUP_ARGS]),
     ],
 )
 @pytest.mark.parametrize(
@@ -276,7 +276,7 @@ def test_max_handshakes_reaches_the_transport_of_every_command_that_connects(
         asked.append(max_handshakes)
         raise _Connecting
 
-    monkeypatch.setattr(f"orchestrator.cli.{module}.ssh_transport", transport)
+    monkeypatch.setattr(f"orchestrator.{module}.ssh_transport", transport)
     everywhere = ["-i", EXAMPLE, "--state", str(tmp_path), *args]
     result = CliRunner().invoke(cli, [*everywhere, *command], env=env)
     assert isinstance(result.exception, _Connecting), result.output

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import limits
+from orchestrator import limits
 from orchestrator.errors import TooManyFiles
 from orchestrator.models.inventory import parse_inventory
 from orchestrator.transport.ssh import BASE_DESCRIPTORS, PROXY_COMMAND_DESCRIPTORS, descriptors_for

@@ -1,0 +1,95 @@
+"""A handle on a deployment that an API call runs: how a caller stops it while it runs.
+
+``deploy``, ``rollback``, ``sync`` and ``resume`` block until the release ends; a caller that
+wants to stop it early makes a ``DeploymentControl``, passes it in, and calls ``stop`` from
+another thread, an event sink or a signal handler. Requests are carried into the event loop that
+runs the deployment (``call_soon_threadsafe``), so they never run in the middle of an event. A
+stop asked before the release starts applies as soon as it does.
+
+The API installs no signal handler: the command line does, from ``on_start`` (called in the
+event loop when the release starts, so ``loop.add_signal_handler`` works there) and removes them
+in ``on_end``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import StoreError
+
+if TYPE_CHECKING:
+    from orchestrator.engine.deployment import Rollout
+    from orchestrator.engine.release import Releaser
+    from orchestrator.state.store import HistoryStore
+
+Hook = Callable[["DeploymentControl"], None]
+
+
+class DeploymentControl:
+    def __init__(self, *, on_start: Hook | None = None, on_end: Hook | None = None) -> None:
+        self._on_start = on_start
+        self._on_end = on_end
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._releaser: Releaser | None = None
+        self._store: HistoryStore | None = None
+        self._early: list[tuple[bool, bool]] = []  # (force, rollback) asked before the start
+
+    @property
+    def deployment_id(self) -> str | None:
+        """The deployment running now (the automatic rollback once it runs), if any."""
+        current = self._releaser.current if self._releaser is not None else None
+        return current.deployment.deployment_id if current is not None else None
+
+    def stop(self, *, force: bool = False, rollback: bool = False) -> None:
+        """No new lifecycle event starts; running hooks finish, or with ``force`` (or when asked
+        a second time) are terminated. ``rollback``: then roll back the hosts it updated."""
+        loop = self._loop
+        if loop is None:
+            self._early.append((force, rollback))
+            return
+        loop.call_soon_threadsafe(self._stop, force, rollback)
+
+    def stop_as_requested(self) -> None:
+        """Stop as `orchestrator stop` asked from elsewhere (its options are in the history)."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._stop_as_requested)
+
+    def _stop(self, force: bool, rollback: bool) -> None:
+        if self._releaser is not None:
+            self._releaser.request_stop(force=force, rollback=rollback)
+
+    def _stop_as_requested(self) -> None:
+        if self._releaser is None or self._store is None:
+            return
+        asked = None
+        with contextlib.suppress(StoreError):  # unreadable now: a plain stop, then
+            asked = self._store.stop_request(self.deployment_id or "")
+        rollback, force = asked or (False, False)
+        self._releaser.request_stop(force=force, rollback=rollback)
+
+    # -- for the API ------------------------------------------------------------------------------
+
+    def attach(self, releaser: Releaser, store: HistoryStore, rollout: Rollout) -> None:
+        """The release starts (called in its event loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._releaser, self._store = releaser, store
+        for force, rollback in self._early:
+            releaser.rollback_requested = releaser.rollback_requested or rollback
+            rollout.stop.set()
+            if force:
+                rollout.force.set()
+        self._early.clear()
+        if self._on_start is not None:
+            self._on_start(self)
+
+    def detach(self) -> None:
+        """The release ended: later requests go nowhere."""
+        try:
+            if self._on_end is not None:
+                self._on_end(self)
+        finally:
+            self._loop = self._releaser = self._store = None

@@ -1,0 +1,365 @@
+"""Deployments from Python: ``deploy``, ``rollback``, ``sync`` and ``resume``.
+
+Each loads and checks everything before any host is contacted (``ConfigError`` for bad input),
+takes the group's locks, runs the deployment and, when it fails and automatic rollback is on, its
+rollback; it returns when all that has ended, with the ``Deployment`` records. Progress goes to
+the event sinks the caller passes (and to the history store, always); nothing is printed, no
+signal handler is installed and nothing exits. Stop a running deployment through a
+``DeploymentControl`` (``api/control.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from orchestrator.api.control import DeploymentControl
+from orchestrator.api.settings import Settings
+from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, Rollout
+from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
+from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible
+from orchestrator.events import EventSink
+from orchestrator.install_plan import plan_for
+from orchestrator.integrations.webhooks import WebhookSink
+from orchestrator.limits import require_open_files
+from orchestrator.models.deployment_config import DeploymentConfig, DeploymentRules
+from orchestrator.models.hosts import HostSpec
+from orchestrator.models.inventory import Inventory, load_inventory
+from orchestrator.models.results import Deployment, RevisionInfo, new_deployment_id
+from orchestrator.revision import Revision, build_revision
+from orchestrator.selection import selected_hosts
+from orchestrator.state.locks import holder_info
+from orchestrator.state.store import HistoryStore
+
+FileExistsBehavior = Literal["DISALLOW", "OVERWRITE", "RETAIN"]
+InventoryArg = Inventory | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What every deployment accepts beyond its group and revision (the command line's options
+    of the same names)."""
+
+    config_name: str | None = None  # None: the group's deployment config, else OneAtATime
+    description: str = ""
+    file_exists_behavior: FileExistsBehavior | None = None  # the appspec's own setting wins
+    ignore_application_stop_failures: bool = False
+    auto_rollback: bool | None = None  # None: the group's auto_rollback setting
+    update_outdated_only: bool = False
+    lock_wait: float | None = None  # wait this long for the group's locks; None: do not wait
+    hook_kill_grace: float = HOOK_GRACE_SECONDS
+
+
+@dataclass
+class Outcome:
+    """What a deployment call produced."""
+
+    deployment: Deployment
+    rollback: Deployment | None = None  # the automatic rollback it triggered, if any
+    notes: list[str] = field(default_factory=list)  # for the operator: no rollback because...
+    failure: str | None = None  # a sink that failed (a full disk): why the deployment stopped
+
+
+def load_revision(spec: str, settings: Settings | None = None) -> Revision:
+    """Build and fully check a revision, its install plan included (``ConfigError``)."""
+    revision = build_revision(spec, (settings or Settings()).bundle_cache)
+    plan_for(revision, "DISALLOW")
+    return revision
+
+
+def deploy(
+    inventory: InventoryArg,
+    application: str,
+    group: str,
+    revision: Revision | str,
+    *,
+    options: DeployOptions | None = None,
+    settings: Settings | None = None,
+    sinks: Sequence[EventSink] = (),
+    control: DeploymentControl | None = None,
+) -> Outcome:
+    """Deploy ``revision`` (built, or a directory, archive or ``git:REPO@REF``) to the group."""
+    options, settings = options or DeployOptions(), settings or Settings()
+    loaded = _inventory(inventory)
+    if not isinstance(revision, Revision):
+        revision = load_revision(revision, settings)
+    rollout = new_rollout(loaded, application, group, revision, options)
+    return _release(rollout, loaded, options, settings, sinks, control)
+
+
+def rollback(
+    inventory: InventoryArg,
+    application: str,
+    group: str,
+    *,
+    to: str | None = None,
+    options: DeployOptions | None = None,
+    settings: Settings | None = None,
+    sinks: Sequence[EventSink] = (),
+    control: DeploymentControl | None = None,
+) -> Outcome:
+    """Redeploy the group's last successful revision (or deployment ``to``'s) to all its hosts,
+    from the bundle cache. ``RollbackImpossible`` when there is none."""
+    options, settings = options or DeployOptions(), settings or Settings()
+    loaded = _inventory(inventory)
+    previous, revision = earlier_revision(settings, application, group, to, "roll back to")
+    rollout = new_rollout(
+        loaded,
+        application,
+        group,
+        revision,
+        options,
+        creator="rollback",
+        rollback_info={
+            "rollbackMessage": f"manual rollback to the revision of {previous['deploymentId']}"
+        },
+        behavior=previous["fileExistsBehavior"],
+    )
+    return _release(rollout, loaded, options, settings, sinks, control)
+
+
+def sync(
+    inventory: InventoryArg,
+    application: str,
+    group: str,
+    *,
+    options: DeployOptions | None = None,
+    settings: Settings | None = None,
+    sinks: Sequence[EventSink] = (),
+    control: DeploymentControl | None = None,
+) -> Outcome:
+    """Deploy the group's last successful revision to the hosts that do not have it."""
+    options = replace(options or DeployOptions(), update_outdated_only=True)
+    settings = settings or Settings()
+    loaded = _inventory(inventory)
+    previous, revision = earlier_revision(settings, application, group, None, "sync hosts to")
+    rollout = new_rollout(
+        loaded,
+        application,
+        group,
+        revision,
+        options,
+        creator="sync",
+        behavior=previous["fileExistsBehavior"],
+    )
+    return _release(rollout, loaded, options, settings, sinks, control)
+
+
+def resume(
+    deployment_id: str,
+    inventory: InventoryArg,
+    *,
+    options: DeployOptions | None = None,
+    settings: Settings | None = None,
+    sinks: Sequence[EventSink] = (),
+    control: DeploymentControl | None = None,
+) -> Outcome:
+    """Complete a deployment whose process died, under the rules it recorded when it started
+    (records from before those were kept: the inventory's config of the recorded name)."""
+    options, settings = options or DeployOptions(), settings or Settings()
+    store = HistoryStore.open(settings.state)
+    try:
+        document = store.get(deployment_id)
+    finally:
+        store.close()
+    if document is None:
+        raise NotInHistory(f"no deployment {deployment_id} in the history")
+    recorded = Deployment.from_document(document)
+    if not recorded.interrupted:
+        state = "still running" if recorded.status == "InProgress" else recorded.status
+        raise InvalidRequest(f"deployment {deployment_id} was not interrupted: it is {state}")
+    recorded.interrupted = False  # it is no longer, once it runs again
+    loaded = _inventory(inventory)
+    application, group = recorded.application, recorded.group
+    revision = cached_revision(
+        settings.bundle_cache, recorded.revision.sha256, recorded.revision.source
+    )
+    hosts = selected_hosts(loaded, application, group)
+    if recorded.rules is not None:
+        rules = DeploymentRules.from_document(recorded.rules)
+    else:  # recorded before the rules were: the inventory's config of its name, as then
+        config_name = loaded.config_name_for(application, group, recorded.config_name)
+        rules = _rules(loaded.deployment_config(config_name), options)
+    missing = sorted(set(recorded.targets) - {host.name for host in hosts})
+    if missing:
+        raise InvalidRequest(
+            f"the inventory no longer selects {', '.join(missing)} for {application}/{group}"
+        )
+    rollout = build_rollout(
+        recorded,
+        revision,
+        rules,
+        [host for host in hosts if host.name in recorded.targets],
+        resume=True,
+    )
+    return _release(rollout, loaded, options, settings, sinks, control)
+
+
+def earlier_revision(
+    settings: Settings, application: str, group: str, deployment_id: str | None, purpose: str
+) -> tuple[dict[str, Any], Revision]:
+    """A deployment from the history (the named one, else the group's last successful) and its
+    revision from the bundle cache."""
+    store = HistoryStore.open(settings.state)
+    try:
+        previous = (
+            store.get(deployment_id) if deployment_id else store.last_successful(application, group)
+        )
+    finally:
+        store.close()
+    if previous is None:
+        raise RollbackImpossible(
+            f"no deployment {deployment_id}"
+            if deployment_id
+            else f"{application}/{group} has no successful deployment to {purpose}"
+        )
+    revision = cached_revision(
+        settings.bundle_cache, previous["revision"]["sha256"], previous["revision"]["source"]
+    )
+    return previous, revision
+
+
+def _inventory(inventory: InventoryArg) -> Inventory:
+    return inventory if isinstance(inventory, Inventory) else load_inventory(Path(inventory))
+
+
+def _rules(config: DeploymentConfig, options: DeployOptions) -> DeploymentRules:
+    return DeploymentRules(config, options.hook_kill_grace, options.update_outdated_only)
+
+
+def new_rollout(
+    inventory: Inventory,
+    application: str,
+    group: str,
+    revision: Revision,
+    options: DeployOptions,
+    *,
+    creator: str = "user",
+    rollback_info: dict[str, Any] | None = None,
+    behavior: str | None = None,
+) -> Rollout:
+    """A new deployment, everything checked and planned before any host is contacted."""
+    group_spec = inventory.group(application, group)
+    hosts = selected_hosts(inventory, application, group)
+    config = inventory.deployment_config(
+        inventory.config_name_for(application, group, options.config_name)
+    )
+    behavior = behavior or (
+        revision.appspec.model.file_exists_behavior
+        or options.file_exists_behavior
+        or group_spec.file_exists_behavior
+        or "DISALLOW"
+    )
+    plan_for(revision, behavior)  # a conflict is a ConfigError before the deployment exists
+    rules = _rules(config, options)
+    deployment = Deployment(
+        deployment_id=new_deployment_id(),
+        application=application,
+        group=group,
+        group_id=inventory.group_id(application, group),
+        revision=RevisionInfo(
+            revision.source, revision.sha256, revision.size, revision.kind, revision.commit
+        ),
+        config_name=config.name,
+        creator=creator,
+        description=options.description,
+        file_exists_behavior=behavior,
+        ignore_application_stop_failures=options.ignore_application_stop_failures
+        or group_spec.ignore_application_stop_failures,
+        rollback_info=rollback_info,
+        rules=rules.to_document(),
+    )
+    return build_rollout(deployment, revision, rules, hosts)
+
+
+def build_rollout(
+    deployment: Deployment,
+    revision: Revision,
+    rules: DeploymentRules,
+    hosts: Sequence[HostSpec],
+    *,
+    resume: bool = False,
+) -> Rollout:
+    """The one place the API makes the engine's ``Rollout``."""
+    holder = holder_info(deployment.deployment_id)
+    return Rollout(
+        deployment,
+        revision,
+        plan_for(revision, deployment.file_exists_behavior),
+        rules.config,
+        hosts,
+        rules.hook_grace,
+        update_outdated_only=rules.update_outdated_only,
+        resume=resume,
+        lock_holder=f"holder={holder['holder']}\npid={holder['pid']}\nsince={holder['since']}",
+    )
+
+
+def _policy(
+    inventory: Inventory, application: str, group: str, options: DeployOptions
+) -> ReleasePolicy:
+    settings = inventory.group(application, group).auto_rollback
+    return ReleasePolicy(
+        auto_rollback=settings.enabled if options.auto_rollback is None else options.auto_rollback,
+        rollback_on_failure="DEPLOYMENT_FAILURE" in settings.events,
+        rollback_on_stop="DEPLOYMENT_STOP_ON_REQUEST" in settings.events,
+        lock_wait=options.lock_wait or 0.0,
+    )
+
+
+def _release(
+    rollout: Rollout,
+    inventory: Inventory,
+    options: DeployOptions,
+    settings: Settings,
+    sinks: Sequence[EventSink],
+    control: DeploymentControl | None,
+) -> Outcome:
+    """Run the release: the deployment, and the rollback it may trigger."""
+    application, group = rollout.deployment.application, rollout.deployment.group
+    from orchestrator.transport.ssh import descriptors_for  # noqa: PLC0415 - asyncssh, deferred
+
+    require_open_files(descriptors_for(rollout.hosts), len(rollout.hosts))
+    policy = _policy(inventory, application, group, options)
+    triggers = inventory.group(application, group).triggers
+    store = HistoryStore.open(settings.state)
+    webhooks = WebhookSink(triggers)
+    try:
+        releaser = Releaser(
+            store,
+            settings.transport(),
+            [store, *sinks, *([webhooks] if triggers else [])],
+            settings.state_dir,
+            settings.bundle_cache,
+        )
+        release = asyncio.run(_run(releaser, rollout, policy, store, webhooks, control))
+    finally:
+        store.close()
+    return Outcome(
+        release.deployment,
+        release.rollback,
+        [*release.notes, *webhooks.problems],
+        release.failure,
+    )
+
+
+async def _run(
+    releaser: Releaser,
+    rollout: Rollout,
+    policy: ReleasePolicy,
+    store: HistoryStore,
+    webhooks: WebhookSink,
+    control: DeploymentControl | None,
+) -> Release:
+    if control is not None:
+        control.attach(releaser, store, rollout)
+    try:
+        return await releaser.run(rollout, policy)
+    finally:
+        if control is not None:
+            control.detach()
+        await webhooks.drain()

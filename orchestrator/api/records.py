@@ -1,0 +1,155 @@
+"""What the history holds, and stopping a deployment that another process runs.
+
+``status``, ``history`` and ``logs`` only read the history store (no inventory, no pydantic
+models, no SSH). ``stop`` asks a running deployment's process to stop, as `orchestrator stop`
+does; ``request_stop`` and ``wait_stopped`` are its two halves, for a caller that reports between
+them.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from orchestrator.api.settings import Settings
+from orchestrator.errors import InvalidRequest, NotInHistory
+from orchestrator.models.results import Deployment
+from orchestrator.state.store import HistoryStore, process_runs_orchestrator
+
+STOP_POLL = 0.2
+
+
+def status(deployment_id: str | None = None, *, settings: Settings | None = None) -> Deployment:
+    """One deployment (the latest when no id is given), per host and lifecycle event; one that
+    is InProgress with its process gone is marked ``interrupted``. ``NotInHistory`` if none."""
+    store = HistoryStore.open((settings or Settings()).state, readonly=True)
+    try:
+        document = store.get(deployment_id)
+    finally:
+        store.close()
+    if document is None:
+        raise NotInHistory(
+            f"no deployment {deployment_id or ''} in the history at {store.path}".replace("  ", " ")
+        )
+    return Deployment.from_document(document)
+
+
+def history(
+    application: str | None = None,
+    group: str | None = None,
+    limit: int = 20,
+    *,
+    settings: Settings | None = None,
+) -> list[Deployment]:
+    """Past deployments, newest first."""
+    store = HistoryStore.open((settings or Settings()).state, readonly=True)
+    try:
+        documents = store.history(application, group, limit, targets=True)
+    finally:
+        store.close()
+    return [Deployment.from_document(document) for document in documents]
+
+
+def logs(
+    deployment_id: str,
+    host: str | None = None,
+    event: str | None = None,
+    *,
+    settings: Settings | None = None,
+) -> list[tuple[str, str, str]]:
+    """(host, lifecycle event, output) of a deployment, in host and lifecycle order."""
+    store = HistoryStore.open((settings or Settings()).state, readonly=True)
+    try:
+        if store.get(deployment_id) is None:
+            raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
+        return store.logs(deployment_id, host, event)
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True)
+class StopRequested:
+    """How a stop request went: ``asked`` (its process was signalled), ``interrupted`` (its
+    process was gone: recorded as Stopped at once) or ``ended`` (it ended meanwhile)."""
+
+    outcome: Literal["asked", "interrupted", "ended"]
+    pid: int
+
+
+def request_stop(
+    deployment_id: str,
+    *,
+    rollback: bool = False,
+    force: bool = False,
+    settings: Settings | None = None,
+) -> StopRequested:
+    """Ask a deployment that runs on this machine to stop (``InvalidRequest`` when it does not
+    run, or runs elsewhere)."""
+    store = HistoryStore.open((settings or Settings()).state)
+    try:
+        document = store.get(deployment_id)
+        if document is None:
+            raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
+        if document["status"] != "InProgress":
+            raise InvalidRequest(
+                f"deployment {deployment_id} is not running: it {document['status']}"
+            )
+        runner = store.runner(deployment_id)
+        assert runner is not None
+        controller, machine = runner
+        pid = controller.pid
+        if machine != socket.gethostname():
+            raise InvalidRequest(f"deployment {deployment_id} runs on {machine}: stop it there")
+        if not process_runs_orchestrator(controller):
+            store.mark_stopped(deployment_id, "stopped after its orchestrator process was gone")
+            return StopRequested("interrupted", pid)
+        store.request_stop(deployment_id, rollback=rollback, force=force)
+        # Only the very process recorded (its pid and start time), never another that got its pid.
+        signalled = controller.send(signal.SIGUSR1)
+        if not signalled and controller.start is not None:
+            return StopRequested("ended", pid)  # its own conclusion records the deployment
+        if not signalled:
+            raise InvalidRequest(
+                f"deployment {deployment_id}'s process {pid} cannot be told apart from another "
+                "process with its pid (an orchestrator from before start times were recorded): "
+                "stop it with Ctrl-C or SIGTERM where it runs"
+            )
+        return StopRequested("asked", pid)
+    finally:
+        store.close()
+
+
+def wait_stopped(
+    deployment_id: str, wait_seconds: float, *, settings: Settings | None = None
+) -> str | None:
+    """Its status once no longer InProgress, or None if it still is after ``wait_seconds``."""
+    store = HistoryStore.open((settings or Settings()).state)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            current = store.get(deployment_id)
+            if current is not None and current["status"] != "InProgress":
+                return str(current["status"])
+            time.sleep(STOP_POLL)  # another process concludes; bounded by wait_seconds
+        return None
+    finally:
+        store.close()
+
+
+def stop(
+    deployment_id: str,
+    *,
+    rollback: bool = False,
+    force: bool = False,
+    wait_seconds: float = 600,
+    settings: Settings | None = None,
+) -> str | None:
+    """``request_stop`` then ``wait_stopped``: the deployment's status once stopped (``Stopped``,
+    or how it ended meanwhile), None if it is still stopping after ``wait_seconds``."""
+    requested = request_stop(deployment_id, rollback=rollback, force=force, settings=settings)
+    if requested.outcome == "interrupted":
+        return "Stopped"
+    return wait_stopped(deployment_id, wait_seconds, settings=settings)
