@@ -1,13 +1,14 @@
 """Where orchestrator keeps what it knows, and how it connects: what every API call shares.
 
-The defaults are the command line's: the history store in the user state dir (``--state``), the
-bundle cache in the user cache dir (``ORCHESTRATOR_CACHE``), the transport's handshake cap.
+The defaults are the command line's: the history store of ``ORCHESTRATOR_STATE`` else in the user
+state dir, the bundle cache of ``ORCHESTRATOR_CACHE`` else in the user cache dir, the transport's
+handshake cap.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,8 @@ class Settings:
     """Where the history, the locks and the bundle cache are, and how many SSH handshakes may
     be in flight at once."""
 
-    state: str | None = None  # the history store's URL or path; None: the user state dir
+    # The history store's URL or path (default $ORCHESTRATOR_STATE); None: the user state dir.
+    state: str | None = field(default_factory=lambda: os.environ.get("ORCHESTRATOR_STATE") or None)
     cache: Path | None = None  # None: $ORCHESTRATOR_CACHE, else the user cache dir
     max_handshakes: int | None = None  # None: the transport's default (32)
 
