@@ -1,6 +1,6 @@
 """The Install step's instructions, computed on the controller from the manifest (pure, no I/O).
 
-The host only executes them (``transport/remote/install.sh``), in one round trip. What the
+The host only executes them (``hostproto/programs/install.sh``), in one round trip. What the
 previous install owns (to remove it, or to adopt a file already at a destination) the host reads
 from its own cleanup file: it never travels, so the stream is the same for every host. The rules
 are the CodeDeploy agent's (codedeploy-semantics §2.2-§2.4): a file source lands at

@@ -17,8 +17,9 @@ from orchestrator.api import selected_hosts
 from orchestrator.cli.context import CliContext, pass_context, ssh_transport, usage_errors
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import APP, GROUP
-from orchestrator.engine.remote import LockState, RemoteHost
+from orchestrator.engine.remote import LockMode, LockReply, RemoteHost
 from orchestrator.errors import HostError
+from orchestrator.hostproto.replies import LockState
 from orchestrator.models.hosts import HostSpec
 from orchestrator.state.locks import LocalLock, describe
 from orchestrator.state.process import ProcessIdentity
@@ -89,11 +90,11 @@ def lock() -> None:
 
 
 async def _host_locks(
-    hosts: list[HostSpec], group_id: str, mode: str, ctx: CliContext
-) -> list[tuple[str, LockState | str]]:
+    hosts: list[HostSpec], group_id: str, mode: LockMode, ctx: CliContext
+) -> list[tuple[str, LockReply | str]]:
     transport = ssh_transport(ctx.max_handshakes, ctx.accept_new_file)()
 
-    async def one(host: HostSpec) -> tuple[str, LockState | str]:
+    async def one(host: HostSpec) -> tuple[str, LockReply | str]:
         try:
             session = await transport.connect(host)
         except HostError as exc:
@@ -112,7 +113,7 @@ async def _host_locks(
 
 
 def _show(
-    ctx: CliContext, local: LocalLock, rows: list[tuple[str, LockState | str]], title: str
+    ctx: CliContext, local: LocalLock, rows: list[tuple[str, LockReply | str]], title: str
 ) -> None:
     holder = local.holder()
     ctx.out.print(escape(f"this machine: {'held by ' + describe(holder) if holder else 'free'}"))
@@ -122,11 +123,11 @@ def _show(
     for name, state in rows:
         if isinstance(state, str):
             table.add_row(escape(name), "[red]unreachable[/]", escape(state), "")
-        elif state.state == "failed":
-            error = state.holder.get("error", "")
+        elif state.state == LockState.FAILED:
+            error = state.error or ""
             table.add_row(escape(name), "[red]failed[/]", escape(error), "")
         else:
-            age = state.holder.get("heartbeat_age", "")
+            age = state.heartbeat_age or ""
             table.add_row(
                 escape(name),
                 escape(state.state),
@@ -145,7 +146,7 @@ def lock_status(ctx: CliContext, application: str, group: str) -> None:
     inventory = ctx.inventory()
     group_id = inventory.group_id(application, group)
     rows = asyncio.run(
-        _host_locks(selected_hosts(inventory, application, group), group_id, "status", ctx)
+        _host_locks(selected_hosts(inventory, application, group), group_id, LockMode.STATUS, ctx)
     )
     _show(
         ctx,
@@ -212,10 +213,10 @@ def lock_release(
     finally:
         store.close()
     rows = asyncio.run(
-        _host_locks(selected_hosts(inventory, application, group), group_id, "break", ctx)
+        _host_locks(selected_hosts(inventory, application, group), group_id, LockMode.BREAK, ctx)
     )
     _show(ctx, local, rows, f"{application}/{group} locks broken")
-    if any(isinstance(state, str) or state.state == "failed" for _, state in rows):
+    if any(isinstance(state, str) or state.state == LockState.FAILED for _, state in rows):
         raise click.exceptions.Exit(ExitCode.FAILED)
 
 

@@ -20,8 +20,8 @@ from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
 from orchestrator.engine.deployment import HOOK_GRACE_SECONDS
 from orchestrator.events import EventSink
+from orchestrator.hostproto.requests import MAX_SECONDS
 from orchestrator.models.results import FAILED, STOPPED, SUCCEEDED, Deployment
-from orchestrator.transport.remote.wire import MAX_SECONDS
 
 
 class _Seconds(click.ParamType[float]):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.engine.host import EVENTS, HostJob, HostRun
-from orchestrator.engine.remote import LockState, Probe, RemoteHost
+from orchestrator.engine.remote import LockMode, LockReply, Probe, RemoteHost
 from orchestrator.errors import HostError, LockHeld
 from orchestrator.events import (
     Broadcast,
@@ -31,6 +31,7 @@ from orchestrator.events import (
     TargetStarted,
     ZoneBaking,
 )
+from orchestrator.hostproto.replies import LockState
 from orchestrator.install_plan import InstallPlan
 from orchestrator.models.deployment_config import DeploymentConfig
 from orchestrator.models.hosts import HostSpec
@@ -199,7 +200,7 @@ class DeploymentRunner:
 
     async def _connect_all(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         group_id = self.deployment.group_id
-        locks: dict[str, LockState] = {}
+        locks: dict[str, LockReply] = {}
 
         async def connect(host: HostSpec) -> str | None:
             try:
@@ -216,9 +217,9 @@ class DeploymentRunner:
                         f"the host lacks {', '.join(probe.missing_tools)}, which orchestrator "
                         "runs on every host (the README lists what hosts need)"
                     )
-                if lock.state == "failed":
+                if lock.state == LockState.FAILED:
                     # Not ours and nobody else's (a full disk on the host): a failed target.
-                    error = lock.holder.get("error") or "unknown error"
+                    error = lock.error or "unknown error"
                     return f"cannot take the deployment group's lock on the host: {error}"
                 locks[host.name] = lock
             except HostError as exc:
@@ -227,7 +228,7 @@ class DeploymentRunner:
 
         results = await asyncio.gather(*(connect(h) for h in self.rollout.hosts))
         for name, lock in list(locks.items()):
-            left_over = lock.holder.get("deployment", "")
+            left_over = lock.deployment or ""
             if not lock.ours and left_over and self.rollout.finished(left_over):
                 with contextlib.suppress(HostError):
                     locks[name] = await self.remotes[name].take_over_lock(
@@ -250,7 +251,7 @@ class DeploymentRunner:
             h.name: m for h, m in zip(self.rollout.hosts, results, strict=True) if m is not None
         }
         taken_over = {
-            name: lock.holder for name, lock in locks.items() if lock.state == "took-over"
+            name: lock.holder for name, lock in locks.items() if lock.state == LockState.TOOK_OVER
         }
         return unreachable, taken_over
 
@@ -404,7 +405,7 @@ class DeploymentRunner:
             names = [name for name in self.remotes if name in self.locked - self.lost.keys()]
             results = await asyncio.gather(*(self._beat(name, interval) for name in names))
             for name, result in zip(names, results, strict=True):
-                if isinstance(result, LockState) and result.state == "lost":
+                if isinstance(result, LockReply) and result.state == LockState.LOST:
                     self._lose(name, result)
                     continue
                 problem = self._heartbeat_problem(result, interval)
@@ -412,27 +413,27 @@ class DeploymentRunner:
                     told.add((name, problem[0]))
                     self.emit(Notice(self.deployment, problem[1], name))
 
-    async def _beat(self, name: str, timeout: float) -> LockState | None:
+    async def _beat(self, name: str, timeout: float) -> LockReply | None:
         """One host's heartbeat; None when it did not answer in time. A connection that died
         is the host's lifecycle's business (it reconnects); its lock is refreshed again then."""
         try:
             return await asyncio.wait_for(
-                self.remotes[name].lock("heartbeat", self.deployment.deployment_id), timeout
+                self.remotes[name].lock(LockMode.HEARTBEAT, self.deployment.deployment_id), timeout
             )
         except TimeoutError:
             return None
         except HostError:
-            return LockState("unreachable")
+            return LockReply(LockState.UNREACHABLE)
 
-    def _lose(self, name: str, lock: LockState) -> None:
-        holder = f" by {describe(lock.holder)}" if lock.holder.get("deployment") else ""
+    def _lose(self, name: str, lock: LockReply) -> None:
+        holder = f" by {describe(lock.holder)}" if lock.deployment else ""
         self.lost[name] = (
             f"the deployment group's lock on this host was taken over{holder}: no further "
             "lifecycle event of this deployment runs here"
         )
         self.emit(Notice(self.deployment, self.lost[name], name))
 
-    def _heartbeat_problem(self, lock: LockState | None, interval: float) -> tuple[str, str] | None:
+    def _heartbeat_problem(self, lock: LockReply | None, interval: float) -> tuple[str, str] | None:
         """(kind, what to say) for a heartbeat that did not refresh the lock."""
         ttl = self.rollout.lock_ttl
         if lock is None:
@@ -441,9 +442,9 @@ class DeploymentRunner:
                 f"heartbeats go on); after {ttl} s without one another deployment may take "
                 "this host's lock over, and the next heartbeat that answers says so"
             )
-        if lock.state == "failed":
+        if lock.state == LockState.FAILED:
             return "failed", (
-                f"cannot refresh the group's lock on this host: {lock.holder.get('error', '')}; "
+                f"cannot refresh the group's lock on this host: {lock.error or ''}; "
                 f"after {ttl} s without one another deployment may take it over"
             )
         return None
@@ -480,17 +481,17 @@ class DeploymentRunner:
             remote = self.remotes.pop(name)
             released = None
             try:
-                released = await remote.lock("release", self.deployment.deployment_id)
+                released = await remote.lock(LockMode.RELEASE, self.deployment.deployment_id)
             except HostError:
                 # The connection died (the host's sshd, say): one fresh one to release the lock,
                 # or the next deployment waits for the lock's TTL.
                 with contextlib.suppress(HostError):
                     remote = await self._reconnect(remote)
                     self.remotes.pop(name, None)
-                    released = await remote.lock("release", self.deployment.deployment_id)
-            if released is not None and released.state == "failed":
+                    released = await remote.lock(LockMode.RELEASE, self.deployment.deployment_id)
+            if released is not None and released.state == LockState.FAILED:
                 message = (
-                    f"cannot release the group's lock on this host: {released.holder.get('error')}"
+                    f"cannot release the group's lock on this host: {released.error}"
                     f"; the next deployment takes it over {self.rollout.lock_ttl} s after its "
                     "last heartbeat"
                 )

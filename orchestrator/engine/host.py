@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from orchestrator.engine.remote import (
     HOOK_RESULT_SLACK,
     MISSING_APPSPEC,
+    HookCode,
     HookResult,
     Probe,
     RemoteHost,
@@ -256,7 +257,7 @@ class HostRun:
                 f"Script at specified location: {script.location} was not run: "
                 "the deployment was stopped with --force"
             )
-            return HookResult(1, "ScriptFailed", message, "", "", "")
+            return HookResult(1, HookCode.SCRIPT_FAILED, message, "", "", "")
         self.current_hook = (event, index)
         try:
             return await self._run_or_collect(event, index, script, archive)

@@ -2,7 +2,7 @@
 
 The operating system releases an flock when its process dies, however it dies, so a crashed
 rollout never leaves this lock behind; the file keeps the holder's description for messages.
-The hosts hold the other half (``transport/remote/lock.sh``), for rollouts from other machines.
+The hosts hold the other half (``hostproto/programs/lock.sh``), for rollouts from other machines.
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
 """The transport interface the engine talks to: connect to a host, run commands, send files.
 
-``transport.ssh`` implements it over asyncssh; unit tests of the engine use a scripted fake.
+``transport.ssh`` implements it over asyncssh; unit tests of the engine use a scripted fake. What
+runs on the host is not the transport's business: a session runs the functions of a
+``SessionScript`` it is given (``orchestrator.hostproto`` is the one there is) and hands back
+their framed replies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -17,7 +21,7 @@ class CommandResult:
     exit_status: int | None  # None when the command died by a signal
     stdout: str  # what the programs printed outside any frame (a plain command's whole stdout)
     stderr: str
-    # The programs' framed reply sections, (name, bytes) in order (``remote/wire.py``).
+    # The framed reply sections, (name, bytes) in order (``hostproto/framing.py``).
     frames: tuple[tuple[str, bytes], ...] = ()
 
     @property
@@ -26,12 +30,58 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
-class ProgramCall:
-    """One of the shipped host programs (``transport/remote/<program>.sh``) with its arguments,
-    run as root when the host's ``become`` says so."""
+class ScriptCall:
+    """A function of the session's script with its arguments: what ``HostSession.call`` runs.
+    The transport does not know what it does."""
 
-    program: str
+    name: str
     args: tuple[str, ...] = ()
+
+
+class ReplyOverflow(Exception):
+    """A reply grew past the limit of what a reply may hold (the transport names the host)."""
+
+
+class ReplyStream(Protocol):
+    async def next(self) -> CommandResult:
+        """The next reply off the runner's stream; ``EOFError`` when the stream ends within it,
+        ``ReplyOverflow`` when it outgrows the limit (the stream is then unusable)."""
+        ...
+
+
+class SessionScript(Protocol):
+    """What a session runs on its host, as the transport carries it without knowing what it
+    does: a runner that serves calls one after another on one channel, or a call on a channel of
+    its own; each is told a secret first, and frames its reply with it."""
+
+    def runner(self) -> str:
+        """The runner's text, run as ``sh -c TEXT runner``; its requests are ``request``."""
+        ...
+
+    def standalone(self, name: str) -> tuple[str, Mapping[str, str]]:
+        """The text that runs the function ``name`` on a channel of its own, and the
+        environment it needs there."""
+        ...
+
+    def new_secret(self) -> str: ...
+
+    def secret_line(self, secret: str) -> bytes:
+        """What the runner, or each call on a channel, reads first from its stdin."""
+        ...
+
+    def request(self, calls: Sequence[ScriptCall], stdin_size: int) -> bytes:
+        """The runner's request for ``calls``, followed by ``stdin_size`` bytes of stdin."""
+        ...
+
+    def replies(self, read: Callable[[int], Awaitable[bytes]], secret: str) -> ReplyStream:
+        """The runner's replies, read off its stdout with ``read``."""
+        ...
+
+    def channel_result(
+        self, exit_status: int | None, stdout: bytes, stderr: bytes, secret: str
+    ) -> CommandResult:
+        """What calls on a channel of their own replied."""
+        ...
 
 
 class HostSession(Protocol):
@@ -53,16 +103,16 @@ class HostSession(Protocol):
 
     async def call(
         self,
-        *calls: ProgramCall,
+        *calls: ScriptCall,
         stdin: bytes | None = None,
         stdin_file: Path | None = None,
         timeout: float | None = None,
         step: bool = True,
     ) -> CommandResult:
-        """Run host programs one after another, each only if the one before succeeded (a probe
-        that fails the host takes no lock), their outputs concatenated. A ``step`` of the
-        deployment waits for the session's runner; anything else (a heartbeat, an abort) gets a
-        channel of its own when the runner is busy."""
+        """Run the session script's functions one after another, each only if the one before
+        succeeded (a probe that fails the host takes no lock), their outputs concatenated. A
+        ``step`` of the deployment waits for the session's runner; anything else (a heartbeat,
+        an abort) gets a channel of its own when the runner is busy."""
         ...
 
     async def close(self) -> None: ...

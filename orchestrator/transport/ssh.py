@@ -2,9 +2,10 @@
 through it, the only modules that import asyncssh).
 
 One connection per host. Its steps go, one after another, to a host-side runner that stays on
-one channel for the session (``remote/runner.sh``): a step then costs the host a fork, not a new
-channel with its login shell. What comes while the runner is busy (a lock heartbeat during a
-hook, ``stop --force``) gets a channel of its own, capped below sshd's MaxSessions of 10.
+one channel for the session (the ``SessionScript``'s, which the transport is given): a step then
+costs the host a fork, not a new channel with its login shell. What comes while the runner is
+busy (a lock heartbeat during a hook, ``stop --force``) gets a channel of its own, capped below
+sshd's MaxSessions of 10.
 A global cap on concurrent handshakes, separate from how many hosts stay connected; bounded
 retries with jitter for connection errors only, never for authentication, host keys or client
 settings. asyncssh and OS errors are translated into ``orchestrator.errors`` in the transport and
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +35,8 @@ from orchestrator.errors import (
 )
 from orchestrator.models.hosts import HostSpec
 from orchestrator.private_paths import private_file
-from orchestrator.transport.base import CommandResult, ProgramCall
-from orchestrator.transport.remote import channel_program, program, runner_program, wire
+from orchestrator.transport.base import CommandResult, ReplyOverflow, ScriptCall, SessionScript
+from orchestrator.transport.commands import channel_command, runner_command
 from orchestrator.transport.ssh_config import Route, config_paths, resolve
 
 
@@ -166,52 +166,36 @@ def _mentions_proxy_command(path: Path) -> bool:
 RUNNER_CHUNK = 32 * 1024  # one SSH packet: a slow host holds at most this much in memory
 
 
-def _become(host: HostSpec) -> str:
-    return "sudo -n " if host.user != "root" and host.become == "sudo" else ""
-
-
-def _launched(call: ProgramCall) -> dict[str, str]:
-    """The env a program needs to launch others: ``hook`` starts ``supervise`` from its text."""
-    return {"ORCHESTRATOR_SUPERVISE": program("supervise")} if call.program == "hook" else {}
-
-
-def channel_command(host: HostSpec, calls: tuple[ProgramCall, ...]) -> str:
-    """``[sudo -n] [env K=V...] sh -c '<program>' NAME ARGS; ...``: each program travels inline.
-    Each reads the session's secret from stdin first (``wire``): one line per call."""
-    commands = []
-    for call in calls:
-        env = _launched(call)
-        assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-        prefix = f"env {assignments} " if assignments else ""
-        quoted = " ".join(shlex.quote(arg) for arg in call.args)
-        text = shlex.quote(channel_program(call.program))
-        commands.append(f"{_become(host)}{prefix}sh -c {text} {call.program} {quoted}")
-    return " && ".join(commands)
-
-
 class _Runner:
-    """The host-side runner on one channel: a request at a time, its reply framed (``wire``)."""
+    """The host-side runner on one channel: a request at a time, its reply framed."""
 
     def __init__(
-        self, host: HostSpec, process: asyncssh.SSHClientProcess[bytes], secret: str
+        self,
+        host: HostSpec,
+        process: asyncssh.SSHClientProcess[bytes],
+        secret: str,
+        script: SessionScript,
     ) -> None:
         self._host = host
         self._process = process
-        self._replies = wire.RunnerReplies(process.stdout.read, secret)
+        self._script = script
+        self._replies = script.replies(process.stdout.read, secret)
 
     @classmethod
-    async def start(cls, host: HostSpec, connection: asyncssh.SSHClientConnection) -> _Runner:
-        secret = wire.new_secret()
-        command = f"{_become(host)}sh -c {shlex.quote(runner_program())} runner"
+    async def start(
+        cls, host: HostSpec, connection: asyncssh.SSHClientConnection, script: SessionScript
+    ) -> _Runner:
+        secret = script.new_secret()
+        command = runner_command(host, script)
         with _mapped_errors(host):
             process = await connection.create_process(command, encoding=None)
             # On its stdin, never its command line: `ps` on the host would show it to anyone.
-            process.stdin.write(wire.secret_line(secret))
-        return cls(host, process, secret)
+            process.stdin.write(script.secret_line(secret))
+        return cls(host, process, secret, script)
 
     async def run(
         self,
-        calls: tuple[ProgramCall, ...],
+        calls: tuple[ScriptCall, ...],
         stdin: bytes | None,
         stdin_file: Path | None,
         uploads: asyncio.Semaphore,
@@ -220,14 +204,14 @@ class _Runner:
             return await self._request(calls, stdin, stdin_file, uploads)
         except (EOFError, ConnectionError) as exc:
             raise Unreachable(self._host.name, await self._ended()) from exc
-        except wire.ReplyOverflow as exc:
-            programs = ", ".join(call.program for call in calls)
+        except ReplyOverflow as exc:
+            programs = ", ".join(call.name for call in calls)
             message = f"{programs}: the host sent {exc}, more than any reply of ours: not read"
             raise ReplyTooLarge(self._host.name, message) from exc
 
     async def _request(
         self,
-        calls: tuple[ProgramCall, ...],
+        calls: tuple[ScriptCall, ...],
         stdin: bytes | None,
         stdin_file: Path | None,
         uploads: asyncio.Semaphore,
@@ -235,7 +219,7 @@ class _Runner:
         size = stdin_file.stat().st_size if stdin_file is not None else len(stdin or b"")
         writer = self._process.stdin
         with _mapped_errors(self._host, passing=(EOFError, ConnectionError)):
-            writer.write(wire.runner_request(calls, size) + (stdin or b""))
+            writer.write(self._script.request(calls, size) + (stdin or b""))
             if stdin_file is not None:
                 async with uploads:  # held while sending, not while the host unpacks
                     with stdin_file.open("rb") as handle:
@@ -258,17 +242,19 @@ class _Runner:
 
 
 class SshSession:
-    """One connection to one host."""
+    """One connection to one host, running ``script``'s calls."""
 
     def __init__(
         self,
         host: HostSpec,
         connection: asyncssh.SSHClientConnection,
         channels: int,
+        script: SessionScript,
         uploads: asyncio.Semaphore | None = None,
     ) -> None:
         self._host = host
         self._connection = connection
+        self._script = script
         self._uploads = uploads or asyncio.Semaphore(1)
         # The runner holds one channel for the session; the rest are for what comes meanwhile.
         self._channels = asyncio.Semaphore(max(1, channels - 1))
@@ -281,7 +267,7 @@ class SshSession:
 
     async def call(
         self,
-        *calls: ProgramCall,
+        *calls: ScriptCall,
         stdin: bytes | None = None,
         stdin_file: Path | None = None,
         timeout: float | None = None,
@@ -292,7 +278,7 @@ class SshSession:
         async with self._runner_busy:
             try:
                 if self._runner is None:
-                    self._runner = await _Runner.start(self._host, self._connection)
+                    self._runner = await _Runner.start(self._host, self._connection, self._script)
                 running = self._runner.run(calls, stdin, stdin_file, self._uploads)
                 return await asyncio.wait_for(running, timeout)
             except BaseException as exc:
@@ -306,11 +292,12 @@ class SshSession:
                 raise
 
     async def _channel_call(
-        self, calls: tuple[ProgramCall, ...], stdin: bytes | None, timeout: float | None
+        self, calls: tuple[ScriptCall, ...], stdin: bytes | None, timeout: float | None
     ) -> CommandResult:
-        """Programs on a channel of their own, each given the channel's secret first."""
-        secret = wire.new_secret()
-        command = channel_command(self._host, calls)
+        """Calls on a channel of their own, each given the channel's secret first."""
+        script = self._script
+        secret = script.new_secret()
+        command = channel_command(self._host, calls, script)
         async with self._channels:
             with _mapped_errors(self._host):
                 result = await self._connection.run(
@@ -318,9 +305,9 @@ class SshSession:
                     check=False,
                     timeout=timeout,
                     encoding=None,
-                    input=wire.secret_line(secret) * len(calls) + (stdin or b""),
+                    input=script.secret_line(secret) * len(calls) + (stdin or b""),
                 )
-        return wire.channel_result(
+        return script.channel_result(
             result.exit_status if result.exit_signal is None else None,
             _bytes(result.stdout),
             _bytes(result.stderr),
@@ -377,11 +364,16 @@ def _bytes(data: Any) -> bytes:
 
 
 class SshTransport:
-    """Opens ``SshSession`` objects under a shared handshake cap."""
+    """Opens ``SshSession`` objects under a shared handshake cap, each running ``script``."""
 
     def __init__(
-        self, limits: SshLimits | None = None, accept_new_file: Path | None = None
+        self,
+        limits: SshLimits | None = None,
+        accept_new_file: Path | None = None,
+        *,
+        script: SessionScript,
     ) -> None:
+        self.script = script
         self.limits = limits or SshLimits()
         self._handshakes = asyncio.Semaphore(self.limits.max_handshakes)
         self._uploads = asyncio.Semaphore(self.limits.max_uploads)
@@ -408,9 +400,8 @@ class SshTransport:
                 async with self._handshakes:
                     route = resolve(host)
                     connection = await self._open(route)
-                return SshSession(
-                    route.host, connection, self.limits.max_channels_per_host, self._uploads
-                )
+                channels = self.limits.max_channels_per_host
+                return SshSession(route.host, connection, channels, self.script, self._uploads)
             except (Unreachable, ConnectTimeout):
                 if attempt == self.limits.connect_retries:
                     raise

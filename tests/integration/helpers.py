@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from orchestrator.cli.main import cli
 from orchestrator.engine.deployment import DeploymentRunner, Rollout
 from orchestrator.events import Event, LifecycleEventStarted
+from orchestrator.hostproto import HOST_PROGRAMS
 from orchestrator.install_plan import build_install_plan
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.deployment_config import PREDEFINED
@@ -46,7 +47,7 @@ def served_addresses(specs: list[HostSpec]) -> list[str]:
     (so hosts behind the same bastion share its connection)."""
 
     async def connect_all() -> list[str]:
-        transport = SshTransport(NO_RETRY)
+        transport = SshTransport(NO_RETRY, script=HOST_PROGRAMS)
         sessions = await asyncio.gather(*(transport.connect(spec) for spec in specs))
         try:
             results = await asyncio.gather(*(s.run('echo "$SSH_CONNECTION"') for s in sessions))
@@ -61,7 +62,7 @@ def served_addresses(specs: list[HostSpec]) -> list[str]:
 
 def run_on(host: HostSpec, command: str, transport: SshTransport | None = None) -> CommandResult:
     async def go() -> CommandResult:
-        session = await (transport or SshTransport(NO_RETRY)).connect(host)
+        session = await (transport or SshTransport(NO_RETRY, script=HOST_PROGRAMS)).connect(host)
         try:
             return await session.run(command, timeout=30)
         finally:
@@ -233,7 +234,9 @@ def engine_run(
         )
         store = HistoryStore.open(os.environ["ORCHESTRATOR_STATE"])  # as the CLI records it
         try:
-            done = await DeploymentRunner(rollout_, SshTransport(), [store, sink]).run()
+            done = await DeploymentRunner(
+                rollout_, SshTransport(script=HOST_PROGRAMS), [store, sink]
+            ).run()
         finally:
             store.close()
         await asyncio.gather(*actions)

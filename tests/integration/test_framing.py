@@ -15,11 +15,12 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
+from orchestrator.hostproto import HOST_PROGRAMS
+from orchestrator.hostproto.replies import parse_lock
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.appspec import MAX_APPSPEC_BYTES
 from orchestrator.models.hosts import HostSpec
-from orchestrator.transport.base import CommandResult, ProgramCall
-from orchestrator.transport.remote.wire import parse_lock
+from orchestrator.transport.base import CommandResult, ScriptCall
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import NO_RETRY, host_spec, rollout
 from tests.integration.revisions import script_bundle
@@ -66,9 +67,9 @@ def test_a_hook_printing_5_mib_succeeds_promptly_and_keeps_a_capped_tail(
     assert scripts_log.stat().st_size > 5 * 1024 * 1024
 
 
-def _calls(host: HostSpec, *requests: tuple[ProgramCall, ...]) -> list[CommandResult]:
+def _calls(host: HostSpec, *requests: tuple[ScriptCall, ...]) -> list[CommandResult]:
     async def go() -> list[CommandResult]:
-        session = await SshTransport(NO_RETRY).connect(host)
+        session = await SshTransport(NO_RETRY, script=HOST_PROGRAMS).connect(host)
         try:
             return [await session.call(*calls, timeout=60) for calls in requests]
         finally:
@@ -84,9 +85,9 @@ def test_the_runner_carries_a_reply_of_any_size(small_lab: Lab, tmp_path: Path) 
     size = big.stat().st_size
     sized, catted, after = _calls(
         host_spec(small_lab, "web-1"),
-        (ProgramCall("wc", ("-c", str(big))),),
-        (ProgramCall("cat", (str(big),)),),
-        (ProgramCall("echo", ("after",)),),
+        (ScriptCall("wc", ("-c", str(big))),),
+        (ScriptCall("cat", (str(big),)),),
+        (ScriptCall("echo", ("after",)),),
     )
     assert sized.ok and sized.stdout.split()[0] == str(size)
     assert catted.ok and len(catted.stdout) == size  # one replacement character a byte
@@ -161,13 +162,13 @@ def test_a_call_while_the_runner_is_busy_is_framed_on_its_own_channel(
     os.mkfifo(gate)
 
     async def go() -> tuple[CommandResult, CommandResult]:
-        session = await SshTransport(NO_RETRY).connect(host)
+        session = await SshTransport(NO_RETRY, script=HOST_PROGRAMS).connect(host)
         try:
-            request = ProgramCall("cat", (str(gate),))
+            request = ScriptCall("cat", (str(gate),))
             busy = asyncio.ensure_future(session.call(request, timeout=60))
             await asyncio.sleep(0)  # the call takes the runner before its first await
             assert session._runner_busy.locked()
-            status = ProgramCall("lock", ("status", root, "g-busy", "-"))
+            status = ScriptCall("lock", ("status", root, "g-busy", "-"))
             aside = await session.call(status, step=False, timeout=30)
             with gate.open("w") as opened:
                 opened.write("done\n")

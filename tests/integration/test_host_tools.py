@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
+from orchestrator.hostproto.scripts import host_tools
 from orchestrator.lab import toolbox
 from orchestrator.lab.fleet import Lab
-from orchestrator.transport.remote import host_tools
 from tests.integration.conftest import lab_base, start_lab
 from tests.integration.helpers import (
     ctrl_c_twice,

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
 from orchestrator.errors import AuthFailed, ConnectTimeout, HostKeyMismatch, LabError, Unreachable
+from orchestrator.hostproto import HOST_PROGRAMS
 from orchestrator.lab import processes
 from orchestrator.lab.fleet import Lab
 from orchestrator.lab.sshd import generate_key
@@ -70,7 +71,11 @@ def test_wrong_host_key_fails_naming_host_and_key_type(lab: Lab, tmp_path: Path)
     known.write_text(f"[{web2.address}]:{web2.port} {impostor}\n")
     started = time.monotonic()
     with pytest.raises(HostKeyMismatch) as caught:
-        run_on(host_spec(lab, "web-2", known_hosts=str(known)), "true", SshTransport())
+        run_on(
+            host_spec(lab, "web-2", known_hosts=str(known)),
+            "true",
+            SshTransport(script=HOST_PROGRAMS),
+        )
     assert caught.value.host == "web-2"
     assert "ssh-ed25519" in str(caught.value)
     assert time.monotonic() - started < 5  # not retried
@@ -93,7 +98,7 @@ def test_accept_new_records_an_unknown_key_then_holds_it(lab: Lab, tmp_path: Pat
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     ours = tmp_path / "state" / "known_hosts"
-    transport = SshTransport(NO_RETRY, accept_new_file=ours)
+    transport = SshTransport(NO_RETRY, accept_new_file=ours, script=HOST_PROGRAMS)
     spec = host_spec(lab, "web-4", known_hosts=str(empty), host_key_policy="accept-new")
     assert run_on(spec, "true", transport).ok
     web4 = lab.host("web-4")
@@ -108,7 +113,7 @@ def test_an_unauthorised_key_fails_authentication(lab: Lab, tmp_path: Path) -> N
     generate_key(tmp_path / "stranger", "stranger")
     spec = host_spec(lab, "web-1", identity_files=(str(tmp_path / "stranger"),))
     with pytest.raises(AuthFailed, match="authentication failed"):
-        run_on(spec, "true", SshTransport(SshLimits(connect_retries=2)))
+        run_on(spec, "true", SshTransport(SshLimits(connect_retries=2), script=HOST_PROGRAMS))
 
 
 def test_a_stopped_host_is_unreachable_and_named(small_lab: Lab) -> None:
@@ -139,7 +144,7 @@ def test_killing_sshd_drops_open_connections_until_restart(small_lab: Lab) -> No
     spec = host_spec(small_lab, "web-1")
 
     async def scenario() -> None:
-        session = await SshTransport(NO_RETRY).connect(spec)
+        session = await SshTransport(NO_RETRY, script=HOST_PROGRAMS).connect(spec)
         assert (await session.run("true")).ok
         small_lab.kill_sshd("web-1")
         with pytest.raises(Unreachable):

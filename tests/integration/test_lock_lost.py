@@ -9,6 +9,8 @@ from pathlib import Path
 from orchestrator.engine.deployment import DeploymentRunner, Rollout
 from orchestrator.engine.remote import LockState, RemoteHost
 from orchestrator.events import Event, LifecycleEventStarted, Notice
+from orchestrator.hostproto import HOST_PROGRAMS
+from orchestrator.hostproto.replies import parse_lock
 from orchestrator.install_plan import build_install_plan
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.deployment_config import PREDEFINED
@@ -16,7 +18,6 @@ from orchestrator.models.inventory import load_inventory
 from orchestrator.models.results import Deployment, RevisionInfo
 from orchestrator.revision import build_revision
 from orchestrator.state.store import HistoryStore
-from orchestrator.transport.remote.wire import parse_lock
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import NO_RETRY, waiting_hook
 from tests.integration.revisions import script_bundle
@@ -31,7 +32,7 @@ def _steal(lab: Lab, host: str, group_id: str) -> LockState:
 
     async def go() -> LockState:
         spec = load_inventory(lab.inventory_path).resolve_host(host)
-        transport = SshTransport(NO_RETRY)
+        transport = SshTransport(NO_RETRY, script=HOST_PROGRAMS)
         session = await transport.connect(spec)
         try:
             remote = RemoteHost(session, spec, group_id)
@@ -92,7 +93,7 @@ def test_a_host_whose_lock_is_taken_over_mid_rollout_stops_there(
     async def go() -> Deployment:
         store = HistoryStore.open(os.environ["ORCHESTRATOR_STATE"])
         try:
-            runner = DeploymentRunner(rollout, SshTransport(), [store, sink])
+            runner = DeploymentRunner(rollout, SshTransport(script=HOST_PROGRAMS), [store, sink])
             return await asyncio.wait_for(runner.run(), timeout=120)
         finally:
             store.close()

@@ -7,9 +7,9 @@ import os
 import stat
 from pathlib import Path
 
+from orchestrator.hostproto.scripts import host_tools
 from orchestrator.lab import toolbox
 from orchestrator.lab.fleet import Lab
-from orchestrator.transport.remote import host_tools
 from tests.integration.conftest import start_lab
 from tests.integration.helpers import rollout
 from tests.integration.revisions import script_bundle

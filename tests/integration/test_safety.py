@@ -16,9 +16,10 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
+from orchestrator.hostproto import HOST_PROGRAMS
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import load_inventory
-from orchestrator.transport.base import ProgramCall
+from orchestrator.transport.base import ScriptCall
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import (
     NO_RETRY,
@@ -475,7 +476,7 @@ def test_a_full_disk_on_a_host_fails_that_host_and_leaves_no_lock(
         root = small_lab.deployment_root("web-2")
 
         async def lock_then_freeze() -> list[str]:
-            session = await SshTransport(NO_RETRY).connect(spec)
+            session = await SshTransport(NO_RETRY, script=HOST_PROGRAMS).connect(spec)
             try:
                 answers = []
                 for mode in ("acquire", "heartbeat", "read-only", "heartbeat", "release"):
@@ -484,7 +485,7 @@ def test_a_full_disk_on_a_host_fails_that_host_and_leaves_no_lock(
                         subprocess.run(remount, check=True)
                         continue
                     extra = ("120", "holder=test") if mode == "acquire" else ()
-                    call = ProgramCall("lock", (mode, root, gid, "d-HEARTBEAT", *extra))
+                    call = ScriptCall("lock", (mode, root, gid, "d-HEARTBEAT", *extra))
                     reply = await session.call(call, timeout=30)
                     answers.append(b"".join(body for _, body in reply.frames).decode())
                 return answers

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator.hostproto.scripts import host_tools
 from orchestrator.lab import toolbox
 from orchestrator.lab.fleet import Lab
-from orchestrator.transport.remote import host_tools
 from tests.integration.conftest import start_lab
 from tests.integration.revisions import script_bundle
 from tests.webhook_receiver import receiver

@@ -12,11 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
+from orchestrator.hostproto import HOST_PROGRAMS
+from orchestrator.hostproto.replies import parse_probe
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.inventory import load_inventory
-from orchestrator.transport.base import CommandResult, ProgramCall
-from orchestrator.transport.remote.wire import parse_probe
+from orchestrator.transport.base import CommandResult, ScriptCall
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import NO_RETRY, rollout, served_addresses
 from tests.integration.revisions import hello_web, script_bundle
@@ -96,24 +97,24 @@ def test_the_runner_keeps_requests_in_step(fleet: Lab, tmp_path: Path) -> None:
     bundle.write_bytes(b"\x00boundary?\n" * 50_000)
 
     async def steps() -> list[CommandResult]:
-        session = await SshTransport(NO_RETRY).connect(spec)
+        session = await SshTransport(NO_RETRY, script=HOST_PROGRAMS).connect(spec)
         try:
             results = []
             for _ in range(3):
-                probe = ProgramCall("probe", (odd_root, "group", "d-X"))
+                probe = ScriptCall("probe", (odd_root, "group", "d-X"))
                 results.append(await session.call(probe, timeout=30))
                 # download reads all its stdin, finds the wrong checksum and fails
-                download = ProgramCall("download", (odd_root, "g", "d-X", "0" * 64, "", "5", ""))
+                download = ScriptCall("download", (odd_root, "g", "d-X", "0" * 64, "", "5", ""))
                 results.append(await session.call(download, stdin_file=bundle, timeout=30))
                 # lock status reads none of its stdin (more than a pipe holds): the runner drains it
-                lock = ProgramCall("lock", ("status", odd_root, "g", "-"))
+                lock = ScriptCall("lock", ("status", odd_root, "g", "-"))
                 results.append(await session.call(lock, stdin=b"unread\n" * 20_000, timeout=30))
                 # and unread input without a newline: the runner's read takes it all to the end
                 results.append(await session.call(lock, stdin=b"x" * 70_000, timeout=30))
             runner = session._runner  # one runner served every step
             # Arguments with newlines (a lock holder's lines) travel to the runner intact.
             holder = "holder=it's me\npid=1 $HOME\n\nsince=`now`"
-            acquire = ProgramCall("lock", ("acquire", odd_root, "g", "d-X", "120", holder))
+            acquire = ScriptCall("lock", ("acquire", odd_root, "g", "d-X", "120", holder))
             results.append(await session.call(acquire, timeout=30))
             results.append(await session.call(lock, timeout=30))
             assert session._runner is runner
@@ -145,7 +146,9 @@ def test_the_handshake_cap_bounds_the_handshakes_in_flight(lab: Lab) -> None:
     specs = [inventory.resolve_host(host.name) for host in lab.hosts]
 
     async def connect_all(cap: int) -> int:
-        transport = SshTransport(dataclasses.replace(NO_RETRY, max_handshakes=cap))
+        transport = SshTransport(
+            dataclasses.replace(NO_RETRY, max_handshakes=cap), script=HOST_PROGRAMS
+        )
         real_open = transport._open
         in_flight = most = 0
 

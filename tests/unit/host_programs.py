@@ -1,6 +1,6 @@
 """Run the shipped host programs here, under a given shell, as the controller runs them on a host:
 in a session's runner (``runner.sh`` with every program as a function), requests and replies in
-the wire format of ``transport/remote/wire``, or on a channel of their own."""
+the framing of ``orchestrator.hostproto``, or on a channel of their own."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 
-from orchestrator.transport.base import CommandResult, ProgramCall
-from orchestrator.transport.remote import channel_program, runner_program, wire
+from orchestrator.hostproto import framing
+from orchestrator.hostproto.scripts import channel_program, runner_program
+from orchestrator.transport.base import CommandResult, ScriptCall
 
 # The shells hosts have: Debian's dash, and busybox's ash (Alpine's /bin/sh).
 SHELLS = {"dash": ["dash"], "busybox": ["busybox", "sh"]}
@@ -25,16 +26,16 @@ def shell(name: str) -> list[str]:
     return command
 
 
-Request = tuple[tuple[ProgramCall, ...], bytes]
+Request = tuple[tuple[ScriptCall, ...], bytes]
 
 
 def run_runner(
     shell_name: str, requests: list[Request], env: Mapping[str, str] | None = None
 ) -> list[CommandResult]:
     """Every request through one runner, in order; a reply each."""
-    secret = wire.new_secret()
-    data = wire.secret_line(secret) + b"".join(
-        wire.runner_request(calls, len(stdin)) + stdin for calls, stdin in requests
+    secret = framing.new_secret()
+    data = framing.secret_line(secret) + b"".join(
+        framing.runner_request(calls, len(stdin)) + stdin for calls, stdin in requests
     )
     done = subprocess.run(
         [*shell(shell_name), "-c", runner_program(), "runner"],
@@ -51,7 +52,7 @@ def run_runner(
         return stream.read(size)
 
     async def replies() -> list[CommandResult]:
-        reader = wire.RunnerReplies(read, secret)
+        reader = framing.RunnerReplies(read, secret)
         results = [await reader.next() for _ in requests]
         assert stream.read() == b"", "the runner sent more than its replies"
         return results
@@ -59,18 +60,18 @@ def run_runner(
     return asyncio.run(replies())
 
 
-def run_one(shell_name: str, *calls: ProgramCall, stdin: bytes = b"") -> CommandResult:
+def run_one(shell_name: str, *calls: ScriptCall, stdin: bytes = b"") -> CommandResult:
     return run_runner(shell_name, [(calls, stdin)])[0]
 
 
-def run_channel(shell_name: str, call: ProgramCall) -> CommandResult:
+def run_channel(shell_name: str, call: ScriptCall) -> CommandResult:
     """One program on a channel of its own (a heartbeat while the runner is busy)."""
-    secret = wire.new_secret()
+    secret = framing.new_secret()
     done = subprocess.run(
-        [*shell(shell_name), "-c", channel_program(call.program), call.program, *call.args],
-        input=wire.secret_line(secret),
+        [*shell(shell_name), "-c", channel_program(call.name), call.name, *call.args],
+        input=framing.secret_line(secret),
         capture_output=True,
         timeout=60,
         check=False,
     )
-    return wire.channel_result(done.returncode, done.stdout, done.stderr, secret)
+    return framing.channel_result(done.returncode, done.stdout, done.stderr, secret)

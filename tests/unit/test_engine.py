@@ -13,6 +13,7 @@ from orchestrator.events import (
     LifecycleEventStarted,
     Notice,
 )
+from orchestrator.hostproto.replies import LockReply, LockState
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.deployment_config import (
     PREDEFINED,
@@ -222,7 +223,9 @@ def test_a_heartbeat_that_cannot_be_written_is_reported_once_per_host(tmp_path: 
     async def go() -> Deployment:
         told = asyncio.Event()
         fleet = FakeFleet(
-            heartbeat="lock=failed\nerror=cat: write error: No space left on device\n",
+            heartbeat=LockReply.of(
+                LockState.FAILED, error="cat: write error: No space left on device"
+            ),
             hooks_wait_for=told,
         )
         deployment = new_deployment(revision, "CodeDeployDefault.AllAtOnce")
@@ -256,7 +259,9 @@ def test_a_lock_that_cannot_be_released_is_reported(tmp_path: Path) -> None:
     revision = build_revision(str(HELLO_WEB), tmp_path / "cache")
     plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
     events: list[Event] = []
-    fleet = FakeFleet(release="lock=failed\nerror=rm: cannot remove 'x': Read-only file system\n")
+    fleet = FakeFleet(
+        release=LockReply.of(LockState.FAILED, error="rm: cannot remove 'x': Read-only file system")
+    )
     deployment = new_deployment(revision, "CodeDeployDefault.AllAtOnce")
     hosts = [INVENTORY.resolve_host("web-1"), INVENTORY.resolve_host("web-2")]
     rollout = Rollout(deployment, revision, plan, PREDEFINED["CodeDeployDefault.AllAtOnce"], hosts)

@@ -23,10 +23,13 @@ import pytest
 from orchestrator.engine.host import HostJob, HostRun
 from orchestrator.engine.remote import Probe, RemoteHost
 from orchestrator.errors import Unreachable
+from orchestrator.hostproto import framing
+from orchestrator.hostproto.replies import HookResult, parse_hook
+from orchestrator.hostproto.requests import hook_tail_argument
+from orchestrator.hostproto.scripts import channel_program, runner_program
 from orchestrator.models.appspec import HookScript
 from orchestrator.models.results import Target
-from orchestrator.transport.base import ProgramCall
-from orchestrator.transport.remote import channel_program, runner_program, wire
+from orchestrator.transport.base import ScriptCall
 from tests.unit.host_programs import SHELLS, run_channel, shell
 
 # busybox sh runs its own applets (setsid, timeout) before PATH: the stand-ins need dash.
@@ -45,20 +48,20 @@ def _base(root: Path) -> str:
     return str(root / "root" / "g-1" / "d-1" / "hooks" / "AfterInstall.0")
 
 
-def _start_call(root: Path, body: str, grace: str = "0.5") -> ProgramCall:
+def _start_call(root: Path, body: str, grace: str = "0.5") -> ScriptCall:
     archive = root / "root" / "g-1" / "d-1" / "deployment-archive"
     script = archive / "hook.sh"
     script.write_text("#!/bin/sh\n" + body)
     script.chmod(0o755)
     args = (str(root / "root"), "g-1", "d-1", "AfterInstall", str(script), "hook.sh", "300", "")
-    return ProgramCall(
-        "hook", ("start", _base(root), wire.hook_tail_argument(), *args, str(archive), grace)
+    return ScriptCall(
+        "hook", ("start", _base(root), hook_tail_argument(), *args, str(archive), grace)
     )
 
 
-def _runner(sh: str, call: ProgramCall, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _runner(sh: str, call: ScriptCall, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``call`` in a runner of its own, in the background; its reply on stdout."""
-    secret = wire.new_secret()
+    secret = framing.new_secret()
     process = subprocess.Popen(
         [*shell(sh), "-c", runner_program(), "runner"],
         stdin=subprocess.PIPE,
@@ -67,19 +70,19 @@ def _runner(sh: str, call: ProgramCall, env: dict[str, str]) -> subprocess.Popen
         env={**os.environ, **env},
     )
     assert process.stdin is not None
-    process.stdin.write(wire.secret_line(secret) + wire.runner_request((call,), 0))
+    process.stdin.write(framing.secret_line(secret) + framing.runner_request((call,), 0))
     process.stdin.close()
     process.stdin = None  # communicate() then only reads
     process.secret = secret  # type: ignore[attr-defined]
     return process
 
 
-def _reply(process: subprocess.Popen[bytes]) -> wire.HookResult:
+def _reply(process: subprocess.Popen[bytes]) -> HookResult:
     out, _ = process.communicate(timeout=WAIT)
     secret: str = process.secret  # type: ignore[attr-defined]
     # The runner's reply: the program's stdout, then the frame "exit N".
-    body = out.split(wire.marker(secret, "exit"), 1)[0]
-    hook = wire.parse_hook(wire.channel_result(0, body, b"", secret))
+    body = out.split(framing.marker(secret, "exit"), 1)[0]
+    hook = parse_hook(framing.channel_result(0, body, b"", secret))
     assert hook is not None, out
     return hook
 
@@ -123,7 +126,7 @@ def _abort_command(sh: str, root: Path, grace: str) -> str:
     program = root / "abort.sh"
     program.write_text(channel_program("hook"))
     secret = root / "secret"
-    secret.write_bytes(wire.secret_line(wire.new_secret()))
+    secret.write_bytes(framing.secret_line(framing.new_secret()))
     return (
         f'{" ".join(shell(sh))} -c "$(cat {program})" hook abort {_base(root)} {grace}'
         f" < {secret} > {root / 'abort.out'} 2>&1"
@@ -134,7 +137,7 @@ def _abort_command(sh: str, root: Path, grace: str) -> str:
 def test_a_hook_aborted_before_it_starts_does_not_run(sh: str, root: Path) -> None:
     """stop --force reached the host before the hook's start did (no .hookpid to signal): the
     hook ran to its end, however long."""
-    aborted = run_channel(sh, ProgramCall("hook", ("abort", _base(root), "0.5")))
+    aborted = run_channel(sh, ScriptCall("hook", ("abort", _base(root), "0.5")))
     assert aborted.exit_status == 0, aborted.stderr
     ran = root / "ran"
     with _cleanup(root):
@@ -202,8 +205,8 @@ def test_a_start_cut_off_before_its_supervisor_runs_the_hook_once(
         if again == "start":
             second = _runner(sh, start, env)
         else:
-            collect = ("collect", _base(root), wire.hook_tail_argument(), "300")
-            second = _runner(sh, ProgramCall("hook", collect), env)
+            collect = ("collect", _base(root), hook_tail_argument(), "300")
+            second = _runner(sh, ScriptCall("hook", collect), env)
         # Released once the second request has answered or waits for the first's claim.
         deadline = time.monotonic() + WAIT
         while second.poll() is None and not adopting.exists():
@@ -228,16 +231,16 @@ class _Remote:
     def deployment_dir(self, deployment_id: str) -> str:
         return f"/r/g-1/{deployment_id}"
 
-    async def run_hook(self, **_: object) -> wire.HookResult:
+    async def run_hook(self, **_: object) -> HookResult:
         self.starts += 1
         if self.starts == 1:
             raise Unreachable("h", "the connection closed while a hook ran")
-        return wire.HookResult(0, "Success", "ok", "", "hello\n", "")
+        return HookResult(0, "Success", "ok", "", "hello\n", "")
 
-    async def collect_hook(self, *_: object) -> wire.HookResult:
-        secret = wire.new_secret()
-        reply = wire.marker(secret, "hook") + b"status=-1 NotStarted\n"
-        hook = wire.parse_hook(wire.channel_result(0, reply, b"", secret))
+    async def collect_hook(self, *_: object) -> HookResult:
+        secret = framing.new_secret()
+        reply = framing.marker(secret, "hook") + b"status=-1 NotStarted\n"
+        hook = parse_hook(framing.channel_result(0, reply, b"", secret))
         assert hook is not None
         return hook
 

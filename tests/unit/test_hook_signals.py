@@ -23,10 +23,13 @@ from hypothesis import strategies as st
 
 from orchestrator.cli.main import cli
 from orchestrator.engine.remote import COLLECT_MARGIN_SECONDS, HOOK_RESULT_SLACK, RemoteHost
+from orchestrator.hostproto import framing
+from orchestrator.hostproto.replies import parse_hook
+from orchestrator.hostproto.requests import MAX_SECONDS, hook_tail_argument, seconds_argument
+from orchestrator.hostproto.scripts import program, runner_program
 from orchestrator.models.hosts import HostSpec
 from orchestrator.state.process import start_of
-from orchestrator.transport.base import CommandResult, HostSession, ProgramCall
-from orchestrator.transport.remote import program, runner_program, wire
+from orchestrator.transport.base import CommandResult, HostSession, ScriptCall
 from tests.unit.host_programs import SHELLS, run_channel, run_one, shell
 
 WAIT = 30.0  # seconds: far longer than anything here takes; only a broken program reaches it
@@ -45,17 +48,17 @@ def _tenths_function() -> str:
 @example(1e-300)
 @example(float("inf"))
 def test_durations_are_plain_decimals_never_shortened(seconds: float) -> None:
-    sent = wire.seconds_argument(seconds)
+    sent = seconds_argument(seconds)
     assert re.fullmatch(r"\d+(\.\d{1,3})?", sent), sent
     value = float(sent)
-    assert value >= min(seconds, wire.MAX_SECONDS) - 1e-9
-    assert value <= min(seconds, wire.MAX_SECONDS) + 0.001
+    assert value >= min(seconds, MAX_SECONDS) - 1e-9
+    assert value <= min(seconds, MAX_SECONDS) + 0.001
 
 
 @pytest.mark.parametrize("sh", sorted(SHELLS))
 def test_sh_reads_every_duration_sent_in_tenths_rounded_up(sh: str) -> None:
-    values = [0, 0.04, 0.1, 0.5, 0.55, 1, 9.999, 10, 1_000_000, 123456.789, wire.MAX_SECONDS]
-    sent = [wire.seconds_argument(v) for v in values]
+    values = [0, 0.04, 0.1, 0.5, 0.55, 1, 9.999, 10, 1_000_000, 123456.789, MAX_SECONDS]
+    sent = [seconds_argument(v) for v in values]
     script = _tenths_function() + 'for s; do tenths "$s"; echo "$tenths"; done'
     done = subprocess.run(
         [*shell(sh), "-c", script, "sh", *sent], capture_output=True, timeout=WAIT, check=True
@@ -98,10 +101,8 @@ def _start_hook(sh: str, root: Path, body: str, grace: str) -> tuple[subprocess.
     script.chmod(0o755)
     base = str(root / "root" / "g-1" / "d-1" / "hooks" / "AfterInstall.0")
     args = (str(root / "root"), "g-1", "d-1", "AfterInstall", str(script), "hook.sh", "300", "")
-    call = ProgramCall(
-        "hook", ("start", base, wire.hook_tail_argument(), *args, str(archive), grace)
-    )
-    secret = wire.new_secret()
+    call = ScriptCall("hook", ("start", base, hook_tail_argument(), *args, str(archive), grace))
+    secret = framing.new_secret()
     process = subprocess.Popen(
         [*shell(sh), "-c", runner_program(), "runner"],
         stdin=subprocess.PIPE,
@@ -109,7 +110,7 @@ def _start_hook(sh: str, root: Path, body: str, grace: str) -> tuple[subprocess.
         stderr=subprocess.DEVNULL,
     )
     assert process.stdin is not None
-    process.stdin.write(wire.secret_line(secret) + wire.runner_request((call,), 0))
+    process.stdin.write(framing.secret_line(secret) + framing.runner_request((call,), 0))
     process.stdin.close()
     return process, base
 
@@ -118,21 +119,21 @@ class _Recorder:
     """A session that records the programs called instead of running them."""
 
     def __init__(self) -> None:
-        self.calls: list[ProgramCall] = []
+        self.calls: list[ScriptCall] = []
         self.timeouts: list[float | None] = []
 
     async def call(
-        self, *calls: ProgramCall, timeout: float | None = None, **_: object
+        self, *calls: ScriptCall, timeout: float | None = None, **_: object
     ) -> CommandResult:
         self.calls.extend(calls)
         self.timeouts.append(timeout)
-        secret = wire.new_secret()
-        return wire.channel_result(
-            0, wire.marker(secret, "hook") + b"status=0 Success\n", b"", secret
+        secret = framing.new_secret()
+        return framing.channel_result(
+            0, framing.marker(secret, "hook") + b"status=0 Success\n", b"", secret
         )
 
 
-def _abort_call(root: Path, grace: float) -> ProgramCall:
+def _abort_call(root: Path, grace: float) -> ScriptCall:
     recorder = _Recorder()
     spec = cast(HostSpec, SimpleNamespace(name="h", deployment_root=str(root)))
     remote = RemoteHost(cast(HostSession, recorder), spec, "g-1")
@@ -174,7 +175,7 @@ def test_sigkill_comes_after_a_fractional_grace_not_at_once(sh: str, hook_dir: P
         _wait_for(ready)
         _wait_for(Path(base + ".hookpid"))
         began = time.monotonic()
-        aborted = run_channel(sh, ProgramCall("hook", ("abort", base, "0.5")))
+        aborted = run_channel(sh, ScriptCall("hook", ("abort", base, "0.5")))
         took = time.monotonic() - began
         assert aborted.stdout.strip() == "aborted", aborted.stderr
         assert took >= 0.5  # a lower bound: a slow machine only makes it longer
@@ -204,14 +205,14 @@ def test_collect_does_not_wait_on_a_process_that_got_the_supervisors_pid(
     assert start is not None
     ticks = int(start.rsplit(":", 1)[1])
     base.with_name("AfterInstall.0.pid").write_text(f"{stranger.pid} {ticks - 1}\n")
-    call = ProgramCall("hook", ("collect", str(base), wire.hook_tail_argument(), "300"))
-    hook = wire.parse_hook(run_one(sh, call))
+    call = ScriptCall("hook", ("collect", str(base), hook_tail_argument(), "300"))
+    hook = parse_hook(run_one(sh, call))
     assert hook is not None and hook.error_code == "UnknownError"
     assert hook.message == "the hook supervisor ended without a result"
     # The same process, recorded with its own start: it is waited for, but only as long as asked.
     base.with_name("AfterInstall.0.pid").write_text(f"{stranger.pid} {ticks}\n")
-    call = ProgramCall("hook", ("collect", str(base), wire.hook_tail_argument(), "0.4"))
-    hook = wire.parse_hook(run_one(sh, call))
+    call = ScriptCall("hook", ("collect", str(base), hook_tail_argument(), "0.4"))
+    hook = parse_hook(run_one(sh, call))
     assert hook is not None and hook.error_code == "UnknownError"
     assert (
         hook.message == f"the hook supervisor (process {stranger.pid}) gave no result within 0.4 s"

@@ -1,7 +1,7 @@
 """Contract tests of the wire format: every host program run under dash and under busybox sh, in
 a runner as on a host, against host data crafted to look like structure (the old section
 markers, the old runner boundary's trailer, markers with a guessed secret), bytes that are not
-UTF-8, and replies far over 2 MiB. What the programs reply is read by ``transport/remote/wire``
+UTF-8, and replies far over 2 MiB. What the programs reply is read by ``orchestrator.hostproto``
 only: whatever the host holds comes back byte for byte where it belongs, and the next request
 still gets its own reply."""
 
@@ -14,8 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.transport.base import CommandResult, ProgramCall
-from orchestrator.transport.remote import wire
+from orchestrator.hostproto.replies import (
+    HOOK_TAIL_BYTES,
+    MISSING_APPSPEC,
+    parse_hook,
+    parse_lock,
+    parse_probe,
+)
+from orchestrator.hostproto.requests import hook_tail_argument
+from orchestrator.transport.base import CommandResult, ScriptCall
 from tests.unit.host_programs import SHELLS, run_channel, run_one, run_runner
 
 GUESS = "0123456789abcdef0123456789abcdef"
@@ -45,11 +52,11 @@ def test_the_runner_frames_replies_of_any_bytes_and_size(sh: str, tmp_path: Path
     results = run_runner(
         sh,
         [
-            ((ProgramCall("cat", (str(crafted),)),), b""),
-            ((ProgramCall("cat", (str(big),)),), b""),
-            ((ProgramCall("sh", ("-c", to_stderr, str(crafted))),), b""),
-            ((ProgramCall("cat"),), CRAFTED),  # stdin of any bytes, echoed
-            ((ProgramCall("echo", ("after",)),), b""),
+            ((ScriptCall("cat", (str(crafted),)),), b""),
+            ((ScriptCall("cat", (str(big),)),), b""),
+            ((ScriptCall("sh", ("-c", to_stderr, str(crafted))),), b""),
+            ((ScriptCall("cat"),), CRAFTED),  # stdin of any bytes, echoed
+            ((ScriptCall("echo", ("after",)),), b""),
         ],
     )
     plain, large, failed, echoed, after = results
@@ -85,29 +92,27 @@ def test_the_probe_returns_the_previous_appspec_intact_and_not_the_cleanup_file(
     assert len(appspec) > BIG
     cleanup = b"/srv/a\n/srv/cleanup-marker\n"
     last = _deployed(tmp_path / "root", appspec, cleanup)
-    probe = ProgramCall("probe", (str(tmp_path / "root"), "g-1", "d-2"))
-    lock = ProgramCall(
-        "lock", ("acquire", str(tmp_path / "root"), "g-1", "d-2", "120", "holder=me")
-    )
+    probe = ScriptCall("probe", (str(tmp_path / "root"), "g-1", "d-2"))
+    lock = ScriptCall("lock", ("acquire", str(tmp_path / "root"), "g-1", "d-2", "120", "holder=me"))
     result = run_one(sh, probe, lock)
-    found = wire.parse_probe(result)
+    found = parse_probe(result)
     assert found.last_successful == str(last)
     assert found.old_appspec == text(appspec)
     # Install reads the cleanup file on the host: it never crosses the wire.
     assert all(b"cleanup-marker" not in data for _, data in result.frames)
     assert "cleanup-marker" not in result.stdout
-    assert wire.parse_lock(result).state == "acquired"
+    assert parse_lock(result).state == "acquired"
 
 
 def test_the_probe_says_when_the_previous_appspec_is_gone(sh: str, tmp_path: Path) -> None:
     _deployed(tmp_path / "root", None, b"")
-    found = wire.parse_probe(run_one(sh, ProgramCall("probe", (str(tmp_path / "root"), "g-1"))))
-    assert found.old_appspec == wire.MISSING_APPSPEC
+    found = parse_probe(run_one(sh, ScriptCall("probe", (str(tmp_path / "root"), "g-1"))))
+    assert found.old_appspec == MISSING_APPSPEC
     # An appspec whose text is the old "gone" word is an appspec.
     (tmp_path / "root" / "g-1" / "d-1" / "deployment-archive" / "appspec.yml").write_bytes(
         b"__missing__\n"
     )
-    again = wire.parse_probe(run_one(sh, ProgramCall("probe", (str(tmp_path / "root"), "g-1"))))
+    again = parse_probe(run_one(sh, ScriptCall("probe", (str(tmp_path / "root"), "g-1"))))
     assert again.old_appspec == "__missing__\n"
 
 
@@ -119,12 +124,12 @@ def _hook(sh: str, tmp_path: Path, body: bytes, *, collect: bool = False) -> lis
     script.write_bytes(b"#!/bin/sh\n" + body)
     script.chmod(0o755)
     base = str(root / "g-1" / "d-1" / "hooks" / "AfterInstall.0")
-    tail = wire.hook_tail_argument()
+    tail = hook_tail_argument()
     args = (str(root), "g-1", "d-1", "AfterInstall", str(script), "hook.sh", "30", "", str(archive))
-    start = ProgramCall("hook", ("start", base, tail, *args, "1", "APPLICATION_NAME=app"))
+    start = ScriptCall("hook", ("start", base, tail, *args, "1", "APPLICATION_NAME=app"))
     requests = [((start,), b"")]
     if collect:
-        requests.append(((ProgramCall("hook", ("collect", base, tail)),), b""))
+        requests.append(((ScriptCall("hook", ("collect", base, tail)),), b""))
     return run_runner(sh, requests)
 
 
@@ -134,7 +139,7 @@ def test_a_hooks_output_is_its_output_whatever_it_prints(sh: str, tmp_path: Path
     body = f"cat {printed}; cat {printed} >&2; exit 3\n".encode()
     started, collected = _hook(sh, tmp_path, body, collect=True)
     for result in (started, collected):
-        hook = wire.parse_hook(result)
+        hook = parse_hook(result)
         assert hook is not None
         assert (hook.code, hook.error_code, hook.capped) == (3, "ScriptFailed", False)
         assert "failed with exit code 3" in hook.message
@@ -149,11 +154,11 @@ def test_a_hooks_output_over_the_tail_is_capped_and_logged_whole(sh: str, tmp_pa
         b"i=$((i + 1)); done\necho LAST\necho an error >&2\n"
     )
     (result,) = _hook(sh, tmp_path, body)
-    hook = wire.parse_hook(result)
+    hook = parse_hook(result)
     assert hook is not None and hook.ok and hook.capped
     assert hook.stdout.endswith("line 39999 of a hook that prints a lot\nLAST\n")
     assert hook.stdout.startswith("line ")  # whole lines
-    assert len(hook.stdout.encode()) <= wire.HOOK_TAIL_BYTES
+    assert len(hook.stdout.encode()) <= HOOK_TAIL_BYTES
     assert hook.stderr == "an error\n"
     log = next((tmp_path / "root").glob("g-1/d-1/logs/scripts.log")).read_text()
     assert log.count("of a hook that prints a lot") == 40000
@@ -161,8 +166,8 @@ def test_a_hooks_output_over_the_tail_is_capped_and_logged_whole(sh: str, tmp_pa
 
 def test_collecting_a_hook_that_never_started(sh: str, tmp_path: Path) -> None:
     base = str(tmp_path / "hooks" / "AfterInstall.0")
-    result = run_one(sh, ProgramCall("hook", ("collect", base, wire.hook_tail_argument())))
-    hook = wire.parse_hook(result)
+    result = run_one(sh, ScriptCall("hook", ("collect", base, hook_tail_argument())))
+    hook = parse_hook(result)
     assert hook is not None and not hook.started
 
 
@@ -171,19 +176,19 @@ def test_the_lock_answers_are_its_own_whatever_the_holder_file_holds(
 ) -> None:
     root = str(tmp_path / "root")
     holder = "holder=me\npid=1"
-    acquire = ProgramCall("lock", ("acquire", root, "g-1", "d-1", "120", holder))
-    assert wire.parse_lock(run_one(sh, acquire)).state == "acquired"
+    acquire = ScriptCall("lock", ("acquire", root, "g-1", "d-1", "120", holder))
+    assert parse_lock(run_one(sh, acquire)).state == "acquired"
     # What a holder file holds is the holder's, never the lock's answer.
     holder_file = tmp_path / "root" / "locks" / "g-1" / "holder"
     holder_file.write_bytes(CRAFTED + b"\nlock=free\nerror=forged\n")
     for mode, state in (("status", "held"), ("heartbeat", "lost"), ("break", "broken")):
-        call = ProgramCall("lock", (mode, root, "g-1", "d-2"))
-        found = wire.parse_lock(run_one(sh, call))
+        call = ScriptCall("lock", (mode, root, "g-1", "d-2"))
+        found = parse_lock(run_one(sh, call))
         assert found.state == state, mode
     # On a channel of its own (a heartbeat while the runner is busy), the same framing.
     run_one(sh, acquire)
-    beat = run_channel(sh, ProgramCall("lock", ("heartbeat", root, "g-1", "d-1")))
-    assert wire.parse_lock(beat).state == "refreshed"
+    beat = run_channel(sh, ScriptCall("lock", ("heartbeat", root, "g-1", "d-1")))
+    assert parse_lock(beat).state == "refreshed"
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -203,10 +208,10 @@ def test_download_install_and_finish_reply_in_step(sh: str, tmp_path: Path) -> N
     instructions = root / "deployment-instructions"
     instructions.mkdir(parents=True)
     (instructions / "g-1-cleanup").write_bytes(b"/nonexistent/a\n" + CRAFTED + b"\n")
-    download = ProgramCall("download", (str(root), "g-1", "d-1", sha, "", "5", ""))
-    wrong = ProgramCall("download", (str(root), "g-1", "d-2", "0" * 64, "", "5", ""))
-    install = ProgramCall("install", (str(root), "g-1", "d-1"))
-    finish = ProgramCall("finish", (str(root), "g-1", "d-1", "Succeeded", sha))
+    download = ScriptCall("download", (str(root), "g-1", "d-1", sha, "", "5", ""))
+    wrong = ScriptCall("download", (str(root), "g-1", "d-2", "0" * 64, "", "5", ""))
+    install = ScriptCall("install", (str(root), "g-1", "d-1"))
+    finish = ScriptCall("finish", (str(root), "g-1", "d-1", "Succeeded", sha))
     results = run_runner(
         sh,
         [

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.transport.base import ProgramCall
-from orchestrator.transport.remote import wire
+from orchestrator.hostproto.replies import LockReply, parse_lock
+from orchestrator.transport.base import ScriptCall
 from tests.unit.host_programs import SHELLS, run_channel, run_one
 
 pytestmark = pytest.mark.parametrize("sh", sorted(SHELLS))
@@ -17,9 +17,9 @@ pytestmark = pytest.mark.parametrize("sh", sorted(SHELLS))
 
 def lock(
     sh: str, root: Path, mode: str, deployment: str, *extra: str, group: str = "g-1"
-) -> wire.LockState:
-    call = ProgramCall("lock", (mode, str(root), group, deployment, *extra))
-    return wire.parse_lock(run_one(sh, call))
+) -> LockReply:
+    call = ScriptCall("lock", (mode, str(root), group, deployment, *extra))
+    return parse_lock(run_one(sh, call))
 
 
 def test_locks_taken_and_released_within_a_second_each_leave_their_own_tombstone(
@@ -96,8 +96,8 @@ def test_the_lock_keeps_the_hosts_time_in_a_runner_and_on_a_channel(
     before = int(time.time())
     assert lock(sh, tmp_path, "acquire", "d-1", "120", "holder=me").state == "acquired"
     by_runner = int((tmp_path / "locks" / "g-1" / "heartbeat").read_text())
-    beat = run_channel(sh, ProgramCall("lock", ("heartbeat", str(tmp_path), "g-1", "d-1")))
-    assert wire.parse_lock(beat).state == "refreshed"
+    beat = run_channel(sh, ScriptCall("lock", ("heartbeat", str(tmp_path), "g-1", "d-1")))
+    assert parse_lock(beat).state == "refreshed"
     on_channel = int((tmp_path / "locks" / "g-1" / "heartbeat").read_text())
     after = int(time.time())
     assert before - 1 <= by_runner <= after + 1

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
+from orchestrator.hostproto import framing
+from orchestrator.hostproto.replies import parse_probe
 from orchestrator.models.appspec import MAX_APPSPEC_BYTES
 from orchestrator.models.inventory import MAX_INVENTORY_BYTES, parse_inventory
-from orchestrator.transport.base import ProgramCall
-from orchestrator.transport.remote import wire
-from orchestrator.transport.remote.wire import parse_probe
+from orchestrator.transport.base import ReplyOverflow, ScriptCall
 from tests.unit.host_programs import run_one
 
 SHARED_TAG_SETS = """\
@@ -67,7 +67,7 @@ def test_the_probe_sends_no_more_of_the_previous_appspec_than_asked(
     (root / "deployment-instructions").mkdir()
     (root / "deployment-instructions" / "g-1_last_successful_install").write_text(f"{last}\n")
     (last / "deployment-archive" / "appspec.yml").write_bytes(b"x" * 200_000)
-    call = ProgramCall("probe", (str(root), "g-1", "d-2", "70001"))
+    call = ScriptCall("probe", (str(root), "g-1", "d-2", "70001"))
     probe = parse_probe(run_one(shell, call))
     assert probe.old_appspec == "x" * 70_001
 
@@ -78,14 +78,14 @@ def test_a_reply_that_outgrows_the_limit_is_refused_not_buffered() -> None:
 
     async def endless(size: int) -> bytes:
         nonlocal sent
-        if sent > 64 * wire.READ_CHUNK:  # the test's own bound: the reader must stop first
+        if sent > 64 * framing.READ_CHUNK:  # the test's own bound: the reader must stop first
             return b""
         sent += size
         return b"y" * size
 
     async def read_one() -> None:
-        await wire.RunnerReplies(endless, "5ec7e7", limit=4 * wire.READ_CHUNK).next()
+        await framing.RunnerReplies(endless, "5ec7e7", limit=4 * framing.READ_CHUNK).next()
 
-    with pytest.raises(wire.ReplyOverflow):
+    with pytest.raises(ReplyOverflow):
         asyncio.run(read_one())
-    assert sent <= 6 * wire.READ_CHUNK
+    assert sent <= 6 * framing.READ_CHUNK

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.hostproto import framing
+from orchestrator.hostproto.replies import parse_lock
+from orchestrator.hostproto.scripts import channel_program
 from orchestrator.lab.toolbox import busybox
-from orchestrator.transport.remote import channel_program, wire
 from tests.unit.host_programs import shell
 
 # Under dash 500 rounds; busybox sh (the same program, applets that fork less) half as many.
@@ -59,7 +61,7 @@ def _environment(sh: str, tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("sh", ["dash", "busybox"])
 def test_two_takers_of_a_stale_lock_never_both_win(sh: str, tmp_path: Path) -> None:
-    secret = wire.new_secret()
+    secret = framing.new_secret()
     base = tmp_path / "rounds"
     command = shell(sh)
     executable = shutil.which(command[0])
@@ -85,7 +87,7 @@ def test_two_takers_of_a_stale_lock_never_both_win(sh: str, tmp_path: Path) -> N
         answers = {}
         for taker in "AB":
             reply = (base / str(i) / taker).read_bytes()
-            answers[taker] = wire.parse_lock(wire.channel_result(0, reply, b"", secret))
+            answers[taker] = parse_lock(framing.channel_result(0, reply, b"", secret))
         winners = [taker for taker, answer in answers.items() if answer.state in WON]
         states = sorted(answer.state for answer in answers.values())
         if len(winners) != 1 or "held" not in states:

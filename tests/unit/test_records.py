@@ -5,20 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.events import DeploymentFinished, DeploymentStarted, LifecycleEventFinished
+from orchestrator.hostproto import framing
+from orchestrator.hostproto.replies import HOOK_TAIL_BYTES, MISSING_APPSPEC, parse_hook, parse_probe
 from orchestrator.models.results import Deployment, LifecycleEvent, RevisionInfo, Target, log_tail
 from orchestrator.state.store import HistoryStore, store_path
 from orchestrator.transport.base import CommandResult
-from orchestrator.transport.remote import wire
-from orchestrator.transport.remote.wire import MISSING_APPSPEC, parse_hook, parse_probe
 
 
 def _reply(**sections: str) -> CommandResult:
-    secret = wire.new_secret()
+    secret = framing.new_secret()
     data = b"".join(
-        wire.marker(secret, name.replace("_", "-")) + body.encode()
+        framing.marker(secret, name.replace("_", "-")) + body.encode()
         for name, body in sections.items()
     )
-    return wire.channel_result(0, data, b"", secret)
+    return framing.channel_result(0, data, b"", secret)
 
 
 def test_parse_probe() -> None:
@@ -54,7 +54,7 @@ def test_parse_hook() -> None:
     garbled = parse_hook(_reply(hook="", script_stdout="", script_stderr=""))
     assert garbled is not None and garbled.error_code == "UnknownError"
     long = parse_hook(_reply(hook="status=0 Success\n", script_stdout="x" * 99 + "\n" * 70_000))
-    assert long is not None and long.capped and long.stdout == "\n" * (wire.HOOK_TAIL_BYTES - 1)
+    assert long is not None and long.capped and long.stdout == "\n" * (HOOK_TAIL_BYTES - 1)
 
 
 def test_log_tail_keeps_whole_lines_within_the_limit() -> None:

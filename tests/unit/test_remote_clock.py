@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.transport.remote import program
+from orchestrator.hostproto.scripts import program
 
 
 def _function(text: str, name: str) -> str:

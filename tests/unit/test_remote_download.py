@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.transport.remote import program
+from orchestrator.hostproto.scripts import program
 
 BUNDLE = os.urandom(300_000)
 SHA = hashlib.sha256(BUNDLE).hexdigest()

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.hostproto.scripts import program
 from orchestrator.install_plan import build_install_plan
 from orchestrator.lab import toolbox
 from orchestrator.models.appspec import parse_appspec
 from orchestrator.revision import ManifestEntry
-from orchestrator.transport.remote import program
 
 SH = shutil.which("sh") or "/bin/sh"
 SPACED = 'it\'s "q" $(id) `id` ü [x]* ~'

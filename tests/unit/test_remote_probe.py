@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.hostproto import framing
+from orchestrator.hostproto.replies import MISSING_APPSPEC, parse_probe
+from orchestrator.hostproto.scripts import channel_program, host_tools, runner_program
 from orchestrator.lab import toolbox
-from orchestrator.transport.base import CommandResult, ProgramCall
-from orchestrator.transport.remote import channel_program, host_tools, runner_program, wire
-from orchestrator.transport.remote.wire import MISSING_APPSPEC, parse_probe
+from orchestrator.transport.base import CommandResult, ScriptCall
 from tests.paths import REPO
 from tests.unit.host_programs import run_one
 
@@ -26,7 +27,7 @@ SH = shutil.which("dash") or "/bin/sh"
 
 
 def _probe(root: Path) -> CommandResult:
-    return run_one("dash", ProgramCall("probe", (str(root), "g-1")))
+    return run_one("dash", ScriptCall("probe", (str(root), "g-1")))
 
 
 @pytest.mark.parametrize("appspec", ["none", "with newline", "without newline", "gone"])
@@ -64,15 +65,17 @@ def test_the_probe_reports_the_last_install_and_never_its_cleanup_file(
 
 def _probe_with_path(root: Path, path: Path) -> tuple[int, CommandResult]:
     """The probe on a channel of its own, its PATH holding only ``path``."""
-    secret = wire.new_secret()
+    secret = framing.new_secret()
     done = subprocess.run(
         [SH, "-c", channel_program("probe"), "probe", str(root), "g-1"],
-        input=wire.secret_line(secret),
+        input=framing.secret_line(secret),
         capture_output=True,
         check=False,
         env={"PATH": str(path)},
     )
-    return done.returncode, wire.channel_result(done.returncode, done.stdout, done.stderr, secret)
+    return done.returncode, framing.channel_result(
+        done.returncode, done.stdout, done.stderr, secret
+    )
 
 
 def test_the_probe_names_the_commands_the_host_lacks_and_stops(tmp_path: Path) -> None:
@@ -101,7 +104,7 @@ def test_a_host_without_mktemp_is_told_by_the_runner(tmp_path: Path) -> None:
     path = toolbox.only(tmp_path / "bin", [t for t in host_tools() if t != "mktemp"])
     done = subprocess.run(
         [SH, "-c", runner_program(), "runner"],
-        input=wire.secret_line(wire.new_secret()),
+        input=framing.secret_line(framing.new_secret()),
         capture_output=True,
         check=False,
         env={"PATH": str(path)},

@@ -8,8 +8,8 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.transport.base import CommandResult, ProgramCall
-from orchestrator.transport.remote import wire
+from orchestrator.hostproto import framing
+from orchestrator.transport.base import CommandResult, ScriptCall
 
 SECRET = "5ec7e75ec7e75ec7e75ec7e75ec7e75e"
 
@@ -26,10 +26,10 @@ SECTIONS = st.lists(
 
 
 def _reply(output: bytes, sections: list[tuple[str, bytes]], stderr: bytes, status: int) -> bytes:
-    data = output + b"".join(wire.marker(SECRET, name) + body for name, body in sections)
+    data = output + b"".join(framing.marker(SECRET, name) + body for name, body in sections)
     if stderr:
-        data += wire.marker(SECRET, "stderr") + stderr
-    return data + wire.marker(SECRET, f"exit {status}")
+        data += framing.marker(SECRET, "stderr") + stderr
+    return data + framing.marker(SECRET, f"exit {status}")
 
 
 def _read_all(stream: bytes, sizes: list[int], count: int) -> list[CommandResult]:
@@ -44,7 +44,7 @@ def _read_all(stream: bytes, sizes: list[int], count: int) -> list[CommandResult
         return chunks.pop(0) if chunks else b""
 
     async def replies() -> list[CommandResult]:
-        reader = wire.RunnerReplies(read, SECRET)
+        reader = framing.RunnerReplies(read, SECRET)
         return [await reader.next() for _ in range(count)]
 
     return asyncio.run(replies())
@@ -64,8 +64,8 @@ def test_replies_read_back_whatever_the_reads(
     results = _read_all(stream, sizes, len(replies))
     for (output, sections, stderr, status), result in zip(replies, results, strict=True):
         assert result.exit_status == status
-        assert result.stdout == wire.text(output)
-        assert result.stderr == wire.text(stderr)
+        assert result.stdout == framing.text(output)
+        assert result.stderr == framing.text(stderr)
         assert list(result.frames) == sections
 
 
@@ -79,6 +79,6 @@ def test_a_stream_that_ends_within_a_reply_is_an_eof() -> None:
 
 
 def test_requests_are_one_line_whatever_the_arguments() -> None:
-    call = ProgramCall("lock", ("acquire", "/r it's", "g", "d", "120", "holder=a\nb=`c` $d"))
-    request = wire.runner_request((call,), 5)
+    call = ScriptCall("lock", ("acquire", "/r it's", "g", "d", "120", "holder=a\nb=`c` $d"))
+    request = framing.runner_request((call,), 5)
     assert request.count(b"\n") == 1 and request.startswith(b"5 lock acquire ")

@@ -1,4 +1,4 @@
-# The reply framing every program shares (read by orchestrator/transport/remote/wire.py).
+# The reply framing every program shares (read by orchestrator/hostproto/framing.py).
 # The session's secret is the first line of stdin: never an argument, which `ps` would show to
 # every user of the host, a hook's `runas` user too; and never exported to what programs start.
 IFS= read -r boundary || exit 1

@@ -1,8 +1,8 @@
-"""POSIX sh programs run on hosts, shipped as package data and sent inline: once per session to
-the runner, which holds them all, or with the command on a channel of its own. Either way
-``umask.sh`` comes first (what they write under the deployment root is private), then
-``frame.sh``: it reads the session's secret and defines how every reply is framed (``wire.py`` is
-the controller's side of that format)."""
+"""The host programs' text: POSIX sh shipped as package data (``programs/*.sh``) and sent inline,
+once per session to the runner, which holds them all, or with the command on a channel of its
+own. Either way ``umask.sh`` comes first (what they write under the deployment root is private),
+then ``frame.sh``: it reads the session's secret and defines how every reply is framed
+(``framing.py`` is the controller's side of that format)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ import functools
 import shlex
 from importlib import resources
 
-
-@functools.cache
-def program(name: str) -> str:
-    """The text of ``<name>.sh``."""
-    return resources.files(__package__).joinpath(f"{name}.sh").read_text(encoding="utf-8")
-
-
 # The programs a session's runner holds as functions; `supervise` is launched by `hook` (in a
 # session of its own), which finds its text in ORCHESTRATOR_SUPERVISE.
 PROGRAMS = ("probe", "lock", "download", "install", "hook", "finish")
+SUPERVISE_VARIABLE = "ORCHESTRATOR_SUPERVISE"
+
+
+@functools.cache
+def program(name: str) -> str:
+    """The text of ``programs/<name>.sh``."""
+    path = resources.files(__package__).joinpath("programs", f"{name}.sh")
+    return path.read_text(encoding="utf-8")
 
 
 @functools.cache
@@ -31,7 +32,7 @@ def runner_program() -> str:
     """
     definitions = [program("umask"), program("frame")]
     definitions.extend(f"{name}() (\n{program(name)}\n)" for name in PROGRAMS)
-    definitions.append(f"export ORCHESTRATOR_SUPERVISE={shlex.quote(program('supervise'))}")
+    definitions.append(f"export {SUPERVISE_VARIABLE}={shlex.quote(program('supervise'))}")
     return "\n".join(definitions) + "\n" + program("runner")
 
 
@@ -40,6 +41,12 @@ def channel_program(name: str) -> str:
     """``<name>.sh`` as run on a channel of its own: after ``umask.sh`` and ``frame.sh``, like
     the runner's."""
     return program("umask") + program("frame") + program(name)
+
+
+def channel_env(name: str) -> dict[str, str]:
+    """The environment ``<name>.sh`` needs on a channel of its own, which the runner's text
+    exports for all of them: ``hook`` starts ``supervise`` from its text."""
+    return {SUPERVISE_VARIABLE: program("supervise")} if name == "hook" else {}
 
 
 @functools.cache

@@ -1,0 +1,324 @@
+"""Contract tests of the host protocol's types (``orchestrator.hostproto``): every request type
+renders the arguments its program reads and is read back from them; every reply type renders the
+sections its parser reads; and each request, run by the real program under dash and under
+busybox sh (in a runner, or on a channel of its own, as on a host), gets the reply its type says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from orchestrator.hostproto import framing
+from orchestrator.hostproto.replies import (
+    Frames,
+    HookCode,
+    HookResult,
+    LockReply,
+    LockState,
+    Probe,
+    parse_hook,
+    parse_lock,
+    parse_probe,
+)
+from orchestrator.hostproto.requests import (
+    DownloadRequest,
+    FinishRequest,
+    HookAbort,
+    HookCollect,
+    HookStart,
+    HostRequest,
+    InstallRequest,
+    LockMode,
+    LockRequest,
+    ProbeRequest,
+    parse_call,
+)
+from orchestrator.hostproto.scripts import PROGRAMS
+from orchestrator.transport.base import CommandResult, ScriptCall
+from tests.unit.host_programs import SHELLS, run_channel, run_runner
+
+REQUESTS: list[HostRequest] = [
+    ProbeRequest("/r", "g-1"),
+    ProbeRequest("/r", "g-1", "d-1"),
+    ProbeRequest("/r x", "g 1", "d-1", 1_048_577),
+    LockRequest(LockMode.ACQUIRE, "/r", "g-1", "d-1", 120, "holder=me@x\npid=1"),
+    LockRequest(LockMode.ACQUIRE, "/r", "g-1", "d-1", 120, "holder=me", "d-0"),
+    LockRequest(LockMode.HEARTBEAT, "/r", "g-1", "d-1"),
+    LockRequest(LockMode.RELEASE, "/r", "g-1", "d-1"),
+    LockRequest(LockMode.STATUS, "/r", "g-1"),
+    LockRequest(LockMode.BREAK, "/r", "g-1"),
+    DownloadRequest("/r", "g-1", "d-1", "ab" * 32, None, 5, None),
+    DownloadRequest("/r", "g-1", "d-1", "ab" * 32, "/r/g-1/d-0/bundle.tar", 5, "/r/g-1/d-0"),
+    InstallRequest("/r", "g-1", "d-1"),
+    HookStart(
+        "/r/g-1/d-1/hooks/AfterInstall.0",
+        "/r",
+        "g-1",
+        "d-1",
+        "AfterInstall",
+        "/a/s.sh",
+        "s.sh",
+        300.0,
+        None,
+        "/a",
+        1.5,
+        {"APPLICATION_NAME": "app", "X": "a=b"},
+    ),
+    HookStart("/b", "/r", "g-1", "d-1", "Install", "/a/s", "s", 1e6, "bob", "/a", 0.25),
+    HookCollect("/r/g-1/d-1/hooks/AfterInstall.0"),
+    HookCollect("/r/g-1/d-1/hooks/AfterInstall.0", 12.5),
+    HookAbort("/r/g-1/d-1/hooks/AfterInstall.0", 0.5),
+    FinishRequest("/r", "g-1", "d-1", "Succeeded", "ab" * 32),
+    FinishRequest("/r", "g-1", "d-1", None, "ab" * 32),
+]
+
+
+@pytest.mark.parametrize("request_", REQUESTS, ids=lambda r: type(r).__name__)
+def test_each_request_is_read_back_from_its_call(request_: HostRequest) -> None:
+    call = request_.call()
+    assert call.name in PROGRAMS
+    assert all(isinstance(arg, str) for arg in call.args)
+    assert parse_call(call) == request_
+
+
+def test_a_call_of_no_program_of_ours_is_no_request() -> None:
+    with pytest.raises(ValueError, match="not a host program"):
+        parse_call(ScriptCall("cat", ("/etc/passwd",)))
+
+
+def test_the_arguments_are_in_the_order_the_programs_read_them() -> None:
+    """Spot checks against the programs' usage lines (the host runs are below)."""
+    assert LockRequest(LockMode.STATUS, "/r", "g").call() == ScriptCall(
+        "lock", ("status", "/r", "g", "-")
+    )
+    assert FinishRequest("/r", "g", "d", None, "s").argv() == ("/r", "g", "d", "-", "s")
+    assert HookCollect("/b", 0.04).argv() == ("collect", "/b", "65537", "0.04")
+    assert DownloadRequest("/r", "g", "d", "s", None, 5, None).argv()[4:] == ("", "5", "")
+
+
+def _read(frames: Frames) -> CommandResult:
+    secret = framing.new_secret()
+    return framing.channel_result(0, framing.encode(secret, frames), b"", secret)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Probe(),
+        Probe(missing_tools=("setsid", "stat")),
+        Probe(
+            last_successful="/r/g-1/d-0",
+            last_deployment=("d-0", "Succeeded", "ab" * 32),
+            bundles={"ab" * 32: "/r/g-1/d-0/bundle.tar", "cd" * 32: "/r/g-1/d x/bundle.tar"},
+            old_appspec="version: 0.0\nos: linux\n",
+            ongoing_event="BeforeInstall",
+        ),
+        Probe(last_successful="/r/g-1/d-0", old_appspec="__missing__"),
+    ],
+)
+def test_a_probe_reply_is_read_as_it_was_rendered(reply: Probe) -> None:
+    assert parse_probe(_read(reply.frames())) == reply
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        *(LockReply(state) for state in LockState if state is not LockState.UNREACHABLE),
+        LockReply.of(LockState.HELD, deployment="d-OTHER"),
+        LockReply.of(LockState.FAILED, error="No space left on device"),
+        LockReply(LockState.TOOK_OVER, {"holder": "me@x", "deployment": "d-0", "pid": "1"}),
+    ],
+)
+def test_a_lock_reply_is_read_as_it_was_rendered(reply: LockReply) -> None:
+    assert parse_lock(_read(reply.frames())) == reply
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        HookResult(0, HookCode.SUCCESS, "ok", "", "fine\n", ""),
+        HookResult(1, HookCode.SCRIPT_FAILED, "failed with exit code 1", "a warning", "", "boom"),
+        HookResult(-1, HookCode.NOT_STARTED, "", "", "", ""),
+    ],
+)
+def test_a_hook_reply_is_read_as_it_was_rendered(reply: HookResult) -> None:
+    assert parse_hook(_read(reply.frames())) == reply
+
+
+def test_replies_the_controller_cannot_read_are_typed_too() -> None:
+    assert parse_lock(_read((("lock", b"lock=sideways\n"),))).state is LockState.UNKNOWN
+    assert parse_lock(_read(())).state is LockState.UNKNOWN
+    garbled = parse_hook(_read((("hook", b"status=2 Forged\n"),)))
+    assert garbled is not None and garbled.error_code is HookCode.UNKNOWN_ERROR
+
+
+def _bundle() -> tuple[bytes, str]:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in {
+            "appspec.yml": b"version: 0.0\nos: linux\n",
+            "run.sh": b"echo hi\n",
+        }.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            archive.addfile(info, io.BytesIO(data))
+    data = buffer.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _one(sh: str, request: HostRequest, stdin: bytes = b"") -> CommandResult:
+    return run_runner(sh, [((request.call(),), stdin)])[0]
+
+
+@pytest.mark.parametrize("sh", sorted(SHELLS))
+def test_a_deployments_requests_get_their_typed_replies(sh: str, tmp_path: Path) -> None:
+    root, gid, did, other = str(tmp_path / "root x"), "g 1", "d-1", "d-2"
+    directory = f"{root}/{gid}/{did}"
+    archive = f"{directory}/deployment-archive"
+    bundle, sha = _bundle()
+
+    probe = ProbeRequest(root, gid, did, 1_048_577)
+    acquire = LockRequest(LockMode.ACQUIRE, root, gid, did, 120, "holder=me@x")
+    first = run_runner(sh, [((probe.call(), acquire.call()), b"")])[0]
+    assert parse_probe(first) == Probe()
+    assert parse_lock(first) == LockReply(LockState.ACQUIRED)
+
+    download = DownloadRequest(root, gid, did, sha, None, 5, None)
+    downloaded = _one(sh, download, bundle)
+    assert (downloaded.exit_status, downloaded.stdout, downloaded.frames) == (
+        0,
+        "received the bundle\n",
+        (),
+    )
+    installed = _one(sh, InstallRequest(root, gid, did), b"B\tDISALLOW\n")
+    assert installed.ok and installed.frames == (), installed.stderr
+
+    base = f"{directory}/hooks/AfterInstall.0"
+    start = HookStart(
+        base,
+        root,
+        gid,
+        did,
+        "AfterInstall",
+        f"{archive}/run.sh",
+        "run.sh",
+        30,
+        None,
+        archive,
+        1,
+        {"APPLICATION_NAME": "app"},
+    )
+    started, collected = run_runner(
+        sh, [((start.call(),), b""), ((HookCollect(base, 5).call(),), b"")]
+    )
+    for result in (started, collected):
+        hook = parse_hook(result)
+        assert hook is not None
+        assert (hook.code, hook.error_code, hook.stdout, hook.stderr) == (
+            0,
+            HookCode.SUCCESS,
+            "hi\n",
+            "",
+        )
+        assert hook.ok and hook.started and not hook.capped
+    aborted = _one(sh, HookAbort(base, 0.5))  # over already: nothing to terminate
+    assert (aborted.exit_status, aborted.stdout, aborted.frames) == (0, "", ())
+    never = parse_hook(_one(sh, HookCollect(f"{directory}/hooks/Install.0", 1)))
+    assert never is not None and never.error_code is HookCode.NOT_STARTED and not never.started
+
+    finished = _one(sh, FinishRequest(root, gid, did, "Succeeded", sha))
+    assert (finished.exit_status, finished.stdout, finished.frames) == (0, "", ())
+    again = parse_probe(_one(sh, ProbeRequest(root, gid, did)))
+    assert again == Probe(
+        last_successful=directory,
+        last_deployment=(did, "Succeeded", sha),
+        bundles={sha: f"{directory}/bundle.tar"},
+        old_appspec="version: 0.0\nos: linux\n",
+    )
+
+    held = parse_lock(_one(sh, LockRequest(LockMode.ACQUIRE, root, gid, other, 120, "holder=b")))
+    assert (held.state, held.deployment, held.ours) == (LockState.HELD, did, False)
+    assert held.heartbeat_age is not None and held.heartbeat_age.isdigit()
+    lost = parse_lock(_one(sh, LockRequest(LockMode.HEARTBEAT, root, gid, other)))
+    assert (lost.state, lost.deployment) == (LockState.LOST, did)
+    beat = parse_lock(run_channel(sh, LockRequest(LockMode.HEARTBEAT, root, gid, did).call()))
+    assert beat == LockReply(LockState.REFRESHED)
+    status = parse_lock(_one(sh, LockRequest(LockMode.STATUS, root, gid)))
+    assert (status.state, status.deployment) == (LockState.HELD, did)
+    taken = LockRequest(LockMode.ACQUIRE, root, gid, other, 120, "holder=b", finished=did)
+    took = parse_lock(_one(sh, taken))
+    assert (took.state, took.deployment, took.ours) == (LockState.TOOK_OVER, did, True)
+    not_ours = parse_lock(_one(sh, LockRequest(LockMode.RELEASE, root, gid, did)))
+    assert not_ours == LockReply(LockState.NOT_OURS)
+    released = parse_lock(_one(sh, LockRequest(LockMode.RELEASE, root, gid, other)))
+    assert released == LockReply(LockState.RELEASED)
+    free = [LockRequest(mode, root, gid) for mode in (LockMode.STATUS, LockMode.BREAK)]
+    assert [parse_lock(_one(sh, request)) for request in free] == [LockReply(LockState.FREE)] * 2
+    reacquired = run_runner(sh, [((acquire.call(),), b"")] * 2)
+    assert [parse_lock(result).state for result in reacquired] == [
+        LockState.ACQUIRED,
+        LockState.REACQUIRED,
+    ]
+    broken = parse_lock(_one(sh, LockRequest(LockMode.BREAK, root, gid)))
+    assert (broken.state, broken.deployment) == (LockState.BROKEN, did)
+
+
+@pytest.mark.parametrize("sh", sorted(SHELLS))
+def test_a_failing_hook_and_a_lock_that_cannot_be_written(sh: str, tmp_path: Path) -> None:
+    root, gid, did = str(tmp_path / "root"), "g-1", "d-1"
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    script = archive / "fail.sh"
+    script.write_text("#!/bin/sh\necho out; echo err >&2; exit 4\n")
+    script.chmod(0o755)
+    base = f"{root}/{gid}/{did}/hooks/ValidateService.0"
+    start = HookStart(
+        base,
+        root,
+        gid,
+        did,
+        "ValidateService",
+        str(script),
+        "fail.sh",
+        30,
+        None,
+        str(archive),
+        1,
+    )
+    hook = parse_hook(_one(sh, start))
+    assert hook is not None
+    assert (hook.code, hook.error_code, hook.stdout, hook.stderr, hook.ok) == (
+        4,
+        HookCode.SCRIPT_FAILED,
+        "out\n",
+        "err\n",
+        False,
+    )
+    missing = HookStart(
+        f"{base}x",
+        root,
+        gid,
+        did,
+        "ValidateService",
+        str(archive / "nope.sh"),
+        "nope.sh",
+        30,
+        None,
+        str(archive),
+        1,
+    )
+    gone = parse_hook(_one(sh, missing))
+    assert gone is not None and gone.error_code is HookCode.SCRIPT_MISSING
+
+    (tmp_path / "root").mkdir(exist_ok=True)
+    (tmp_path / "root" / "locks").write_text("a file where the locks' directory goes\n")
+    acquire = LockRequest(LockMode.ACQUIRE, root, gid, did, 120, "holder=me")
+    failed = parse_lock(_one(sh, acquire))
+    assert failed.state is LockState.FAILED and not failed.ours
+    assert failed.error
