@@ -10,9 +10,11 @@ import functools
 import shlex
 from importlib import resources
 
+from orchestrator.hostproto.requests import Program
+
 # The programs a session's runner holds as functions; `supervise` is launched by `hook` (in a
 # session of its own), which finds its text in ORCHESTRATOR_SUPERVISE.
-PROGRAMS = ("probe", "lock", "download", "install", "hook", "finish")
+PROGRAMS = tuple(name.value for name in Program)
 SUPERVISE_VARIABLE = "ORCHESTRATOR_SUPERVISE"
 
 
@@ -46,7 +48,7 @@ def channel_program(name: str) -> str:
 def channel_env(name: str) -> dict[str, str]:
     """The environment ``<name>.sh`` needs on a channel of its own, which the runner's text
     exports for all of them: ``hook`` starts ``supervise`` from its text."""
-    return {SUPERVISE_VARIABLE: program("supervise")} if name == "hook" else {}
+    return {SUPERVISE_VARIABLE: program("supervise")} if name == Program.HOOK else {}
 
 
 @functools.cache

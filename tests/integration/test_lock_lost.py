@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 from orchestrator.engine.deployment import DeploymentRunner, Rollout
-from orchestrator.engine.remote import LockState, RemoteHost
+from orchestrator.engine.remote import LockReply, RemoteHost
 from orchestrator.events import Event, LifecycleEventStarted, Notice
 from orchestrator.hostproto import HOST_PROGRAMS
 from orchestrator.hostproto.replies import parse_lock
+from orchestrator.hostproto.requests import LockMode, LockRequest
 from orchestrator.install_plan import build_install_plan
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.deployment_config import PREDEFINED
@@ -26,19 +27,21 @@ GO = "/srv/go-lock-lost"
 THIEF = "d-THIEF00001"
 
 
-def _steal(lab: Lab, host: str, group_id: str) -> LockState:
+def _steal(lab: Lab, host: str, group_id: str) -> LockReply:
     """What another controller does: break the host's lock (`lock release --force`), then take
     it with a rollout of its own."""
 
-    async def go() -> LockState:
+    async def go() -> LockReply:
         spec = load_inventory(lab.inventory_path).resolve_host(host)
         transport = SshTransport(NO_RETRY, script=HOST_PROGRAMS)
         session = await transport.connect(spec)
         try:
             remote = RemoteHost(session, spec, group_id)
-            assert (await remote.lock("break")).state == "broken"
-            call = remote.lock_call("acquire", THIEF, "120", "holder=thief@elsewhere")
-            return parse_lock(await session.call(call))
+            assert (await remote.lock(LockMode.BREAK)).state == "broken"
+            acquire = LockRequest(
+                LockMode.ACQUIRE, remote.root, group_id, THIEF, 120, "holder=thief@elsewhere"
+            )
+            return parse_lock(await session.call(acquire.call()))
         finally:
             await session.close()
             await transport.close()
@@ -75,7 +78,7 @@ def test_a_host_whose_lock_is_taken_over_mid_rollout_stops_there(
         hook_grace=1,
         lock_ttl=8,  # a heartbeat every 2 s, each answered within 2 s even on a busy machine
     )
-    stolen: list[asyncio.Future[LockState]] = []
+    stolen: list[asyncio.Future[LockReply]] = []
     notices: list[Notice] = []
 
     def sink(event: Event) -> None:
