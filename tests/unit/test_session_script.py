@@ -1,0 +1,107 @@
+"""The seam between the transport and the host protocol: the transport builds its command lines
+from whatever ``SessionScript`` it is given, knowing no program; the host protocol's
+``HOST_PROGRAMS`` is that script, and its requests go on the wire as they always have."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import SimpleNamespace
+from typing import cast
+
+from orchestrator.hostproto import HOST_PROGRAMS, framing
+from orchestrator.hostproto.requests import (
+    FinishRequest,
+    HookAbort,
+    HookStart,
+    LockMode,
+    LockRequest,
+    ProbeRequest,
+)
+from orchestrator.hostproto.scripts import SUPERVISE_VARIABLE, channel_program, program
+from orchestrator.models.hosts import HostSpec
+from orchestrator.transport.base import CommandResult, ReplyStream, ScriptCall
+from orchestrator.transport.commands import channel_command, runner_command
+
+
+class Stub:
+    """A session script of two functions that are not the host programs."""
+
+    def runner(self) -> str:
+        return "serve"
+
+    def standalone(self, name: str) -> tuple[str, Mapping[str, str]]:
+        return f"body of {name}", {"NEEDS": "it's"} if name == "greet" else {}
+
+    def new_secret(self) -> str:
+        return "s"
+
+    def secret_line(self, secret: str) -> bytes:
+        return b"s\n"
+
+    def request(self, calls: Sequence[ScriptCall], stdin_size: int) -> bytes:
+        return b""
+
+    def replies(self, read: Callable[[int], Awaitable[bytes]], secret: str) -> ReplyStream:
+        raise NotImplementedError
+
+    def channel_result(
+        self, exit_status: int | None, stdout: bytes, stderr: bytes, secret: str
+    ) -> CommandResult:
+        return CommandResult(exit_status, "", "")
+
+
+def _host(user: str, become: str) -> HostSpec:
+    return cast(HostSpec, SimpleNamespace(user=user, become=become))
+
+
+def test_the_transport_runs_what_its_script_says() -> None:
+    calls = (ScriptCall("greet", ("a b",)), ScriptCall("part", ()))
+    assert channel_command(_host("deploy", "sudo"), calls, Stub()) == (
+        "sudo -n env NEEDS='it'\"'\"'s' sh -c 'body of greet' greet 'a b' && "
+        "sudo -n sh -c 'body of part' part "
+    )
+    assert runner_command(_host("root", "sudo"), Stub()) == "sh -c serve runner"
+    assert runner_command(_host("deploy", "none"), Stub()) == "sh -c serve runner"
+
+
+def test_the_host_programs_on_a_channel_of_their_own() -> None:
+    hook, env = HOST_PROGRAMS.standalone("hook")
+    assert hook == channel_program("hook")
+    assert env == {SUPERVISE_VARIABLE: program("supervise")}  # hook starts the supervisor
+    assert HOST_PROGRAMS.standalone("lock") == (channel_program("lock"), {})
+    assert program("frame") in HOST_PROGRAMS.runner()
+
+
+def test_the_requests_go_on_the_wire_as_before() -> None:
+    """Pinned lines: what the runner reads for each request (the programs' usage lines)."""
+    probe = ProbeRequest("/r x", "g", "d-1", 1_048_577).call()
+    acquire = LockRequest(LockMode.ACQUIRE, "/r x", "g", "d-1", 120, "holder=me\npid=1").call()
+    assert framing.runner_request((probe, acquire), 0) == (
+        b"0 probe '/r x' g d-1 1048577 && "
+        b"lock acquire '/r x' g d-1 120 holder=me\"$newline\"pid=1\n"
+    )
+    start = HookStart(
+        "/b",
+        "/r",
+        "g",
+        "d-1",
+        "AfterInstall",
+        "/a/s.sh",
+        "s.sh",
+        300,
+        None,
+        "/a",
+        1.5,
+        {"APPLICATION_NAME": "my app"},
+    ).call()
+    assert framing.runner_request((start,), 0) == (
+        b"0 hook start /b 65537 /r g d-1 AfterInstall /a/s.sh s.sh 300 '' /a 1.5 "
+        b"'APPLICATION_NAME=my app'\n"
+    )
+    abort = HookAbort("/b", 1e6).call()
+    finish = FinishRequest("/r", "g", "d-1", None, "ab").call()
+    assert [shlex.join([c.name, *c.args]) for c in (abort, finish)] == [
+        "hook abort /b 1000000",
+        "finish /r g d-1 - ab",
+    ]
