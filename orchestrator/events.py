@@ -1,13 +1,15 @@
 """Typed events the engine emits; renderers, the history store and the NDJSON file subscribe.
 
 The engine never prints: it calls every sink with every event, in order, from its one task.
+Every sink dispatches on ``Event`` with ``match`` ending in ``assert_never``, so a new event type
+that a sink forgets fails the type check there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from orchestrator.models.results import Deployment, LifecycleEvent, Target
 
@@ -123,24 +125,25 @@ def event_record(event: Event) -> dict[str, Any]:
         "type": type(event).__name__,
         "deploymentId": event.deployment.deployment_id,
     }
-    if isinstance(event, DeploymentFinished):
-        record["deployment"] = event.deployment.to_document(with_targets=False)
-    if isinstance(
-        event,
-        HostUnreachable
-        | TargetStarted
-        | LifecycleEventStarted
-        | LifecycleEventFinished
-        | TargetFinished,
-    ):
-        record["host"] = event.target.host
-        record["targetStatus"] = event.target.status
-    if isinstance(event, HostUnreachable):
-        record["message"] = event.message
-    if isinstance(event, LifecycleEventStarted | LifecycleEventFinished):
-        record["lifecycleEvent"] = event.event.to_document()
-    if isinstance(event, Notice):
-        record.update(message=event.message, host=event.host)
-    if isinstance(event, ZoneBaking):
-        record.update(zone=event.zone, seconds=event.seconds)
+    match event:
+        case DeploymentStarted():
+            pass
+        case DeploymentFinished():
+            record["deployment"] = event.deployment.to_document(with_targets=False)
+        case HostUnreachable():
+            record.update(_target_fields(event.target), message=event.message)
+        case TargetStarted() | TargetFinished():
+            record.update(_target_fields(event.target))
+        case LifecycleEventStarted() | LifecycleEventFinished():
+            record.update(_target_fields(event.target), lifecycleEvent=event.event.to_document())
+        case Notice():
+            record.update(message=event.message, host=event.host)
+        case ZoneBaking():
+            record.update(zone=event.zone, seconds=event.seconds)
+        case _:
+            assert_never(event)
     return record
+
+
+def _target_fields(target: Target) -> dict[str, Any]:
+    return {"host": target.host, "targetStatus": target.status}

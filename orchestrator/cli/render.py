@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, assert_never
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -22,6 +22,7 @@ from orchestrator.events import (
     LifecycleEventStarted,
     Notice,
     TargetFinished,
+    TargetStarted,
     ZoneBaking,
     event_record,
 )
@@ -52,37 +53,50 @@ class PlainProgress:
         self.console = console
 
     def __call__(self, event: Event) -> None:
-        deployment = event.deployment
-        line: str | None = None
-        if isinstance(event, DeploymentStarted):
-            line = (
-                f"deployment {deployment.deployment_id}: "
-                f"{deployment.application}/{deployment.group}, "
-                f"{len(deployment.targets)} hosts, {deployment.config_name}"
-            )
-        elif isinstance(event, HostUnreachable):
-            line = f"{event.target.host}: {event.message}"
-        elif isinstance(event, LifecycleEventFinished):
-            lifecycle = event.event
-            took = (lifecycle.end_time or 0) - (lifecycle.start_time or 0)
-            line = f"{event.target.host}: {lifecycle.name} {lifecycle.status} ({took:.1f}s)"
-            if lifecycle.status == FAILED and lifecycle.diagnostics:
-                line += f": {lifecycle.diagnostics.error_code}: {lifecycle.diagnostics.message}"
-            for warning in lifecycle.warnings:
-                line += f"\n{event.target.host}: warning: {warning}"
-        elif isinstance(event, TargetFinished):
-            line = f"{event.target.host}: {event.target.status}"
-        elif isinstance(event, ZoneBaking):
-            line = f"zone {event.zone} done: monitoring for {event.seconds}s"
-        elif isinstance(event, Notice):
-            line = f"{event.host}: {event.message}" if event.host else event.message
-        elif isinstance(event, DeploymentFinished):
-            line = summary_line(deployment)
+        line = self.line(event)
         if line is not None:
             # Plain text straight to the console's file: rich's rendering of each line cost more
             # than the rest of the event's handling (measured at 100 hosts).
             self.console.file.write(line + "\n")
             self.console.file.flush()
+
+    @staticmethod
+    def line(event: Event) -> str | None:
+        """What an event says on its line, if anything."""
+        match event:
+            case DeploymentStarted(deployment=deployment):
+                return (
+                    f"deployment {deployment.deployment_id}: "
+                    f"{deployment.application}/{deployment.group}, "
+                    f"{len(deployment.targets)} hosts, {deployment.config_name}"
+                )
+            case HostUnreachable():
+                return f"{event.target.host}: {event.message}"
+            case LifecycleEventFinished():
+                return _event_line(event)
+            case TargetFinished():
+                return f"{event.target.host}: {event.target.status}"
+            case ZoneBaking():
+                return f"zone {event.zone} done: monitoring for {event.seconds}s"
+            case Notice():
+                return f"{event.host}: {event.message}" if event.host else event.message
+            case DeploymentFinished():
+                return summary_line(event.deployment)
+            case TargetStarted() | LifecycleEventStarted():
+                return None
+            case _:
+                assert_never(event)
+
+
+def _event_line(event: LifecycleEventFinished) -> str:
+    lifecycle = event.event
+    took = (lifecycle.end_time or 0) - (lifecycle.start_time or 0)
+    line = f"{event.target.host}: {lifecycle.name} {lifecycle.status} ({took:.1f}s)"
+    if lifecycle.status == FAILED and lifecycle.diagnostics:
+        line += f": {lifecycle.diagnostics.error_code}: {lifecycle.diagnostics.message}"
+    for warning in lifecycle.warnings:
+        line += f"\n{event.target.host}: warning: {warning}"
+    return line
 
 
 class LiveProgress:
@@ -100,29 +114,38 @@ class LiveProgress:
 
     def __call__(self, event: Event) -> None:
         self.deployment = event.deployment
-        if isinstance(event, DeploymentStarted):
-            self.live.start()
-        elif isinstance(event, LifecycleEventStarted):
-            self.current[event.target.host] = event.event.name
-        elif isinstance(event, LifecycleEventFinished) and event.event.status == FAILED:
-            diagnostics = event.event.diagnostics
-            detail = f"{diagnostics.error_code}: {diagnostics.message}" if diagnostics else ""
-            self.failures.append(f"{event.target.host} {event.event.name}: {detail}")
-            self.console.print(
-                f"[red]{escape(event.target.host)}[/] {event.event.name} failed: {escape(detail)}"
-            )
-        elif isinstance(event, HostUnreachable):
-            self.failures.append(f"{event.target.host}: {event.message}")
-        elif isinstance(event, Notice):
-            where = f"{event.host}: " if event.host else ""
-            self.console.print(where + event.message, markup=False, highlight=False)
-        elif isinstance(event, TargetFinished):
-            self.current.pop(event.target.host, None)
-        if isinstance(event, DeploymentFinished):
-            self.live.stop()
-            self.console.print(summary_line(event.deployment), markup=False, highlight=False)
-        else:
-            self.live.update(self.render())
+        match event:
+            case DeploymentStarted():
+                self.live.start()
+            case LifecycleEventStarted():
+                self.current[event.target.host] = event.event.name
+            case LifecycleEventFinished():
+                if event.event.status == FAILED:
+                    self._failed(event)
+            case HostUnreachable():
+                self.failures.append(f"{event.target.host}: {event.message}")
+            case Notice():
+                where = f"{event.host}: " if event.host else ""
+                self.console.print(where + event.message, markup=False, highlight=False)
+            case TargetFinished():
+                self.current.pop(event.target.host, None)
+            case DeploymentFinished():
+                self.live.stop()
+                self.console.print(summary_line(event.deployment), markup=False, highlight=False)
+                return
+            case TargetStarted() | ZoneBaking():
+                pass
+            case _:
+                assert_never(event)
+        self.live.update(self.render())
+
+    def _failed(self, event: LifecycleEventFinished) -> None:
+        diagnostics = event.event.diagnostics
+        detail = f"{diagnostics.error_code}: {diagnostics.message}" if diagnostics else ""
+        self.failures.append(f"{event.target.host} {event.event.name}: {detail}")
+        self.console.print(
+            f"[red]{escape(event.target.host)}[/] {event.event.name} failed: {escape(detail)}"
+        )
 
     def render(self) -> Group:
         deployment = self.deployment

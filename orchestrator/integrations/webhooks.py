@@ -23,7 +23,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 from urllib.parse import urljoin, urlsplit
 
 from orchestrator.events import (
@@ -31,8 +31,12 @@ from orchestrator.events import (
     DeploymentStarted,
     Event,
     HostUnreachable,
+    LifecycleEventFinished,
+    LifecycleEventStarted,
+    Notice,
     TargetFinished,
     TargetStarted,
+    ZoneBaking,
 )
 from orchestrator.models.groups import Trigger
 from orchestrator.models.results import (
@@ -63,20 +67,24 @@ _MIN_SECRET = 4  # shorter values are not masked in notes: masking `1` would gar
 
 def trigger_events(event: Event) -> list[str]:
     """The trigger event types an engine event stands for."""
-    if isinstance(event, DeploymentStarted):
-        rollback = event.deployment.creator == "rollback"
-        return ["DeploymentStart", *(["DeploymentRollback"] if rollback else [])]
-    if isinstance(event, DeploymentFinished):
-        name = _FINISHED.get(event.deployment.status)
-        return [name] if name else []
-    if isinstance(event, TargetStarted):
-        return ["InstanceStart"]
-    if isinstance(event, TargetFinished):
-        name = _TARGET_FINISHED.get(event.target.status)
-        return [name] if name else []
-    if isinstance(event, HostUnreachable):
-        return ["InstanceFailure"]
-    return []
+    match event:
+        case DeploymentStarted():
+            rollback = event.deployment.creator == "rollback"
+            return ["DeploymentStart", *(["DeploymentRollback"] if rollback else [])]
+        case DeploymentFinished():
+            name = _FINISHED.get(event.deployment.status)
+            return [name] if name else []
+        case TargetStarted():
+            return ["InstanceStart"]
+        case TargetFinished():
+            name = _TARGET_FINISHED.get(event.target.status)
+            return [name] if name else []
+        case HostUnreachable():
+            return ["InstanceFailure"]
+        case LifecycleEventStarted() | LifecycleEventFinished() | Notice() | ZoneBaking():
+            return []
+        case _:
+            assert_never(event)
 
 
 def _status(status: str) -> str:
