@@ -14,16 +14,12 @@ in ``on_end``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import StoreError
-
 if TYPE_CHECKING:
-    from orchestrator.engine.deployment import Rollout
     from orchestrator.engine.release import Releaser
-    from orchestrator.state.store import HistoryStore
+    from orchestrator.engine.stopping import StoreStop
 
 Hook = Callable[["DeploymentControl"], None]
 
@@ -34,7 +30,7 @@ class DeploymentControl:
         self._on_end = on_end
         self._loop: asyncio.AbstractEventLoop | None = None
         self._releaser: Releaser | None = None
-        self._store: HistoryStore | None = None
+        self._stored: StoreStop | None = None
         self._early: list[tuple[bool, bool]] = []  # (force, rollback) asked before the start
 
     @property
@@ -63,25 +59,20 @@ class DeploymentControl:
             self._releaser.request_stop(force=force, rollback=rollback)
 
     def _stop_as_requested(self) -> None:
-        if self._releaser is None or self._store is None:
+        if self._releaser is None or self._stored is None:
             return
-        asked = None
-        with contextlib.suppress(StoreError):  # unreadable now: a plain stop, then
-            asked = self._store.stop_request(self.deployment_id or "")
-        rollback, force = asked or (False, False)
-        self._releaser.request_stop(force=force, rollback=rollback)
+        self._stored.ring()
+        self._releaser.control.wake()
 
     # -- for the API ------------------------------------------------------------------------------
 
-    def attach(self, releaser: Releaser, store: HistoryStore, rollout: Rollout) -> None:
-        """The release starts (called in its event loop)."""
+    def attach(self, releaser: Releaser, stored: StoreStop) -> None:
+        """The release starts (called in its event loop); ``stored`` is its source for
+        `orchestrator stop`'s requests."""
         self._loop = asyncio.get_running_loop()
-        self._releaser, self._store = releaser, store
+        self._releaser, self._stored = releaser, stored
         for force, rollback in self._early:
-            releaser.rollback_requested = releaser.rollback_requested or rollback
-            rollout.stop.set()
-            if force:
-                rollout.force.set()
+            releaser.request_stop(force=force, rollback=rollback)
         self._early.clear()
         if self._on_start is not None:
             self._on_start(self)
@@ -92,4 +83,4 @@ class DeploymentControl:
             if self._on_end is not None:
                 self._on_end(self)
         finally:
-            self._loop = self._releaser = self._store = None
+            self._loop = self._releaser = self._stored = None

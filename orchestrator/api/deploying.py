@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 from orchestrator.api.control import DeploymentControl
 from orchestrator.api.settings import Settings
-from orchestrator.engine.deployment import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
+from orchestrator.engine.rollout import HOOK_GRACE_SECONDS, Rollout
+from orchestrator.engine.stopping import StoreStop
 from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible
 from orchestrator.events import EventSink
 from orchestrator.install_plan import plan_for
@@ -329,14 +330,16 @@ def _release(
     store = HistoryStore.open(settings.state)
     webhooks = WebhookSink(triggers)
     try:
+        stored = StoreStop(store)
         releaser = Releaser(
             store,
             settings.transport(),
             [store, *sinks, *([webhooks] if triggers else [])],
             settings.state_dir,
             settings.bundle_cache,
+            stops=[stored],
         )
-        release = asyncio.run(_run(releaser, rollout, policy, store, webhooks, control))
+        release = asyncio.run(_run(releaser, rollout, policy, stored, webhooks, control))
     finally:
         store.close()
     return Outcome(
@@ -351,12 +354,12 @@ async def _run(
     releaser: Releaser,
     rollout: Rollout,
     policy: ReleasePolicy,
-    store: HistoryStore,
+    stored: StoreStop,
     webhooks: WebhookSink,
     control: DeploymentControl | None,
 ) -> Release:
     if control is not None:
-        control.attach(releaser, store, rollout)
+        control.attach(releaser, stored)
     try:
         return await releaser.run(rollout, policy)
     finally:

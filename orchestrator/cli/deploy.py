@@ -18,7 +18,7 @@ from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
-from orchestrator.engine.deployment import HOOK_GRACE_SECONDS
+from orchestrator.engine.rollout import HOOK_GRACE_SECONDS
 from orchestrator.events import EventSink
 from orchestrator.hostproto.requests import MAX_SECONDS
 from orchestrator.models.results import FAILED, STOPPED, SUCCEEDED, Deployment

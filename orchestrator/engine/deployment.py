@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from orchestrator.engine.host import EVENTS, HostJob, HostRun
 from orchestrator.engine.remote import LockMode, LockReply, Probe, RemoteHost
+from orchestrator.engine.rollout import Rollout
+from orchestrator.engine.stopping import MANUAL_STOP, Control, Stopping
 from orchestrator.errors import HostError, LockHeld
 from orchestrator.events import (
     Broadcast,
@@ -32,8 +33,6 @@ from orchestrator.events import (
     ZoneBaking,
 )
 from orchestrator.hostproto.replies import LockState
-from orchestrator.install_plan import InstallPlan
-from orchestrator.models.deployment_config import DeploymentConfig
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.results import (
     FAILED,
@@ -55,36 +54,8 @@ from orchestrator.planning import (
     TargetState,
     invalid_minimum,
 )
-from orchestrator.revision import Revision
 from orchestrator.state.locks import describe
 from orchestrator.transport.base import Transport
-
-HOOK_GRACE_SECONDS = 10.0
-LOCK_TTL_SECONDS = 120
-MANUAL_STOP = "MANUAL_STOP"
-INTERNAL_ERROR = "INTERNAL_ERROR"  # CodeDeploy's code; here: it could not record or report
-
-
-@dataclass
-class Rollout:
-    """Everything a deployment needs, validated before any host is contacted."""
-
-    deployment: Deployment
-    revision: Revision
-    plan: InstallPlan
-    config: DeploymentConfig
-    hosts: Sequence[HostSpec]
-    hook_grace: float = HOOK_GRACE_SECONDS
-    update_outdated_only: bool = False
-    resume: bool = False  # continue an interrupted deployment from what the hosts report
-    lock_ttl: int = LOCK_TTL_SECONDS
-    lock_holder: str = ""
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    force: asyncio.Event = field(default_factory=asyncio.Event)
-    touched: set[str] = field(default_factory=set)  # hosts that ran at least one event
-    stop_reason: str | None = None  # why, when the engine stopped it itself (not `stop`)
-    # Whether a deployment id is known to have ended (its host locks are left-overs).
-    finished: Callable[[str], bool] = lambda deployment_id: False
 
 
 def new_target(host: HostSpec) -> Target:
@@ -110,36 +81,32 @@ def target_info(host: HostSpec, probe: Probe | None, sha256: str) -> TargetInfo:
 
 class DeploymentRunner:
     def __init__(
-        self, rollout: Rollout, transport: Transport, sinks: Sequence[EventSink] | Broadcast
+        self,
+        rollout: Rollout,
+        transport: Transport,
+        sinks: Sequence[EventSink] | Broadcast,
+        control: Control | None = None,
     ) -> None:
         self.rollout = rollout
         self.transport = transport
         self.emit = sinks if isinstance(sinks, Broadcast) else Broadcast(sinks)
+        self.control = control or Control()
         self.deployment = rollout.deployment
+        self.stopping = Stopping(self.control, self.deployment, self.emit)
+        self.touched: set[str] = set()  # hosts that ran at least one event
         self.remotes: dict[str, RemoteHost] = {}
         self.probes: dict[str, Probe] = {}
         self.runs: dict[str, HostRun] = {}
         self.locked: set[str] = set()  # hosts whose lock this deployment took
         self.lost: dict[str, str] = {}  # hosts whose lock was taken over: why
 
-    def _sink_failed(self, message: str) -> None:
-        """A sink could not take an event: stop as `orchestrator stop` does, saying why."""
-        self.rollout.stop_reason = f"stopped: {message}"
-        self.rollout.stop.set()
-        self.emit(
-            Notice(
-                self.deployment,
-                f"stopping: {message}; running hooks finish, no new lifecycle event starts",
-            )
-        )
-
     async def run(self) -> Deployment:
         """Run the deployment; ``LockHeld`` (nothing started, nothing recorded) if it is locked."""
-        self.emit.listeners.append(self._sink_failed)
+        self.emit.listeners.append(self.stopping.fail)
         try:
             return await self._run()
         finally:
-            self.emit.listeners.remove(self._sink_failed)
+            self.emit.listeners.remove(self.stopping.fail)
 
     async def _run(self) -> Deployment:
         deployment = self.deployment
@@ -229,7 +196,7 @@ class DeploymentRunner:
         results = await asyncio.gather(*(connect(h) for h in self.rollout.hosts))
         for name, lock in list(locks.items()):
             left_over = lock.deployment or ""
-            if not lock.ours and left_over and self.rollout.finished(left_over):
+            if not lock.ours and left_over and self.control.finished(left_over):
                 with contextlib.suppress(HostError):
                     locks[name] = await self.remotes[name].take_over_lock(
                         self.deployment.deployment_id,
@@ -325,10 +292,10 @@ class DeploymentRunner:
             self.emit,
             self.rollout.hook_grace,
             self._reconnect,
-            self.rollout.stop.is_set,
+            self.stopping.check,
             self.lost.get,
-            lambda: self.rollout.stop_reason is not None,
-            self.rollout.force.is_set,
+            lambda: self.stopping.failure is not None,
+            lambda: self.stopping.check() and self.stopping.forced,
         )
         running: dict[asyncio.Task[bool], str] = {}
         try:
@@ -350,9 +317,9 @@ class DeploymentRunner:
             running[self._start(job, name, event)] = name
         forced = False
         while not scheduler.finished:
-            if self.rollout.stop.is_set():
-                scheduler.stop(MANUAL_STOP, "the deployment was stopped")
-            if self.rollout.force.is_set() and not forced:
+            if self.stopping.check():
+                scheduler.stop(*self.stopping.reason())
+            if self.stopping.forced and not forced:
                 forced = True
                 await self._abort_running_hooks()
             for name in scheduler.start_next():
@@ -362,17 +329,11 @@ class DeploymentRunner:
                     await self._bake(scheduler)
                     continue
                 break
-            # Wake up for a host that ends, or for a stop (or force) request not seen yet.
-            signals = [
-                flag for flag in (self.rollout.stop, self.rollout.force) if not flag.is_set()
-            ]
-            waiters = [asyncio.create_task(flag.wait()) for flag in signals]
-            done, _ = await asyncio.wait([*running, *waiters], return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-            for task in done:
-                if task in waiters:
-                    continue
+            # Wake up for a host that ends, or for a stop source with something to say.
+            woken = asyncio.create_task(self.control.woken())
+            await asyncio.wait([*running, woken], return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
+            for task in [task for task in running if task.done()]:
                 name = running.pop(task)
                 target = self.deployment.targets[name]
                 if _result(task):
@@ -384,7 +345,7 @@ class DeploymentRunner:
 
     def _start(self, job: HostJob, name: str, resume_at: str | None = None) -> asyncio.Task[bool]:
         target = self.deployment.targets[name]
-        self.rollout.touched.add(name)
+        self.touched.add(name)
         self.emit(TargetStarted(self.deployment, target))
         run = HostRun(job, target, self.remotes[name], self.probes[name])
         self.runs[name] = run
@@ -452,8 +413,10 @@ class DeploymentRunner:
     async def _bake(self, scheduler: Scheduler) -> None:
         seconds = scheduler.bake_seconds()
         self.emit(ZoneBaking(self.deployment, scheduler.current_zone or "", seconds))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.rollout.stop.wait(), timeout=seconds)
+        deadline = time.monotonic() + seconds
+        while not self.stopping.check() and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.control.woken(), timeout=left)
         scheduler.begin_next_zone()
 
     def _conclude(self, scheduler: Scheduler) -> None:
@@ -464,14 +427,10 @@ class DeploymentRunner:
                 target.status = SKIPPED
                 for event in target.events:
                     event.status = SKIPPED
-        stopped = outcome.error_code == MANUAL_STOP or self.rollout.stop.is_set()
+        stopped = outcome.error_code == MANUAL_STOP or self.stopping.stopping
         self.deployment.status = STOPPED if stopped else SUCCEEDED if outcome.succeeded else FAILED
-        if stopped and self.rollout.stop_reason:
-            self.deployment.error_code = INTERNAL_ERROR
-            self.deployment.error_message = self.rollout.stop_reason
-        elif stopped:
-            self.deployment.error_code = MANUAL_STOP
-            self.deployment.error_message = "the deployment was stopped"
+        if stopped:
+            self.deployment.error_code, self.deployment.error_message = self.stopping.reason()
         else:
             self.deployment.error_code = outcome.error_code
             self.deployment.error_message = None if outcome.succeeded else outcome.message

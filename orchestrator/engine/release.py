@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.engine.deployment import DeploymentRunner
+from orchestrator.engine.rollout import Rollout
+from orchestrator.engine.stopping import Control, OperatorStop, StopSource
 from orchestrator.errors import ConfigError, LockHeld, RollbackImpossible
-from orchestrator.events import Broadcast, EventSink, Notice
+from orchestrator.events import Broadcast, EventSink
 from orchestrator.install_plan import plan_for
 from orchestrator.models.deployment_config import DeploymentRules
 from orchestrator.models.results import FAILED, STOPPED, Deployment, RevisionInfo, new_deployment_id
@@ -74,6 +76,7 @@ class Releaser:
         sinks: Sequence[EventSink],
         state_dir: Path,
         cache_dir: Path,
+        stops: Iterable[StopSource] = (),
     ) -> None:
         self.store = store
         self.transport = transport
@@ -81,25 +84,16 @@ class Releaser:
         self.state_dir = state_dir
         self.cache_dir = cache_dir
         self.current: Rollout | None = None
-        self.rollback_requested = False
+        self.requests = OperatorStop()
+        self.control = Control([self.requests, *stops], self._finished)
 
     # -- control from signal handlers and `orchestrator stop` ------------------------------------
 
     def request_stop(self, *, force: bool = False, rollback: bool = False) -> None:
-        self.rollback_requested = self.rollback_requested or rollback
-        current = self.current
-        if current is None:
-            return
-        if current.stop.is_set() or force:
-            current.force.set()  # a second request escalates
-            message = "stopping: terminating running hooks"
-        else:
-            message = (
-                "stopping: no new lifecycle event starts; running hooks finish "
-                "(ask again to terminate them)"
-            )
-        current.stop.set()
-        self.sinks(Notice(current.deployment, message))
+        """Stop the running deployment (in the event loop's thread): running hooks finish, or
+        with ``force`` (or asked again) are terminated; ``rollback``: then roll it back."""
+        self.requests.ask(force=force, rollback=rollback)
+        self.control.wake()
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -111,25 +105,26 @@ class Releaser:
         await asyncio.to_thread(lock.acquire, deployment.deployment_id, policy.lock_wait)
         try:
             deadline = time.monotonic() + policy.lock_wait
-            done = await self._deploy(rollout, deadline)
-            release = Release(done)
-            if self._wants_rollback(done, policy):
-                release.rollback = await self._roll_back(rollout, release)
+            runner = await self._deploy(rollout, deadline)
+            release = Release(runner.deployment)
+            if self._wants_rollback(runner, policy):
+                release.rollback = await self._roll_back(rollout, runner.touched, release)
             release.failure = self.sinks.failure
             return release
         finally:
             lock.release()
 
-    async def _deploy(self, rollout: Rollout, deadline: float) -> Deployment:
+    async def _deploy(self, rollout: Rollout, deadline: float) -> DeploymentRunner:
         """Run it; while another deployment holds host locks, retry until the deadline."""
         delay = LOCK_RETRY_START
         self.current = rollout
-        rollout.finished = self._finished
         while True:
+            runner = DeploymentRunner(rollout, self.transport(), self.sinks, self.control)
             try:
-                return await DeploymentRunner(rollout, self.transport(), self.sinks).run()
+                await runner.run()
+                return runner
             except LockHeld:
-                if time.monotonic() + delay > deadline or rollout.stop.is_set():
+                if time.monotonic() + delay > deadline or runner.stopping.check():
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LOCK_RETRY_MAX)
@@ -139,21 +134,25 @@ class Releaser:
         document = self.store.get(deployment_id)
         return document is not None and document["status"] != "InProgress"
 
-    def _wants_rollback(self, deployment: Deployment, policy: ReleasePolicy) -> bool:
+    def _wants_rollback(self, runner: DeploymentRunner, policy: ReleasePolicy) -> bool:
+        deployment = runner.deployment
         if self.sinks.failure is not None:
             return False  # a rollback could be neither recorded nor followed either
         if deployment.status == FAILED:
             return policy.auto_rollback and policy.rollback_on_failure
         if deployment.status == STOPPED:
-            return self.rollback_requested or (policy.auto_rollback and policy.rollback_on_stop)
+            return runner.stopping.rollback or (policy.auto_rollback and policy.rollback_on_stop)
         return False
 
-    async def _roll_back(self, failed: Rollout, release: Release) -> Deployment | None:
+    async def _roll_back(
+        self, failed: Rollout, changed: set[str], release: Release
+    ) -> Deployment | None:
+        """Roll back the hosts the failed deployment ``changed`` (ran an event on)."""
         deployment = failed.deployment
         previous = self.store.last_successful(
             deployment.application, deployment.group, before=deployment.deployment_id
         )
-        touched = [host for host in failed.hosts if host.name in failed.touched]
+        touched = [host for host in failed.hosts if host.name in changed]
         reason = None
         if previous is None:
             reason = "no earlier successful deployment of this group to roll back to"
@@ -193,7 +192,7 @@ class Releaser:
             failed.hook_grace,
             lock_holder=failed.lock_holder,
         )
-        done = await self._deploy(rollout, time.monotonic())
+        done = (await self._deploy(rollout, time.monotonic())).deployment
         deployment.rollback_info["rollbackStatus"] = done.status
         self.store.save(deployment)
         return done

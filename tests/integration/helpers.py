@@ -18,7 +18,8 @@ from typing import Any
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
-from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.engine.deployment import DeploymentRunner
+from orchestrator.engine.rollout import Rollout
 from orchestrator.events import Event, LifecycleEventStarted
 from orchestrator.hostproto import HOST_PROGRAMS
 from orchestrator.install_plan import build_install_plan

@@ -6,8 +6,9 @@ import asyncio
 import os
 from pathlib import Path
 
-from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.engine.deployment import DeploymentRunner
 from orchestrator.engine.remote import LockReply, RemoteHost
+from orchestrator.engine.rollout import Rollout
 from orchestrator.events import Event, LifecycleEventStarted, Notice
 from orchestrator.hostproto import HOST_PROGRAMS
 from orchestrator.hostproto.replies import parse_lock

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.engine.deployment import DeploymentRunner
+from orchestrator.engine.rollout import Rollout
+from orchestrator.engine.stopping import Control, OperatorStop
 from orchestrator.events import (
     Event,
     EventSink,
@@ -60,6 +62,7 @@ def run(
 
     async def go() -> Deployment:
         rollout = Rollout(deployment, revision, plan, custom or PREDEFINED[config], hosts)
+        asked = OperatorStop()
 
         def sink(event: Event) -> None:
             events.append(event)
@@ -68,10 +71,11 @@ def run(
                 and isinstance(event, LifecycleEventFinished)
                 and event.event.name == "Install"
             ):
-                rollout.stop.set()
+                asked.ask()
 
         sinks = [first_sink, sink] if first_sink else [sink]
-        done = await DeploymentRunner(rollout, FakeTransport(fleet), sinks).run()
+        runner = DeploymentRunner(rollout, FakeTransport(fleet), sinks, Control([asked]))
+        done = await runner.run()
         assert asyncio.all_tasks() == {asyncio.current_task()}  # no host task left behind
         return done
 
@@ -231,9 +235,8 @@ def test_a_heartbeat_that_cannot_be_written_is_reported_once_per_host(tmp_path: 
         deployment = new_deployment(revision, "CodeDeployDefault.AllAtOnce")
         hosts = [INVENTORY.resolve_host("web-1")]
         rollout = Rollout(
-            deployment, revision, plan, PREDEFINED["CodeDeployDefault.AllAtOnce"], hosts
+            deployment, revision, plan, PREDEFINED["CodeDeployDefault.AllAtOnce"], hosts, lock_ttl=1
         )
-        rollout.lock_ttl = 1
 
         def sink(event: Event) -> None:
             events.append(event)
@@ -284,8 +287,9 @@ def _two_hosts_heartbeating(
     plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
     config = "CodeDeployDefault.AllAtOnce"
     hosts = [INVENTORY.resolve_host("web-1"), INVENTORY.resolve_host("web-2")]
-    rollout = Rollout(new_deployment(revision, config), revision, plan, PREDEFINED[config], hosts)
-    rollout.lock_ttl = 1
+    rollout = Rollout(
+        new_deployment(revision, config), revision, plan, PREDEFINED[config], hosts, lock_ttl=1
+    )
     fleet.hooks_wait_for = gate
 
     async def go() -> Deployment:

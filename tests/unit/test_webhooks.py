@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
-from orchestrator.engine.deployment import DeploymentRunner, Rollout
+from orchestrator.engine.deployment import DeploymentRunner
+from orchestrator.engine.rollout import Rollout
 from orchestrator.events import DeploymentStarted
 from orchestrator.install_plan import build_install_plan
 from orchestrator.integrations.webhooks import WebhookSink, where

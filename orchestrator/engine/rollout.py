@@ -1,0 +1,36 @@
+"""A deployment's spec: everything it needs, checked before any host is contacted.
+
+A ``Rollout`` never changes once made; how a running one is steered (its stop sources, which
+deployments have ended) is its ``Control`` (``engine/stopping.py``), and what it did is its
+``Deployment`` record and the runner's own state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from orchestrator.install_plan import InstallPlan
+from orchestrator.models.deployment_config import DeploymentConfig
+from orchestrator.models.hosts import HostSpec
+from orchestrator.models.results import Deployment
+from orchestrator.revision import Revision
+
+HOOK_GRACE_SECONDS = 10.0
+LOCK_TTL_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Everything a deployment needs, validated before any host is contacted."""
+
+    deployment: Deployment  # the record the engine fills in as it runs
+    revision: Revision
+    plan: InstallPlan
+    config: DeploymentConfig
+    hosts: Sequence[HostSpec]
+    hook_grace: float = HOOK_GRACE_SECONDS
+    update_outdated_only: bool = False
+    resume: bool = False  # continue an interrupted deployment from what the hosts report
+    lock_ttl: int = LOCK_TTL_SECONDS
+    lock_holder: str = ""
