@@ -28,6 +28,7 @@ from orchestrator.install_plan import plan_for
 from orchestrator.integrations.webhooks import WebhookSink
 from orchestrator.limits import require_open_files
 from orchestrator.models.deployment_config import DeploymentConfig, DeploymentRules
+from orchestrator.models.groups import DeploymentGroup
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.inventory import Inventory, load_inventory
 from orchestrator.models.results import Deployment, RevisionInfo, new_deployment_id
@@ -195,6 +196,7 @@ def resume(
         revision,
         rules,
         [host for host in hosts if host.name in recorded.targets],
+        loaded.group(application, group),
         resume=True,
     )
     return _release(rollout, loaded, options, settings, sinks, control)
@@ -274,7 +276,7 @@ def new_rollout(
         rollback_info=rollback_info,
         rules=rules.to_document(),
     )
-    return build_rollout(deployment, revision, rules, hosts)
+    return build_rollout(deployment, revision, rules, hosts, group_spec)
 
 
 def build_rollout(
@@ -282,6 +284,7 @@ def build_rollout(
     revision: Revision,
     rules: DeploymentRules,
     hosts: Sequence[HostSpec],
+    group: DeploymentGroup,
     *,
     resume: bool = False,
 ) -> Rollout:
@@ -297,6 +300,7 @@ def build_rollout(
         update_outdated_only=rules.update_outdated_only,
         resume=resume,
         lock_holder=f"holder={holder['holder']}\npid={holder['pid']}\nsince={holder['since']}",
+        group=group,
     )
 
 

@@ -1,9 +1,10 @@
-"""One host's lifecycle: the events in order, each recorded, the first failure skipping the rest.
+"""One host's lifecycle: its steps in order, each recorded, the first failure skipping the rest.
 
-ApplicationStop runs the last successful install's scripts (a no-op on a first deployment);
-DownloadBundle uploads the bundle unless the host already has it; Install executes the plan the
-controller computed; the hook events run the revision's scripts under the host-side supervisor,
-which outlives a dropped connection: the engine then reconnects and collects the result.
+The steps are data (``engine/steps.py``): ApplicationStop runs the last successful install's
+scripts (a no-op on a first deployment); DownloadBundle uploads the bundle unless the host
+already has it; Install executes the plan the controller computed; the hook events run the
+revision's scripts under the host-side supervisor, which outlives a dropped connection: the
+engine then reconnects and collects the result. Between steps it asks whether to stop.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import assert_never
 
 from orchestrator.engine.remote import (
     HOOK_RESULT_SLACK,
@@ -23,10 +25,11 @@ from orchestrator.engine.remote import (
     Probe,
     RemoteHost,
 )
+from orchestrator.engine.steps import DownloadBundle, Hooks, Install, PreviousHooks, Step
 from orchestrator.errors import ConfigError, HostError
 from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventStarted
 from orchestrator.install_plan import InstallPlan
-from orchestrator.models.appspec import LIFECYCLE_EVENTS, AppSpec, HookScript, parse_appspec
+from orchestrator.models.appspec import AppSpec, HookScript, parse_appspec
 from orchestrator.models.results import (
     FAILED,
     IN_PROGRESS,
@@ -43,8 +46,6 @@ from orchestrator.models.results import (
 from orchestrator.revision import Revision
 from orchestrator.transport.base import CommandResult
 
-# In-place lifecycle without a load balancer (DESIGN §5): no traffic events.
-EVENTS: tuple[str, ...] = tuple(e for e in LIFECYCLE_EVENTS if "Traffic" not in e)
 RECONNECT_DELAY = 0.5
 
 
@@ -64,6 +65,7 @@ class HostJob:
     deployment: Deployment
     revision: Revision
     plan: InstallPlan
+    steps: Mapping[str, Step]  # by the lifecycle event each is recorded as
     emit: Callable[[Event], None]
     hook_grace: float
     reconnect: Callable[[RemoteHost], Awaitable[RemoteHost]]
@@ -152,23 +154,9 @@ class HostRun:
         event.diagnostics = Diagnostics("UnknownError", message=message)
         self.job.emit(LifecycleEventFinished(self.job.deployment, self.target, event))
 
-    async def _step(self, name: str) -> StepOutcome:
+    async def _step(self, event: str) -> StepOutcome:
         try:
-            if name == "ApplicationStop":
-                outcome = await self._application_stop()
-                if not outcome.ok and self.job.deployment.ignore_application_stop_failures:
-                    outcome.ignored_failure = True
-                    outcome.warnings = (
-                        *outcome.warnings,
-                        "failure ignored (--ignore-application-stop-failures)",
-                    )
-                return outcome
-            if name == "DownloadBundle":
-                return await self._download()
-            if name == "Install":
-                return await self._install()
-            scripts = self.job.revision.appspec.model.hooks.for_event(name)
-            return await self._hooks(name, scripts, self.archive)
+            return await self._run_step(self.job.steps[event])
         except HostError as exc:
             return StepOutcome(False, Diagnostics("UnknownError", message=exc.message))
         except Exception as exc:  # a bug must fail this host, visibly, not the deployment
@@ -176,7 +164,27 @@ class HostRun:
                 False, Diagnostics("UnknownError", message=f"internal error: {exc!r}")
             )
 
-    async def _application_stop(self) -> StepOutcome:
+    async def _run_step(self, step: Step) -> StepOutcome:
+        match step:
+            case Hooks():
+                return await self._hooks(step.event, step.scripts, self.archive)
+            case PreviousHooks():
+                outcome = await self._previous_hooks(step.event)
+                if not outcome.ok and self.job.deployment.ignore_application_stop_failures:
+                    outcome.ignored_failure = True
+                    outcome.warnings = (
+                        *outcome.warnings,
+                        "failure ignored (--ignore-application-stop-failures)",
+                    )
+                return outcome
+            case DownloadBundle():
+                return await self._download()
+            case Install():
+                return await self._install()
+            case _:
+                assert_never(step)
+
+    async def _previous_hooks(self, event: str) -> StepOutcome:
         last = self.probe.last_successful
         if last is None or self.probe.old_appspec is None:
             return StepOutcome(True)  # first deployment of this group here: nothing to stop
@@ -193,9 +201,7 @@ class HostRun:
             message = f"previous appspec: {exc}"
             return StepOutcome(False, Diagnostics("UnknownError", message=message))
         return await self._hooks(
-            "ApplicationStop",
-            old.model.hooks.for_event("ApplicationStop"),
-            f"{last}/deployment-archive",
+            event, old.model.hooks.for_event(event), f"{last}/deployment-archive"
         )
 
     async def _download(self) -> StepOutcome:
@@ -215,7 +221,7 @@ class HostRun:
         instructions = self.job.plan.encoded()
         return _command_outcome(await self.remote.install(self.deployment_id, instructions))
 
-    async def _hooks(self, event: str, scripts: list[HookScript], archive: str) -> StepOutcome:
+    async def _hooks(self, event: str, scripts: Sequence[HookScript], archive: str) -> StepOutcome:
         if not scripts:
             return StepOutcome(True)
         output = ""

@@ -191,6 +191,7 @@ class Releaser:
             touched,
             failed.hook_grace,
             lock_holder=failed.lock_holder,
+            group=failed.group,
         )
         done = (await self._deploy(rollout, time.monotonic())).deployment
         deployment.rollback_info["rollbackStatus"] = done.status

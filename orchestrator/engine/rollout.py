@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from orchestrator.install_plan import InstallPlan
 from orchestrator.models.deployment_config import DeploymentConfig
+from orchestrator.models.groups import DeploymentGroup
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.results import Deployment
 from orchestrator.revision import Revision
@@ -34,3 +35,4 @@ class Rollout:
     resume: bool = False  # continue an interrupted deployment from what the hosts report
     lock_ttl: int = LOCK_TTL_SECONDS
     lock_holder: str = ""
+    group: DeploymentGroup | None = None  # the inventory's group: what its steps depend on
