@@ -17,9 +17,21 @@ from orchestrator.engine.stopping import (
     StoreStop,
 )
 from orchestrator.errors import StoreError
-from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventStarted, Notice
+from orchestrator.events import (
+    Event,
+    LifecycleEventFinished,
+    LifecycleEventStarted,
+    Notice,
+    ZoneBaking,
+)
 from orchestrator.install_plan import build_install_plan
-from orchestrator.models.deployment_config import PREDEFINED
+from orchestrator.models.deployment_config import (
+    PREDEFINED,
+    DeploymentConfig,
+    MinimumHealthyHosts,
+    ZonalSettings,
+)
+from orchestrator.models.inventory import parse_inventory
 from orchestrator.models.results import Deployment, RevisionInfo
 from orchestrator.revision import build_revision
 from tests.paths import HELLO_WEB
@@ -142,3 +154,41 @@ class _Store:
         if self.broken:
             raise StoreError(Path("/tmp/h.sqlite"), "cannot be read", OSError(5, "I/O error"))
         return self.asked
+
+
+def test_a_source_that_wakes_the_engine_ends_a_zones_bake_at_once(tmp_path: Path) -> None:
+    """Zone a deploys, then a ten-minute bake; a request 0.2 s into it, with a wake-up, ends
+    the deployment there: zone b never starts."""
+    inventory = parse_inventory(
+        "hosts:\n"
+        "  web-1: {address: 127.0.0.1, zone: a, tags: {role: web}}\n"
+        "  web-2: {address: 127.0.0.2, zone: b, tags: {role: web}}\n"
+        "applications:\n  hello:\n    deployment_groups:\n      web: {tag_sets: [[{key: role}]]}\n"
+    )
+    revision = build_revision(str(HELLO_WEB), tmp_path / "cache")
+    plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
+    none = MinimumHealthyHosts(type="HOST_COUNT", value=0)
+    config = DeploymentConfig("Zonal", none, ZonalSettings(600, 600, none))
+    hosts = [inventory.resolve_host("web-1"), inventory.resolve_host("web-2")]
+    rollout = Rollout(new_deployment(revision, "Zonal"), revision, plan, config, hosts)
+    asked = OperatorStop()
+    control = Control([asked])
+    events: list[Event] = []
+
+    def ask() -> None:
+        asked.ask()
+        control.wake()
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, ZoneBaking):
+            asyncio.get_running_loop().call_later(0.2, ask)
+
+    async def go() -> Deployment:
+        runner = DeploymentRunner(rollout, FakeTransport(FakeFleet()), [sink], control)
+        return await asyncio.wait_for(runner.run(), timeout=20)
+
+    deployment = asyncio.run(go())
+    assert deployment.status == "Stopped" and deployment.error_code == "MANUAL_STOP"
+    assert [t.status for t in deployment.targets.values()] == ["Succeeded", "Skipped"]
+    assert [type(e).__name__ for e in events].count("ZoneBaking") == 1
