@@ -3,8 +3,11 @@
 ``deploy``, ``rollback``, ``sync`` and ``resume`` block until the release ends; a caller that
 wants to stop it early makes a ``DeploymentControl``, passes it in, and calls ``stop`` from
 another thread, an event sink or a signal handler. Requests are carried into the event loop that
-runs the deployment (``call_soon_threadsafe``), so they never run in the middle of an event. A
-stop asked before the release starts applies as soon as it does.
+runs the deployment (``call_soon_threadsafe``) to the release's stop sources
+(``engine/stopping.py``: ``stop`` to this process's ``OperatorStop``, ``stop_as_requested`` to
+the ``StoreStop`` that reads `orchestrator stop`'s request), and the engine is woken to poll
+them, so they never act in the middle of an event. A stop asked before the release starts
+applies as soon as it does.
 
 The API installs no signal handler: the command line does, from ``on_start`` (called in the
 event loop when the release starts, so ``loop.add_signal_handler`` works there) and removes them
