@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.models.deployment_config import DeploymentConfig
+from orchestrator.models.results import Status
 from orchestrator.selection import natural_key
 
 HEALTH_CONSTRAINTS = "HEALTH_CONSTRAINTS"
@@ -36,15 +37,7 @@ class RevisionState(enum.Enum):
     UNKNOWN = "Unknown"
 
 
-class TargetState(enum.Enum):
-    PENDING = "Pending"
-    IN_PROGRESS = "InProgress"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    SKIPPED = "Skipped"
-
-
-TERMINAL = frozenset({TargetState.SUCCEEDED, TargetState.FAILED, TargetState.SKIPPED})
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED})
 _REVISION_RANK = {RevisionState.UNKNOWN: 1, RevisionState.OLD: 2, RevisionState.CURRENT: 3}
 
 
@@ -120,7 +113,7 @@ class Scheduler:
     targets: Sequence[TargetInfo]
     minimum: int = field(init=False)
     order: list[str] = field(init=False)
-    states: dict[str, TargetState] = field(init=False)
+    states: dict[str, Status] = field(init=False)
 
     def __post_init__(self) -> None:
         fleet = len(self.targets)
@@ -129,7 +122,7 @@ class Scheduler:
         ordered = order_targets(self.targets)
         self._zones = self._build_zones(ordered)
         self.order = [name for zone in self._zones for name in zone.hosts]
-        self.states = {name: TargetState.PENDING for name in self.order}
+        self.states = {name: Status.PENDING for name in self.order}
         self._zone_index = 0
         self._awaiting_next_zone = False
         self._healthy_idle = sum(1 for t in self.targets if t.counts_healthy)
@@ -168,7 +161,7 @@ class Scheduler:
 
     @property
     def in_flight(self) -> list[str]:
-        return [n for n in self.order if self.states[n] is TargetState.IN_PROGRESS]
+        return [n for n in self.order if self.states[n] is Status.IN_PROGRESS]
 
     @property
     def awaiting_next_zone(self) -> bool:
@@ -186,7 +179,7 @@ class Scheduler:
             return 0
         return zonal.first_zone_monitor_seconds if self._zone_index == 0 else zonal.monitor_seconds
 
-    def count(self, state: TargetState) -> int:
+    def count(self, state: Status) -> int:
         return sum(1 for s in self.states.values() if s is state)
 
     # -- decisions -----------------------------------------------------------------------------
@@ -198,22 +191,22 @@ class Scheduler:
         zone = self._zones[self._zone_index]
         started: list[str] = []
         for name in zone.hosts:
-            if self.states[name] is not TargetState.PENDING:
+            if self.states[name] is not Status.PENDING:
                 continue
             if self._info[name].counts_healthy:
                 if self._healthy_idle - 1 < self.minimum or zone.healthy_idle - 1 < zone.minimum:
                     continue
                 self._healthy_idle -= 1
                 zone.healthy_idle -= 1
-            self.states[name] = TargetState.IN_PROGRESS
+            self.states[name] = Status.IN_PROGRESS
             started.append(name)
         if not started and not self.in_flight:
             self._after_idle(zone)
         return started
 
     def _after_idle(self, zone: _Zone) -> None:
-        if any(self.states[n] is TargetState.PENDING for n in zone.hosts):
-            failed = self.count(TargetState.FAILED)
+        if any(self.states[n] is Status.PENDING for n in zone.hosts):
+            failed = self.count(Status.FAILED)
             self._error = (
                 HEALTH_CONSTRAINTS,
                 f"{failed} host(s) failed: deploying to another would leave fewer than "
@@ -230,30 +223,30 @@ class Scheduler:
         self._zone_index += 1
 
     def record_success(self, name: str) -> None:
-        self._finish(name, TargetState.SUCCEEDED)
+        self._finish(name, Status.SUCCEEDED)
         self._healthy_idle += 1
         self._zone_of(name).healthy_idle += 1
 
     def record_failure(self, name: str) -> None:
         """A host failed; also valid for a pending host that could not be reached at all."""
-        was_pending = self.states[name] is TargetState.PENDING
-        self._finish(name, TargetState.FAILED, allow_pending=True)
+        was_pending = self.states[name] is Status.PENDING
+        self._finish(name, Status.FAILED, allow_pending=True)
         if was_pending and self._info[name].counts_healthy:
             # It was counted as healthy and idle; it is neither now.
             self._healthy_idle -= 1
             self._zone_of(name).healthy_idle -= 1
 
-    def restore(self, name: str, state: TargetState) -> None:
+    def restore(self, name: str, state: Status) -> None:
         """Put a pending host in the state an interrupted deployment left it in (resume)."""
-        if self.states[name] is not TargetState.PENDING:
+        if self.states[name] is not Status.PENDING:
             raise RuntimeError(f"{name} is already {self.states[name].value}")
-        if state is TargetState.PENDING:
+        if state is Status.PENDING:
             return
         zone = self._zone_of(name)
         if self._info[name].counts_healthy:
             self._healthy_idle -= 1
             zone.healthy_idle -= 1
-        if state is TargetState.SUCCEEDED:
+        if state is Status.SUCCEEDED:
             self._healthy_idle += 1
             zone.healthy_idle += 1
         self.states[name] = state
@@ -270,7 +263,7 @@ class Scheduler:
             states = [self.states[name] for name in zone.hosts]
             if all(state in TERMINAL for state in states):
                 continue
-            untouched = all(state is TargetState.PENDING for state in states)
+            untouched = all(state is Status.PENDING for state in states)
             self._zone_index = index - 1 if untouched and index > 0 else index
             self._awaiting_next_zone = untouched and index > 0
             return
@@ -282,9 +275,9 @@ class Scheduler:
             self._error = (reason_code, message)
         self._skip_pending()
 
-    def _finish(self, name: str, state: TargetState, *, allow_pending: bool = False) -> None:
+    def _finish(self, name: str, state: Status, *, allow_pending: bool = False) -> None:
         current = self.states[name]
-        allowed = {TargetState.IN_PROGRESS} | ({TargetState.PENDING} if allow_pending else set())
+        allowed = {Status.IN_PROGRESS} | ({Status.PENDING} if allow_pending else set())
         if current not in allowed:
             raise RuntimeError(f"{name} is {current.value}, it cannot become {state.value}")
         self.states[name] = state
@@ -294,17 +287,17 @@ class Scheduler:
 
     def _skip_pending(self) -> None:
         for name, state in self.states.items():
-            if state is TargetState.PENDING:
-                self.states[name] = TargetState.SKIPPED
+            if state is Status.PENDING:
+                self.states[name] = Status.SKIPPED
 
     def outcome(self) -> Outcome:
         """The deployment's result; meaningful once ``finished``."""
         if self._error is not None:
             return Outcome(False, *self._error)
-        succeeded = self.count(TargetState.SUCCEEDED)
+        succeeded = self.count(Status.SUCCEEDED)
         needed = max(self.minimum, 1)
         if succeeded >= needed:
-            failed = self.count(TargetState.FAILED)
+            failed = self.count(Status.FAILED)
             note = f", {failed} failed" if failed else ""
             return Outcome(True, None, f"{succeeded} of {len(self.targets)} hosts succeeded{note}")
         return Outcome(

@@ -31,7 +31,7 @@ from orchestrator.models.deployment_config import DeploymentConfig, DeploymentRu
 from orchestrator.models.groups import DeploymentGroup
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.inventory import Inventory, load_inventory
-from orchestrator.models.results import Deployment, RevisionInfo, new_deployment_id
+from orchestrator.models.results import Deployment, RevisionInfo, Status, new_deployment_id
 from orchestrator.revision import Revision, build_revision
 from orchestrator.selection import selected_hosts
 from orchestrator.state.locks import holder_info
@@ -172,7 +172,7 @@ def resume(
         raise NotInHistory(f"no deployment {deployment_id} in the history")
     recorded = Deployment.from_document(document)
     if not recorded.interrupted:
-        state = "still running" if recorded.status == "InProgress" else recorded.status
+        state = "still running" if recorded.status == Status.IN_PROGRESS else recorded.status
         raise InvalidRequest(f"deployment {deployment_id} was not interrupted: it is {state}")
     recorded.interrupted = False  # it is no longer, once it runs again
     loaded = _inventory(inventory)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from orchestrator.api.settings import Settings
 from orchestrator.errors import InvalidRequest, NotInHistory
-from orchestrator.models.results import Deployment
+from orchestrator.models.results import Deployment, Status
 from orchestrator.state.store import HistoryStore, process_runs_orchestrator
 
 STOP_POLL = 0.2
@@ -93,7 +93,7 @@ def request_stop(
         document = store.get(deployment_id)
         if document is None:
             raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
-        if document["status"] != "InProgress":
+        if document["status"] != Status.IN_PROGRESS:
             raise InvalidRequest(
                 f"deployment {deployment_id} is not running: it {document['status']}"
             )
@@ -131,7 +131,7 @@ def wait_stopped(
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
             current = store.get(deployment_id)
-            if current is not None and current["status"] != "InProgress":
+            if current is not None and current["status"] != Status.IN_PROGRESS:
                 return str(current["status"])
             time.sleep(STOP_POLL)  # another process concludes; bounded by wait_seconds
         return None
@@ -151,5 +151,5 @@ def stop(
     or how it ended meanwhile), None if it is still stopping after ``wait_seconds``."""
     requested = request_stop(deployment_id, rollback=rollback, force=force, settings=settings)
     if requested.outcome == "interrupted":
-        return "Stopped"
+        return Status.STOPPED
     return wait_stopped(deployment_id, wait_seconds, settings=settings)

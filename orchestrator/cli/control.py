@@ -21,6 +21,7 @@ from orchestrator.engine.remote import LockMode, LockReply, RemoteHost
 from orchestrator.errors import HostError
 from orchestrator.hostproto.replies import LockState
 from orchestrator.models.hosts import HostSpec
+from orchestrator.models.results import Status
 from orchestrator.state.locks import LocalLock, describe
 from orchestrator.state.process import ProcessIdentity
 from orchestrator.state.store import HistoryStore, process_runs_orchestrator
@@ -231,7 +232,7 @@ def _live_deployments(
         live[str(holder.get("deployment", "?"))] = int(holder.get("pid", 0))
     for document in store.history(application, group, limit=LIVE_SCAN):
         deployment_id = str(document["deploymentId"])
-        if document["status"] != "InProgress" or deployment_id in live:
+        if document["status"] != Status.IN_PROGRESS or deployment_id in live:
             continue
         runner = store.runner(deployment_id)
         if runner is not None and _runs_here(runner):
@@ -282,7 +283,10 @@ def _kill(
             )
             raise click.exceptions.Exit(ExitCode.LOCKED)
     for document in store.history(application, group, limit=LIVE_SCAN):
-        if document["status"] == "InProgress" and store.runner(document["deploymentId"]) == runner:
+        if (
+            document["status"] == Status.IN_PROGRESS
+            and store.runner(document["deploymentId"]) == runner
+        ):
             store.mark_stopped(
                 document["deploymentId"], "killed by orchestrator lock release --kill"
             )

@@ -21,7 +21,7 @@ from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, dep
 from orchestrator.engine.rollout import HOOK_GRACE_SECONDS
 from orchestrator.events import EventSink
 from orchestrator.hostproto.requests import MAX_SECONDS
-from orchestrator.models.results import FAILED, STOPPED, SUCCEEDED, Deployment
+from orchestrator.models.results import Deployment, Status
 
 
 class _Seconds(click.ParamType[float]):
@@ -46,11 +46,11 @@ SECONDS = _Seconds()
 
 
 def exit_code_for(deployment: Deployment, interrupted: bool = False) -> ExitCode:
-    if deployment.status == STOPPED:
+    if deployment.status == Status.STOPPED:
         return ExitCode.INTERRUPTED if interrupted else ExitCode.STOPPED
-    if deployment.status != SUCCEEDED:
+    if deployment.status != Status.SUCCEEDED:
         return ExitCode.FAILED
-    if any(t.status == FAILED for t in deployment.targets.values()):
+    if any(t.status == Status.FAILED for t in deployment.targets.values()):
         return ExitCode.PARTIAL
     return ExitCode.SUCCEEDED
 

@@ -12,6 +12,7 @@ from orchestrator import api
 from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.options import OUTPUT
 from orchestrator.cli.render import deployment_table, styled
+from orchestrator.models.results import Status
 
 
 @click.command()
@@ -71,7 +72,7 @@ def history(
             Text(document["deploymentId"]),
             Text(f"{document['applicationName']}/{document['deploymentGroupName']}"),
             styled(document["status"]),
-            f"{overview['Succeeded']}/{overview['Failed']}/{overview['Skipped']}",
+            "/".join(str(overview[s]) for s in (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)),
             document["revision"]["sha256"][:12],
             document["createTime"] or "",
             Text(error.get("code") or ""),

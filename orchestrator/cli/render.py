@@ -26,15 +26,15 @@ from orchestrator.events import (
     ZoneBaking,
     event_record,
 )
-from orchestrator.models.results import FAILED, Deployment
+from orchestrator.models.results import Deployment, Status
 
-STATUS_STYLE = {
-    "Succeeded": "green",
-    "Failed": "red",
-    "Skipped": "yellow",
-    "Stopped": "yellow",
-    "InProgress": "cyan",
-    "Pending": "dim",
+STATUS_STYLE: dict[str, str] = {
+    Status.SUCCEEDED: "green",
+    Status.FAILED: "red",
+    Status.SKIPPED: "yellow",
+    Status.STOPPED: "yellow",
+    Status.IN_PROGRESS: "cyan",
+    Status.PENDING: "dim",
 }
 MAX_FAILURES_SHOWN = 8
 
@@ -92,7 +92,7 @@ def _event_line(event: LifecycleEventFinished) -> str:
     lifecycle = event.event
     took = (lifecycle.end_time or 0) - (lifecycle.start_time or 0)
     line = f"{event.target.host}: {lifecycle.name} {lifecycle.status} ({took:.1f}s)"
-    if lifecycle.status == FAILED and lifecycle.diagnostics:
+    if lifecycle.status == Status.FAILED and lifecycle.diagnostics:
         line += f": {lifecycle.diagnostics.error_code}: {lifecycle.diagnostics.message}"
     for warning in lifecycle.warnings:
         line += f"\n{event.target.host}: warning: {warning}"
@@ -120,7 +120,7 @@ class LiveProgress:
             case LifecycleEventStarted():
                 self.current[event.target.host] = event.event.name
             case LifecycleEventFinished():
-                if event.event.status == FAILED:
+                if event.event.status == Status.FAILED:
                     self._failed(event)
             case HostUnreachable():
                 self.failures.append(f"{event.target.host}: {event.message}")
@@ -151,12 +151,13 @@ class LiveProgress:
         deployment = self.deployment
         assert deployment is not None
         overview = deployment.overview()
-        done = overview["Succeeded"] + overview["Failed"] + overview["Skipped"]
+        succeeded, failed = overview[Status.SUCCEEDED], overview[Status.FAILED]
+        done = succeeded + failed + overview[Status.SKIPPED]
         header = Text.from_markup(
             f"[bold]{deployment.deployment_id}[/] "
             f"{escape(deployment.application)}/{escape(deployment.group)}  "
-            f"{done}/{len(deployment.targets)} done  [green]{overview['Succeeded']} ok[/]  "
-            f"[red]{overview['Failed']} failed[/]  {time.monotonic() - self.started:.0f}s"
+            f"{done}/{len(deployment.targets)} done  [green]{succeeded} ok[/]  "
+            f"[red]{failed} failed[/]  {time.monotonic() - self.started:.0f}s"
         )
         flight = Table.grid(padding=(0, 2))
         for host, event in list(self.current.items())[:20]:

@@ -31,24 +31,12 @@ from orchestrator.events import (
     Notice,
 )
 from orchestrator.models.hosts import HostSpec
-from orchestrator.models.results import (
-    FAILED,
-    IN_PROGRESS,
-    PENDING,
-    SKIPPED,
-    STOPPED,
-    SUCCEEDED,
-    Deployment,
-    Diagnostics,
-    LifecycleEvent,
-    Target,
-)
+from orchestrator.models.results import Deployment, Diagnostics, LifecycleEvent, Status, Target
 from orchestrator.planning import (
     Health,
     RevisionState,
     Scheduler,
     TargetInfo,
-    TargetState,
     invalid_minimum,
 )
 from orchestrator.state.locks import describe
@@ -69,9 +57,11 @@ def target_info(host: HostSpec, probe: Probe | None, sha256: str) -> TargetInfo:
     if probe is None or probe.last_deployment is None:
         return TargetInfo(host.name, Health.NEW, RevisionState.UNKNOWN, host.zone)
     _, status, last_sha = probe.last_deployment
-    health = Health.HEALTHY if status == SUCCEEDED else Health.UNHEALTHY
+    health = Health.HEALTHY if status == Status.SUCCEEDED else Health.UNHEALTHY
     revision = (
-        RevisionState.CURRENT if last_sha == sha256 and status == SUCCEEDED else RevisionState.OLD
+        RevisionState.CURRENT
+        if last_sha == sha256 and status == Status.SUCCEEDED
+        else RevisionState.OLD
     )
     return TargetInfo(host.name, health, revision, host.zone)
 
@@ -109,7 +99,7 @@ class DeploymentRunner:
             if not self._fails_before_contact():
                 unreachable, taken_over = await self.fleet.connect_all()
             # else the scheduler records the failure; no host is connected, probed or locked.
-            deployment.status = IN_PROGRESS
+            deployment.status = Status.IN_PROGRESS
             deployment.create_time = deployment.create_time or time.time()
             hosts = self._targets()
             self.emit(DeploymentStarted(deployment))
@@ -122,7 +112,7 @@ class DeploymentRunner:
             self._conclude(scheduler)
             if self.rollout.update_outdated_only and not hosts and deployment.targets:
                 # Nothing outdated: every selected host already runs this revision.
-                deployment.status = SUCCEEDED
+                deployment.status = Status.SUCCEEDED
                 deployment.error_code = deployment.error_message = None
         finally:
             await self.fleet.release_and_close()
@@ -146,9 +136,9 @@ class DeploymentRunner:
             target = self.deployment.targets.setdefault(host.name, new_target(host, self.steps))
             info = target_info(host, self.fleet.probes.get(host.name), self.rollout.revision.sha256)
             if self.rollout.update_outdated_only and info.revision is RevisionState.CURRENT:
-                target.status = SKIPPED
+                target.status = Status.SKIPPED
                 for event in target.events:
-                    event.status = SKIPPED
+                    event.status = Status.SKIPPED
                 continue
             hosts.append(host)
         return hosts
@@ -168,7 +158,7 @@ class DeploymentRunner:
             resumed = self._restore(scheduler, hosts)
             scheduler.resume_zones()
         for name, message in unreachable.items():
-            if scheduler.states.get(name) is TargetState.PENDING:
+            if scheduler.states.get(name) is Status.PENDING:
                 scheduler.record_failure(name)
                 self._mark_unreachable(name, message)
         return scheduler, resumed
@@ -185,31 +175,34 @@ class DeploymentRunner:
             probe = self.fleet.probes.get(host.name)
             last = probe.last_deployment if probe else None
             if last is not None and last[0] == deployment_id:
-                target.status = SUCCEEDED if last[1] == SUCCEEDED else FAILED
+                target.status = Status.SUCCEEDED if last[1] == Status.SUCCEEDED else Status.FAILED
                 for event in target.events:
-                    if event.status in (IN_PROGRESS, PENDING) and target.status == SUCCEEDED:
-                        event.status = SUCCEEDED
-                scheduler.restore(host.name, TargetState(target.status))
+                    if (
+                        event.status in (Status.IN_PROGRESS, Status.PENDING)
+                        and target.status == Status.SUCCEEDED
+                    ):
+                        event.status = Status.SUCCEEDED
+                scheduler.restore(host.name, target.status)
             elif probe is not None and probe.ongoing_event is not None:
-                scheduler.restore(host.name, TargetState.IN_PROGRESS)
+                scheduler.restore(host.name, Status.IN_PROGRESS)
                 resumed[host.name] = probe.ongoing_event
-            elif target.status in (SUCCEEDED, FAILED) and probe is None:
-                scheduler.restore(host.name, TargetState(target.status))  # e.g. unreachable before
+            elif target.status in (Status.SUCCEEDED, Status.FAILED) and probe is None:
+                scheduler.restore(host.name, target.status)  # e.g. unreachable before
             else:
-                target.status = PENDING
+                target.status = Status.PENDING
                 for event in target.events:
-                    event.status = PENDING
+                    event.status = Status.PENDING
         return resumed
 
     def _mark_unreachable(self, name: str, message: str) -> None:
         target = self.deployment.targets[name]
-        target.status = FAILED
+        target.status = Status.FAILED
         first, *rest = target.events
-        first.status = FAILED
+        first.status = Status.FAILED
         first.start_time = first.end_time = time.time()
         first.diagnostics = Diagnostics("UnknownError", message=message)
         for event in rest:
-            event.status = SKIPPED
+            event.status = Status.SKIPPED
         self.emit(HostUnreachable(self.deployment, target, message))
 
     async def _drive(self, scheduler: Scheduler, resumed: dict[str, str]) -> None:
@@ -242,13 +235,15 @@ class DeploymentRunner:
     def _conclude(self, scheduler: Scheduler) -> None:
         outcome = scheduler.outcome()
         for name, state in scheduler.states.items():
-            if state is TargetState.SKIPPED:
+            if state is Status.SKIPPED:
                 target = self.deployment.targets[name]
-                target.status = SKIPPED
+                target.status = Status.SKIPPED
                 for event in target.events:
-                    event.status = SKIPPED
+                    event.status = Status.SKIPPED
         stopped = self.stopping.stopping
-        self.deployment.status = STOPPED if stopped else SUCCEEDED if outcome.succeeded else FAILED
+        self.deployment.status = (
+            Status.STOPPED if stopped else Status.SUCCEEDED if outcome.succeeded else Status.FAILED
+        )
         if stopped:
             self.deployment.error_code, self.deployment.error_message = self.stopping.reason()
         else:

@@ -31,14 +31,10 @@ from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventSta
 from orchestrator.install_plan import InstallPlan
 from orchestrator.models.appspec import AppSpec, HookScript, parse_appspec
 from orchestrator.models.results import (
-    FAILED,
-    IN_PROGRESS,
-    PENDING,
-    SKIPPED,
-    SUCCEEDED,
     Deployment,
     Diagnostics,
     LifecycleEvent,
+    Status,
     Target,
     capped_output,
     log_tail,
@@ -100,14 +96,14 @@ class HostRun:
     async def run(self, resume_at: str | None = None) -> bool:
         """Run every event; True when the host succeeded. ``resume_at``: the event an interrupted
         deployment was in; those before it succeeded, its hooks are collected, not rerun."""
-        self.target.status = IN_PROGRESS
+        self.target.status = Status.IN_PROGRESS
         succeeded = True
         self.collecting = resume_at is not None
         names = [event.name for event in self.target.events]
         done = names.index(resume_at) if resume_at in names else 0
         for event in self.target.events[:done]:
-            if event.status in (PENDING, IN_PROGRESS):
-                event.status = SUCCEEDED  # the host got past it, so it succeeded
+            if event.status in (Status.PENDING, Status.IN_PROGRESS):
+                event.status = Status.SUCCEEDED  # the host got past it, so it succeeded
         stopped = False
         for event in self.target.events[done:]:
             lost = self.job.lock_lost(self.target.host) if succeeded else None
@@ -124,20 +120,20 @@ class HostRun:
                     "UnknownError", message="not run: the deployment was stopped"
                 )
             if not succeeded:
-                event.status = SKIPPED
+                event.status = Status.SKIPPED
                 continue
-            event.status = IN_PROGRESS
+            event.status = Status.IN_PROGRESS
             event.start_time = time.time()
             self.job.emit(LifecycleEventStarted(self.job.deployment, self.target, event))
             outcome = await self._step(event.name)
             event.end_time = time.time()
-            event.status = SUCCEEDED if outcome.ok else FAILED
+            event.status = Status.SUCCEEDED if outcome.ok else Status.FAILED
             event.diagnostics = outcome.diagnostics
             event.output = outcome.output
             event.warnings.extend(outcome.warnings)
             self.job.emit(LifecycleEventFinished(self.job.deployment, self.target, event))
             succeeded = outcome.ok or outcome.ignored_failure
-        self.target.status = SUCCEEDED if succeeded else FAILED
+        self.target.status = Status.SUCCEEDED if succeeded else Status.FAILED
         if stopped and self.job.unrecorded():
             return False
         # The outcome is recorded here whatever happens; the host may learn it only next time.
@@ -149,7 +145,7 @@ class HostRun:
 
     def _fail_unstarted(self, event: LifecycleEvent, message: str) -> None:
         """``event`` failed without running, saying why."""
-        event.status = FAILED
+        event.status = Status.FAILED
         event.start_time = event.end_time = time.time()
         event.diagnostics = Diagnostics("UnknownError", message=message)
         self.job.emit(LifecycleEventFinished(self.job.deployment, self.target, event))

@@ -24,7 +24,7 @@ from orchestrator.errors import ConfigError, LockHeld, RollbackImpossible
 from orchestrator.events import Broadcast, EventSink
 from orchestrator.install_plan import plan_for
 from orchestrator.models.deployment_config import DeploymentRules
-from orchestrator.models.results import FAILED, STOPPED, Deployment, RevisionInfo, new_deployment_id
+from orchestrator.models.results import Deployment, RevisionInfo, Status, new_deployment_id
 from orchestrator.revision import Revision, build_revision
 from orchestrator.state.locks import LocalLock
 from orchestrator.state.store import HistoryStore
@@ -132,15 +132,15 @@ class Releaser:
     def _finished(self, deployment_id: str) -> bool:
         """A deployment this machine ran that has ended: its host locks are left-overs."""
         document = self.store.get(deployment_id)
-        return document is not None and document["status"] != "InProgress"
+        return document is not None and document["status"] != Status.IN_PROGRESS
 
     def _wants_rollback(self, runner: DeploymentRunner, policy: ReleasePolicy) -> bool:
         deployment = runner.deployment
         if self.sinks.failure is not None:
             return False  # a rollback could be neither recorded nor followed either
-        if deployment.status == FAILED:
+        if deployment.status == Status.FAILED:
             return policy.auto_rollback and policy.rollback_on_failure
-        if deployment.status == STOPPED:
+        if deployment.status == Status.STOPPED:
             return runner.stopping.rollback or (policy.auto_rollback and policy.rollback_on_stop)
         return False
 

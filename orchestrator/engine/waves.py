@@ -16,7 +16,7 @@ from orchestrator.engine.fleet import Fleet
 from orchestrator.engine.host import HostJob, HostRun
 from orchestrator.engine.stopping import Stopping
 from orchestrator.events import EventSink, TargetFinished, TargetStarted, ZoneBaking
-from orchestrator.models.results import FAILED
+from orchestrator.models.results import Status
 from orchestrator.planning import Scheduler
 
 
@@ -79,7 +79,7 @@ class Waves:
         if succeeded:
             self.scheduler.record_success(name)
         else:
-            target.status = FAILED
+            target.status = Status.FAILED
             self.scheduler.record_failure(name)
         self.emit(TargetFinished(self.deployment, target))
 

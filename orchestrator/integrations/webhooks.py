@@ -39,16 +39,7 @@ from orchestrator.events import (
     ZoneBaking,
 )
 from orchestrator.models.groups import Trigger
-from orchestrator.models.results import (
-    FAILED,
-    IN_PROGRESS,
-    PENDING,
-    SKIPPED,
-    STOPPED,
-    SUCCEEDED,
-    Deployment,
-    Target,
-)
+from orchestrator.models.results import Deployment, Status, Target
 from orchestrator.models.text import shown
 from orchestrator.models.webhook_text import header_value_problem
 
@@ -59,8 +50,12 @@ SEND_TIMEOUT = 10.0  # seconds for one POST, from connecting to the end of the a
 DRAIN_TIMEOUT = 30.0  # seconds the end of a release waits for what is still queued
 LET_GO_TIMEOUT = 2.0  # seconds for cancelled POSTs and the client to close, after either
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_FINISHED = {SUCCEEDED: "DeploymentSuccess", FAILED: "DeploymentFailure", STOPPED: "DeploymentStop"}
-_TARGET_FINISHED = {SUCCEEDED: "InstanceSuccess", FAILED: "InstanceFailure"}
+_FINISHED = {
+    Status.SUCCEEDED: "DeploymentSuccess",
+    Status.FAILED: "DeploymentFailure",
+    Status.STOPPED: "DeploymentStop",
+}
+_TARGET_FINISHED = {Status.SUCCEEDED: "InstanceSuccess", Status.FAILED: "InstanceFailure"}
 _MAX_SHOWN = 300  # characters of what a receiver or an exception says, in a note
 _MIN_SECRET = 4  # shorter values are not masked in notes: masking `1` would garble every number
 
@@ -114,7 +109,13 @@ def deployment_payload(trigger: str, deployment: Deployment) -> dict[str, Any]:
         "completeTime": _seconds(deployment.complete_time),
         "deploymentOverview": {
             status: str(overview.get(status, 0))
-            for status in (FAILED, IN_PROGRESS, PENDING, SKIPPED, SUCCEEDED)
+            for status in (
+                Status.FAILED,
+                Status.IN_PROGRESS,
+                Status.PENDING,
+                Status.SKIPPED,
+                Status.SUCCEEDED,
+            )
         },
         "status": _status(deployment.status),
         "errorInformation": error,

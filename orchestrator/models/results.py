@@ -7,18 +7,36 @@ contract), which ``rollout --output json``, ``status --output json`` and the his
 from __future__ import annotations
 
 import datetime
+import enum
 import secrets
 import string
 from dataclasses import dataclass, field
 from typing import Any
 
-# Lifecycle event and target statuses (API enums).
-PENDING = "Pending"
-IN_PROGRESS = "InProgress"
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
-SKIPPED = "Skipped"
-STOPPED = "Stopped"
+
+class Status(enum.StrEnum):
+    """The one spelling of a status, CodeDeploy's (its API enums, codedeploy-semantics §7.2): a
+    deployment is Created, InProgress, Succeeded, Failed or Stopped; a target and a lifecycle
+    event are Pending, InProgress, Succeeded, Failed or Skipped. The values are what documents,
+    the history and ``--output json`` hold."""
+
+    CREATED = "Created"
+    PENDING = "Pending"
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    STOPPED = "Stopped"
+
+
+# A deployment's overview counts its targets by these, in this order (DESIGN §3).
+TARGET_STATUSES = (
+    Status.PENDING,
+    Status.IN_PROGRESS,
+    Status.SUCCEEDED,
+    Status.FAILED,
+    Status.SKIPPED,
+)
 LOG_TAIL_BYTES = 2048
 # What the history keeps of an event's output (`orchestrator logs`): its last 128 KiB. A hook's
 # whole output stays in the deployment's logs/scripts.log on the host.
@@ -94,7 +112,7 @@ class Diagnostics:
 @dataclass
 class LifecycleEvent:
     name: str
-    status: str = PENDING
+    status: Status = Status.PENDING
     start_time: float | None = None
     end_time: float | None = None
     diagnostics: Diagnostics | None = None
@@ -105,7 +123,7 @@ class LifecycleEvent:
     def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {
             "lifecycleEventName": self.name,
-            "status": self.status,
+            "status": self.status.value,
             "startTime": iso(self.start_time),
             "endTime": iso(self.end_time),
         }
@@ -119,7 +137,7 @@ class LifecycleEvent:
     def from_document(cls, document: dict[str, Any]) -> LifecycleEvent:
         return cls(
             document["lifecycleEventName"],
-            document["status"],
+            Status(document["status"]),
             epoch(document.get("startTime")),
             epoch(document.get("endTime")),
             Diagnostics.from_document(document.get("diagnostics")),
@@ -132,7 +150,7 @@ class Target:
     host: str
     address: str
     events: list[LifecycleEvent]
-    status: str = PENDING
+    status: Status = Status.PENDING
     zone: str | None = None
 
     def event(self, name: str) -> LifecycleEvent:
@@ -143,7 +161,7 @@ class Target:
             "host": self.host,
             "address": self.address,
             "zone": self.zone,
-            "status": self.status,
+            "status": self.status.value,
             "lifecycleEvents": [e.to_document() for e in self.events],
         }
 
@@ -151,7 +169,11 @@ class Target:
     def from_document(cls, document: dict[str, Any]) -> Target:
         events = [LifecycleEvent.from_document(e) for e in document["lifecycleEvents"]]
         return cls(
-            document["host"], document["address"], events, document["status"], document.get("zone")
+            document["host"],
+            document["address"],
+            events,
+            Status(document["status"]),
+            document.get("zone"),
         )
 
 
@@ -187,7 +209,7 @@ class Deployment:
     description: str = ""
     file_exists_behavior: str = "DISALLOW"
     ignore_application_stop_failures: bool = False
-    status: str = "Created"
+    status: Status = Status.CREATED
     error_code: str | None = None
     error_message: str | None = None
     create_time: float = 0.0
@@ -202,10 +224,10 @@ class Deployment:
     interrupted: bool = False
 
     def overview(self) -> dict[str, int]:
-        counts = {PENDING: 0, IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 0, SKIPPED: 0}
+        counts = dict.fromkeys(TARGET_STATUSES, 0)
         for target in self.targets.values():
             counts[target.status] = counts.get(target.status, 0) + 1
-        return counts
+        return {status.value: count for status, count in counts.items()}
 
     def to_document(self, *, with_targets: bool = True) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -216,7 +238,7 @@ class Deployment:
             "deploymentConfigName": self.config_name,
             "creator": self.creator,
             "description": self.description,
-            "status": self.status,
+            "status": self.status.value,
             "errorInformation": (
                 {"code": self.error_code, "message": self.error_message}
                 if self.error_code
@@ -260,7 +282,7 @@ class Deployment:
             description=document["description"],
             file_exists_behavior=document["fileExistsBehavior"],
             ignore_application_stop_failures=document["ignoreApplicationStopFailures"],
-            status=document["status"],
+            status=Status(document["status"]),
             error_code=error.get("code"),
             error_message=error.get("message"),
             create_time=epoch(document["createTime"]) or 0.0,

@@ -32,7 +32,7 @@ from orchestrator.events import (
     LifecycleEventStarted,
     TargetFinished,
 )
-from orchestrator.models.results import Deployment
+from orchestrator.models.results import Deployment, Status
 from orchestrator.private_paths import private_file, tighten
 from orchestrator.state.location import state_location
 from orchestrator.state.process import ProcessIdentity
@@ -218,7 +218,7 @@ class HistoryStore:
                 deployment.deployment_id,
                 deployment.application,
                 deployment.group,
-                deployment.status,
+                deployment.status.value,
                 deployment.create_time,
                 deployment.complete_time,
                 self._controller.pid,
@@ -243,13 +243,13 @@ class HistoryStore:
             return
         document.pop("interrupted", None)
         document.update(
-            status="Stopped",
+            status=Status.STOPPED.value,
             errorInformation={"code": "MANUAL_STOP", "message": message},
             completeTime=document.get("completeTime"),
         )
         self._db.execute(
-            "UPDATE deployments SET status = 'Stopped', document = ? WHERE id = ?",
-            (json.dumps(document), deployment_id),
+            "UPDATE deployments SET status = ?, document = ? WHERE id = ?",
+            (Status.STOPPED.value, json.dumps(document), deployment_id),
         )
 
     @_guarded("cannot be read")
@@ -295,8 +295,8 @@ class HistoryStore:
             newest = row[0] if row else newest
         row = self._db.execute(
             "SELECT document FROM deployments WHERE application = ? AND group_name = ? "
-            "AND status = 'Succeeded' AND create_time < ? ORDER BY create_time DESC LIMIT 1",
-            (application, group, newest),
+            "AND status = ? AND create_time < ? ORDER BY create_time DESC LIMIT 1",
+            (application, group, Status.SUCCEEDED.value, newest),
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
@@ -315,7 +315,7 @@ class HistoryStore:
         if row is None:
             return None
         document = dict(json.loads(row[0]))
-        if document["status"] == "InProgress":
+        if document["status"] == Status.IN_PROGRESS:
             self._overlay_events(document)
             if self._process_gone(document["deploymentId"]):
                 document["interrupted"] = True
@@ -334,8 +334,10 @@ class HistoryStore:
                 record = latest.get((target["host"], event["lifecycleEventName"]))
                 if record is not None:
                     events[index] = record
-            if target["status"] == "Pending" and any(e["status"] != "Pending" for e in events):
-                target["status"] = "InProgress"
+            if target["status"] == Status.PENDING and any(
+                e["status"] != Status.PENDING for e in events
+            ):
+                target["status"] = Status.IN_PROGRESS.value
 
     def _process_gone(self, deployment_id: str) -> bool:
         return self.controller_alive(deployment_id) is False

@@ -13,10 +13,10 @@ import pytest
 
 from orchestrator.events import LifecycleEventFinished
 from orchestrator.models.results import (
-    SUCCEEDED,
     Deployment,
     LifecycleEvent,
     RevisionInfo,
+    Status,
     Target,
 )
 from orchestrator.state.store import HistoryStore
@@ -52,10 +52,12 @@ def recorded(tmp_path: Path) -> tuple[Path, str]:
         RevisionInfo("src", "f" * 64, 1, "directory", None),
         "CodeDeployDefault.OneAtATime",
     )
-    event = LifecycleEvent("AfterInstall", status=SUCCEEDED, output="[stdout]hello from a hook\n")
+    event = LifecycleEvent(
+        "AfterInstall", status=Status.SUCCEEDED, output="[stdout]hello from a hook\n"
+    )
     target = Target("a", "127.45.250.1", [event])
     deployment.targets["a"] = target
-    deployment.status = SUCCEEDED
+    deployment.status = Status.SUCCEEDED
     store(LifecycleEventFinished(deployment, target, event))
     store.save(deployment)
     store.close()

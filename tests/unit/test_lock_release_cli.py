@@ -14,7 +14,7 @@ from orchestrator.cli import control
 from orchestrator.cli.context import CliContext
 from orchestrator.cli.main import cli
 from orchestrator.models.inventory import parse_inventory
-from orchestrator.models.results import IN_PROGRESS, Deployment, RevisionInfo
+from orchestrator.models.results import Deployment, RevisionInfo, Status
 from orchestrator.state.locks import LocalLock
 from orchestrator.state.process import ProcessIdentity
 from orchestrator.state.store import HistoryStore
@@ -67,7 +67,7 @@ def test_kill_leaves_the_locks_of_a_holder_that_outlives_sigkill(
         RevisionInfo("src", "f" * 64, 1, "directory", None),
         "CodeDeployDefault.OneAtATime",
     )
-    deployment.status = IN_PROGRESS
+    deployment.status = Status.IN_PROGRESS
     store.save(deployment)  # recorded under this very process
     store.close()
     sent: list[signal.Signals] = []

@@ -17,6 +17,7 @@ from orchestrator.models.deployment_config import (
     MinimumHealthyHosts,
     ZonalSettings,
 )
+from orchestrator.models.results import Status
 from orchestrator.planning import (
     HEALTH_CONSTRAINTS,
     HEALTH_CONSTRAINTS_INVALID,
@@ -25,7 +26,6 @@ from orchestrator.planning import (
     RevisionState,
     Scheduler,
     TargetInfo,
-    TargetState,
     simulate,
 )
 
@@ -79,7 +79,7 @@ def test_nine_hosts_host_count_6_goes_three_at_a_time_and_needs_six() -> None:
     # Three early failures leave exactly 6 healthy: no other host may start.
     scheduler, _ = drive(count(6), hosts(9), {"h-1", "h-2", "h-3"})
     assert scheduler.outcome().error_code == HEALTH_CONSTRAINTS
-    assert scheduler.count(TargetState.SKIPPED) == 6
+    assert scheduler.count(Status.SKIPPED) == 6
 
 
 def test_nine_hosts_fleet_percent_40_means_four_and_five_at_a_time() -> None:
@@ -93,7 +93,7 @@ def test_ten_hosts_95_percent_fails_immediately_and_deploys_nothing() -> None:
     assert scheduler.start_next() == []
     assert scheduler.finished
     assert scheduler.outcome().error_code == HEALTH_CONSTRAINTS_INVALID
-    assert scheduler.count(TargetState.SKIPPED) == 10
+    assert scheduler.count(Status.SKIPPED) == 10
 
 
 @pytest.mark.parametrize("config", [percent(85), count(9), PREDEFINED[ONE_AT_A_TIME]], ids=str)
@@ -104,8 +104,8 @@ def test_ten_hosts_minimum_nine_is_one_at_a_time_and_fails_on_first_failure(
     scheduler, _ = drive(config, hosts(10), {"h-4"})
     outcome = scheduler.outcome()
     assert (outcome.succeeded, outcome.error_code) == (False, HEALTH_CONSTRAINTS)
-    assert scheduler.count(TargetState.SUCCEEDED) == 3
-    assert scheduler.count(TargetState.SKIPPED) == 6
+    assert scheduler.count(Status.SUCCEEDED) == 3
+    assert scheduler.count(Status.SKIPPED) == 6
 
 
 @pytest.mark.parametrize("config", [percent(85), count(9), PREDEFINED[ONE_AT_A_TIME]], ids=str)
@@ -114,7 +114,7 @@ def test_ten_hosts_minimum_nine_tolerates_a_failure_on_the_last_instance(
 ) -> None:
     scheduler, _ = drive(config, hosts(10), {"h-10"})
     assert scheduler.outcome().succeeded
-    assert scheduler.count(TargetState.FAILED) == 1
+    assert scheduler.count(Status.FAILED) == 1
 
 
 def test_ten_hosts_minimum_eight_two_at_a_time_second_failure_fails_unless_last() -> None:
@@ -123,7 +123,7 @@ def test_ten_hosts_minimum_eight_two_at_a_time_second_failure_fails_unless_last(
     assert scheduler.outcome().error_code == HEALTH_CONSTRAINTS
     scheduler, _ = drive(count(8), hosts(10), {"h-2", "h-10"})
     assert scheduler.outcome().succeeded
-    assert scheduler.count(TargetState.SUCCEEDED) == 8
+    assert scheduler.count(Status.SUCCEEDED) == 8
 
 
 def test_ten_hosts_minimum_zero_all_at_once_one_success_is_enough() -> None:
@@ -157,11 +157,11 @@ def test_half_at_a_time_with_three_of_five_failing_stops_and_skips_the_rest() ->
     assert peak == 2
     assert scheduler.outcome().error_code == HEALTH_CONSTRAINTS
     assert scheduler.states == {
-        "h-1": TargetState.FAILED,
-        "h-2": TargetState.FAILED,
-        "h-3": TargetState.SKIPPED,
-        "h-4": TargetState.SKIPPED,
-        "h-5": TargetState.SKIPPED,
+        "h-1": Status.FAILED,
+        "h-2": Status.FAILED,
+        "h-3": Status.SKIPPED,
+        "h-4": Status.SKIPPED,
+        "h-5": Status.SKIPPED,
     }
 
 
@@ -225,7 +225,7 @@ def test_stop_skips_pending_hosts() -> None:
     scheduler.record_success("h-1")
     assert scheduler.finished
     assert scheduler.outcome().error_code == "MANUAL_STOP"
-    assert scheduler.count(TargetState.SKIPPED) == 2
+    assert scheduler.count(Status.SKIPPED) == 2
 
 
 # -- zones -----------------------------------------------------------------------------------------
@@ -301,8 +301,8 @@ def test_the_minimum_is_kept_and_the_outcome_follows_the_rules(
             idle_healthy = sum(
                 1
                 for name, state in scheduler.states.items()
-                if (state is TargetState.PENDING and info[name].counts_healthy)
-                or state is TargetState.SUCCEEDED
+                if (state is Status.PENDING and info[name].counts_healthy)
+                or state is Status.SUCCEEDED
             )
             assert idle_healthy >= m, "a healthy host started below the minimum"
         flight = scheduler.in_flight
@@ -312,10 +312,10 @@ def test_the_minimum_is_kept_and_the_outcome_follows_the_rules(
         (scheduler.record_failure if host in failing else scheduler.record_success)(host)
     assert scheduler.finished
     outcome = scheduler.outcome()
-    succeeded = scheduler.count(TargetState.SUCCEEDED)
+    succeeded = scheduler.count(Status.SUCCEEDED)
     if outcome.succeeded:
         assert succeeded >= max(m, 1)
-        assert scheduler.count(TargetState.SKIPPED) == 0
+        assert scheduler.count(Status.SKIPPED) == 0
     if not failing & set(info) and targets and (config.one_at_a_time or m < len(targets)):
         assert outcome.succeeded
 
@@ -337,9 +337,9 @@ def test_a_resumed_zonal_deployment_does_not_bake_finished_zones_again(
     targets = [TargetInfo(n, zone=n[0]) for n in ("a-1", "a-2", "b-1", "b-2", "c-1")]
     scheduler = Scheduler(zonal(0), targets)
     for name in finished:
-        scheduler.restore(name, TargetState.SUCCEEDED)
+        scheduler.restore(name, Status.SUCCEEDED)
     for name in running:
-        scheduler.restore(name, TargetState.IN_PROGRESS)
+        scheduler.restore(name, Status.IN_PROGRESS)
     scheduler.resume_zones()
     if bake is None:
         assert not scheduler.awaiting_next_zone and scheduler.current_zone == "b"

@@ -7,7 +7,14 @@ from pathlib import Path
 from orchestrator.events import DeploymentFinished, DeploymentStarted, LifecycleEventFinished
 from orchestrator.hostproto import framing
 from orchestrator.hostproto.replies import HOOK_TAIL_BYTES, MISSING_APPSPEC, parse_hook, parse_probe
-from orchestrator.models.results import Deployment, LifecycleEvent, RevisionInfo, Target, log_tail
+from orchestrator.models.results import (
+    Deployment,
+    LifecycleEvent,
+    RevisionInfo,
+    Status,
+    Target,
+    log_tail,
+)
 from orchestrator.state.store import HistoryStore, store_path
 from orchestrator.transport.base import CommandResult
 
@@ -82,12 +89,12 @@ def test_store_records_documents_and_logs(tmp_path: Path) -> None:
         "cfg",
         create_time=1.0,
     )
-    event = LifecycleEvent("AfterInstall", "Succeeded", 1.0, 2.0, output="[stdout]hi\n")
-    target = Target("h1", "127.0.0.1", [event], status="Succeeded")
+    event = LifecycleEvent("AfterInstall", Status.SUCCEEDED, 1.0, 2.0, output="[stdout]hi\n")
+    target = Target("h1", "127.0.0.1", [event], status=Status.SUCCEEDED)
     deployment.targets["h1"] = target
     store(DeploymentStarted(deployment))
     store(LifecycleEventFinished(deployment, target, event))
-    deployment.status = "Succeeded"
+    deployment.status = Status.SUCCEEDED
     store(DeploymentFinished(deployment))
     later = Deployment(
         "d-B",
@@ -136,9 +143,9 @@ def test_live_and_plain_views_render_events() -> None:
         event.diagnostics = Diagnostics("ScriptFailed", "v.sh", "exit code 3")
         view(LifecycleEventFinished(deployment, target, event))
         view(Notice(deployment, "stopping"))
-        target.status = "Failed"
+        target.status = Status.FAILED
         view(TargetFinished(deployment, target))
-        deployment.status = "Failed"
+        deployment.status = Status.FAILED
         view(DeploymentFinished(deployment))
         text = stream.getvalue()
         assert "ScriptFailed" in text and "exit code 3" in text and "stopping" in text

@@ -25,6 +25,7 @@ from orchestrator.models.results import (
     Diagnostics,
     LifecycleEvent,
     RevisionInfo,
+    Status,
     Target,
 )
 
@@ -53,9 +54,9 @@ def test_the_views_show_markup_in_host_output_as_text() -> None:
         view(LifecycleEventFinished(deployment, target, event))
         view(HostUnreachable(deployment, target, f"gone {MARKUP}"))
         view(Notice(deployment, f"note {MARKUP}", "h1"))
-        target.status = "Failed"
+        target.status = Status.FAILED
         view(TargetFinished(deployment, target))
-        deployment.status = "Failed"
+        deployment.status = Status.FAILED
         deployment.error_code, deployment.error_message = "X", MARKUP
         view(DeploymentFinished(deployment))
         text = stream.getvalue()
@@ -65,9 +66,9 @@ def test_the_views_show_markup_in_host_output_as_text() -> None:
 
 def test_the_status_table_shows_markup_in_the_record_as_text() -> None:
     deployment, target, event = _deployment()
-    event.status = "Failed"
+    event.status = Status.FAILED
     event.diagnostics = Diagnostics("ScriptFailed", "s.sh", f"failed: {MARKUP}", MARKUP)
-    target.status = deployment.status = "Failed"
+    target.status = deployment.status = Status.FAILED
     deployment.error_code, deployment.error_message = "X", MARKUP
     stream = io.StringIO()
     Console(file=stream, width=300).print(deployment_table(deployment.to_document()))

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
-from orchestrator.models.results import IN_PROGRESS, Deployment, RevisionInfo
+from orchestrator.models.results import Deployment, RevisionInfo, Status
 from orchestrator.state.process import ProcessIdentity, start_of
 from orchestrator.state.store import HistoryStore
 from tests.paths import HELLO_WEB
@@ -46,7 +46,7 @@ def impostor() -> Iterator[subprocess.Popen[bytes]]:
 def _record_controller(state: Path, pid: int, start: str | None) -> str:
     store = HistoryStore.open(str(state))
     deployment = _deployment()
-    deployment.status = IN_PROGRESS
+    deployment.status = Status.IN_PROGRESS
     store.save(deployment)
     store.close()
     with sqlite3.connect(state / "history.sqlite") as db:
