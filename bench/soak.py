@@ -44,7 +44,7 @@ from orchestrator.engine.release import Release, ReleasePolicy, Releaser  # noqa
 from orchestrator.events import Event, LifecycleEventStarted  # noqa: E402
 from orchestrator.lab.fleet import Lab  # noqa: E402
 from orchestrator.models.inventory import Inventory, load_inventory  # noqa: E402
-from orchestrator.state.store import HistoryStore  # noqa: E402
+from orchestrator.state.base import open_store  # noqa: E402
 
 KINDS = ("success", "failure", "stop")
 # Long enough for the stop to come while it runs: it finishes, nothing after it starts.
@@ -200,7 +200,7 @@ class Soak:
         options = DeployOptions(config_name="CodeDeployDefault.AllAtOnce")
         rollout = new_rollout(self.inventory, "hello", "web", revision, options)
         policy = ReleasePolicy(auto_rollback=True, rollback_on_failure=True)
-        store = HistoryStore.open(str(self.state))
+        store = open_store(str(self.state))
         releaser: Releaser | None = None
 
         def stop_when_hooks_run(event: Event) -> None:
@@ -218,7 +218,6 @@ class Soak:
                 store,
                 ssh_transport(None, self.state / "known_hosts"),
                 [store, stop_when_hooks_run],
-                self.state,
                 self.cache,
             )
             release = await releaser.run(rollout, policy)

@@ -20,6 +20,7 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   └── CommandTimeout          also a TimeoutError
     ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
     ├── StoreError                  the history store cannot be opened, read or written -> exit 8
+    ├── StoreURLError               --state names no store (an unknown scheme)         -> exit 2
     ├── RollbackImpossible          no revision to roll back to, or it is gone
     ├── InvalidRequest              asked of a deployment what it cannot do; nothing done -> exit 2
     │   └── NotInHistory            no such deployment in the history
@@ -176,6 +177,11 @@ def _advice(cause: BaseException) -> str:
         "make the file and its directory writable by this user (SQLite also writes its -wal "
         f"and -shm files beside it), {elsewhere}"
     )
+
+
+class StoreURLError(OrchestratorError, ValueError):
+    """``--state`` (or ``ORCHESTRATOR_STATE``) names no store orchestrator can open: a scheme no
+    backend serves, a URL without a file. The command line shows it as a usage error (exit 2)."""
 
 
 class RollbackImpossible(OrchestratorError):

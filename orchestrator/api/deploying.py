@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -34,8 +35,8 @@ from orchestrator.models.inventory import Inventory, load_inventory
 from orchestrator.models.results import Deployment, RevisionInfo, Status, new_deployment_id
 from orchestrator.revision import Revision, build_revision
 from orchestrator.selection import selected_hosts
+from orchestrator.state.base import open_store
 from orchestrator.state.locks import holder_info
-from orchestrator.state.store import HistoryStore
 
 FileExistsBehavior = Literal["DISALLOW", "OVERWRITE", "RETAIN"]
 InventoryArg = Inventory | str | os.PathLike[str]
@@ -117,9 +118,9 @@ def rollback(
         options,
         creator="rollback",
         rollback_info={
-            "rollbackMessage": f"manual rollback to the revision of {previous['deploymentId']}"
+            "rollbackMessage": f"manual rollback to the revision of {previous.deployment_id}"
         },
-        behavior=previous["fileExistsBehavior"],
+        behavior=previous.file_exists_behavior,
     )
     return _release(rollout, loaded, options, settings, sinks, control)
 
@@ -146,7 +147,7 @@ def sync(
         revision,
         options,
         creator="sync",
-        behavior=previous["fileExistsBehavior"],
+        behavior=previous.file_exists_behavior,
     )
     return _release(rollout, loaded, options, settings, sinks, control)
 
@@ -163,14 +164,10 @@ def resume(
     """Complete a deployment whose process died, under the rules it recorded when it started
     (records from before those were kept: the inventory's config of the recorded name)."""
     options, settings = options or DeployOptions(), settings or Settings()
-    store = HistoryStore.open(settings.state)
-    try:
-        document = store.get(deployment_id)
-    finally:
-        store.close()
-    if document is None:
+    with closing(open_store(settings.state)) as store:
+        recorded = store.get(deployment_id)
+    if recorded is None:
         raise NotInHistory(f"no deployment {deployment_id} in the history")
-    recorded = Deployment.from_document(document)
     if not recorded.interrupted:
         state = "still running" if recorded.status == Status.IN_PROGRESS else recorded.status
         raise InvalidRequest(f"deployment {deployment_id} was not interrupted: it is {state}")
@@ -204,16 +201,13 @@ def resume(
 
 def earlier_revision(
     settings: Settings, application: str, group: str, deployment_id: str | None, purpose: str
-) -> tuple[dict[str, Any], Revision]:
+) -> tuple[Deployment, Revision]:
     """A deployment from the history (the named one, else the group's last successful) and its
     revision from the bundle cache."""
-    store = HistoryStore.open(settings.state)
-    try:
+    with closing(open_store(settings.state)) as store:
         previous = (
             store.get(deployment_id) if deployment_id else store.last_successful(application, group)
         )
-    finally:
-        store.close()
     if previous is None:
         raise RollbackImpossible(
             f"no deployment {deployment_id}"
@@ -221,7 +215,7 @@ def earlier_revision(
             else f"{application}/{group} has no successful deployment to {purpose}"
         )
     revision = cached_revision(
-        settings.bundle_cache, previous["revision"]["sha256"], previous["revision"]["source"]
+        settings.bundle_cache, previous.revision.sha256, previous.revision.source
     )
     return previous, revision
 
@@ -331,21 +325,17 @@ def _release(
     require_open_files(descriptors_for(rollout.hosts), len(rollout.hosts))
     policy = _policy(inventory, application, group, options)
     triggers = inventory.group(application, group).triggers
-    store = HistoryStore.open(settings.state)
     webhooks = WebhookSink(triggers)
-    try:
+    with closing(open_store(settings.state)) as store:
         stored = StoreStop(store)
         releaser = Releaser(
             store,
             settings.transport(),
             [store, *sinks, *([webhooks] if triggers else [])],
-            settings.state_dir,
             settings.bundle_cache,
             stops=[stored],
         )
         release = asyncio.run(_run(releaser, rollout, policy, stored, webhooks, control))
-    finally:
-        store.close()
     return Outcome(
         release.deployment,
         release.rollback,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import signal
 import socket
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Literal
 
 from orchestrator.api.settings import Settings
 from orchestrator.errors import InvalidRequest, NotInHistory
 from orchestrator.models.results import Deployment, Status
-from orchestrator.state.store import HistoryStore, process_runs_orchestrator
+from orchestrator.state.base import LogEntry, open_store
 
 STOP_POLL = 0.2
 
@@ -25,16 +26,15 @@ STOP_POLL = 0.2
 def status(deployment_id: str | None = None, *, settings: Settings | None = None) -> Deployment:
     """One deployment (the latest when no id is given), per host and lifecycle event; one that
     is InProgress with its process gone is marked ``interrupted``. ``NotInHistory`` if none."""
-    store = HistoryStore.open((settings or Settings()).state, readonly=True)
-    try:
-        document = store.get(deployment_id)
-    finally:
-        store.close()
-    if document is None:
+    with closing(open_store((settings or Settings()).state, readonly=True)) as store:
+        deployment = store.get(deployment_id)
+    if deployment is None:
         raise NotInHistory(
-            f"no deployment {deployment_id or ''} in the history at {store.path}".replace("  ", " ")
+            f"no deployment {deployment_id or ''} in the history at {store.location}".replace(
+                "  ", " "
+            )
         )
-    return Deployment.from_document(document)
+    return deployment
 
 
 def history(
@@ -45,12 +45,8 @@ def history(
     settings: Settings | None = None,
 ) -> list[Deployment]:
     """Past deployments, newest first."""
-    store = HistoryStore.open((settings or Settings()).state, readonly=True)
-    try:
-        documents = store.history(application, group, limit, targets=True)
-    finally:
-        store.close()
-    return [Deployment.from_document(document) for document in documents]
+    with closing(open_store((settings or Settings()).state, readonly=True)) as store:
+        return store.history(application, group, limit)
 
 
 def logs(
@@ -59,15 +55,12 @@ def logs(
     event: str | None = None,
     *,
     settings: Settings | None = None,
-) -> list[tuple[str, str, str]]:
+) -> list[LogEntry]:
     """(host, lifecycle event, output) of a deployment, in host and lifecycle order."""
-    store = HistoryStore.open((settings or Settings()).state, readonly=True)
-    try:
+    with closing(open_store((settings or Settings()).state, readonly=True)) as store:
         if store.get(deployment_id) is None:
-            raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
+            raise NotInHistory(f"no deployment {deployment_id} in the history at {store.location}")
         return store.logs(deployment_id, host, event)
-    finally:
-        store.close()
 
 
 @dataclass(frozen=True)
@@ -88,14 +81,13 @@ def request_stop(
 ) -> StopRequested:
     """Ask a deployment that runs on this machine to stop (``InvalidRequest`` when it does not
     run, or runs elsewhere)."""
-    store = HistoryStore.open((settings or Settings()).state)
-    try:
-        document = store.get(deployment_id)
-        if document is None:
-            raise NotInHistory(f"no deployment {deployment_id} in the history at {store.path}")
-        if document["status"] != Status.IN_PROGRESS:
+    with closing(open_store((settings or Settings()).state)) as store:
+        deployment = store.get(deployment_id)
+        if deployment is None:
+            raise NotInHistory(f"no deployment {deployment_id} in the history at {store.location}")
+        if deployment.status != Status.IN_PROGRESS:
             raise InvalidRequest(
-                f"deployment {deployment_id} is not running: it {document['status']}"
+                f"deployment {deployment_id} is not running: it {deployment.status}"
             )
         runner = store.runner(deployment_id)
         assert runner is not None
@@ -103,7 +95,7 @@ def request_stop(
         pid = controller.pid
         if machine != socket.gethostname():
             raise InvalidRequest(f"deployment {deployment_id} runs on {machine}: stop it there")
-        if not process_runs_orchestrator(controller):
+        if not controller.alive():
             store.mark_stopped(deployment_id, "stopped after its orchestrator process was gone")
             return StopRequested("interrupted", pid)
         store.request_stop(deployment_id, rollback=rollback, force=force)
@@ -118,25 +110,20 @@ def request_stop(
                 "stop it with Ctrl-C or SIGTERM where it runs"
             )
         return StopRequested("asked", pid)
-    finally:
-        store.close()
 
 
 def wait_stopped(
     deployment_id: str, wait_seconds: float, *, settings: Settings | None = None
-) -> str | None:
+) -> Status | None:
     """Its status once no longer InProgress, or None if it still is after ``wait_seconds``."""
-    store = HistoryStore.open((settings or Settings()).state)
-    try:
+    with closing(open_store((settings or Settings()).state)) as store:
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
             current = store.get(deployment_id)
-            if current is not None and current["status"] != Status.IN_PROGRESS:
-                return str(current["status"])
+            if current is not None and current.status != Status.IN_PROGRESS:
+                return current.status
             time.sleep(STOP_POLL)  # another process concludes; bounded by wait_seconds
         return None
-    finally:
-        store.close()
 
 
 def stop(
@@ -146,7 +133,7 @@ def stop(
     force: bool = False,
     wait_seconds: float = 600,
     settings: Settings | None = None,
-) -> str | None:
+) -> Status | None:
     """``request_stop`` then ``wait_stopped``: the deployment's status once stopped (``Stopped``,
     or how it ended meanwhile), None if it is still stopping after ``wait_seconds``."""
     requested = request_stop(deployment_id, rollback=rollback, force=force, settings=settings)

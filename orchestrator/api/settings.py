@@ -53,8 +53,8 @@ class Settings:
 
     @property
     def state_dir(self) -> Path:
-        """Where the local group locks are: the directory ``state`` names or the history
-        store's (``state/location.py``)."""
+        """The directory ``state`` names, or the SQLite store's (``state/location.py``): its
+        group locks and orchestrator's known_hosts."""
         return state_location(self.state).directory
 
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import time
 
 import click
@@ -22,9 +21,8 @@ from orchestrator.errors import HostError
 from orchestrator.hostproto.replies import LockState
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.results import Status
-from orchestrator.state.locks import LocalLock, describe
-from orchestrator.state.process import ProcessIdentity
-from orchestrator.state.store import HistoryStore, process_runs_orchestrator
+from orchestrator.state.base import GroupLock, Store, open_store
+from orchestrator.state.locks import describe
 
 STOP_POLL = 0.2
 KILL_WAIT = 10.0  # for the kernel to end a process sent SIGKILL
@@ -114,7 +112,7 @@ async def _host_locks(
 
 
 def _show(
-    ctx: CliContext, local: LocalLock, rows: list[tuple[str, LockReply | str]], title: str
+    ctx: CliContext, local: GroupLock, rows: list[tuple[str, LockReply | str]], title: str
 ) -> None:
     holder = local.holder()
     ctx.out.print(escape(f"this machine: {'held by ' + describe(holder) if holder else 'free'}"))
@@ -149,12 +147,13 @@ def lock_status(ctx: CliContext, application: str, group: str) -> None:
     rows = asyncio.run(
         _host_locks(selected_hosts(inventory, application, group), group_id, LockMode.STATUS, ctx)
     )
-    _show(
-        ctx,
-        LocalLock(ctx.state_dir, group_id, f"{application}/{group}"),
-        rows,
-        f"{application}/{group} locks",
-    )
+    with contextlib.closing(open_store(ctx.state, readonly=True)) as store:
+        _show(
+            ctx,
+            store.group_lock(application, group, group_id),
+            rows,
+            f"{application}/{group} locks",
+        )
 
 
 @lock.command("release")
@@ -195,8 +194,8 @@ def lock_release(
     """
     inventory = ctx.inventory()
     group_id = inventory.group_id(application, group)
-    local = LocalLock(ctx.state_dir, group_id, f"{application}/{group}")
-    store = HistoryStore.open(ctx.state)
+    store = open_store(ctx.state)
+    local = store.group_lock(application, group, group_id)
     try:
         live = _live_deployments(store, local, application, group)
         if live and not kill:
@@ -222,7 +221,7 @@ def lock_release(
 
 
 def _live_deployments(
-    store: HistoryStore, local: LocalLock, application: str, group: str
+    store: Store, local: GroupLock, application: str, group: str
 ) -> dict[str, int]:
     """The group's deployments that this machine shows as running, with their process: the
     holder of the lock here, and those the history records in progress under a live process."""
@@ -230,23 +229,19 @@ def _live_deployments(
     holder = local.holder()
     if holder is not None:
         live[str(holder.get("deployment", "?"))] = int(holder.get("pid", 0))
-    for document in store.history(application, group, limit=LIVE_SCAN):
-        deployment_id = str(document["deploymentId"])
-        if document["status"] != Status.IN_PROGRESS or deployment_id in live:
+    for deployment in store.history(application, group, limit=LIVE_SCAN):
+        deployment_id = deployment.deployment_id
+        if deployment.status != Status.IN_PROGRESS or deployment_id in live:
             continue
         runner = store.runner(deployment_id)
-        if runner is not None and _runs_here(runner):
-            live[deployment_id] = runner[0].pid
+        if runner is not None and runner.runs_here():
+            live[deployment_id] = runner.process.pid
     return live
-
-
-def _runs_here(runner: tuple[ProcessIdentity, str]) -> bool:
-    return runner[1] == socket.gethostname() and process_runs_orchestrator(runner[0])
 
 
 def _kill(
     ctx: CliContext,
-    store: HistoryStore,
+    store: Store,
     deployment: tuple[str, str, str],
     pid: int,
     wait_seconds: float,
@@ -256,37 +251,32 @@ def _kill(
     what was killed as Stopped."""
     application, group, deployment_id = deployment
     runner = store.runner(deployment_id)
-    if runner is None or not _runs_here(runner) or runner[0].pid != pid:
+    if runner is None or not runner.runs_here() or runner.process.pid != pid:
         raise click.UsageError(
             f"deployment {deployment_id} holds the group's lock on this machine (process {pid}) "
-            f"but the history at {store.path} does not show it running here (another --state?): "
-            "stop it where it was started"
+            f"but the history at {store.location} does not show it running here "
+            "(another --state?): stop it where it was started"
         )
     deadline = time.monotonic() + wait_seconds
     with contextlib.suppress(click.UsageError):  # it ended meanwhile
         click.get_current_context().invoke(
             stop, deployment_id=deployment_id, rollback=False, force=True, wait_seconds=wait_seconds
         )
-    while _runs_here(runner) and time.monotonic() < deadline:
+    while runner.runs_here() and time.monotonic() < deadline:
         time.sleep(STOP_POLL)  # the process concludes, releases its locks and exits; bounded
-    if _runs_here(runner):
+    if runner.runs_here():
         ctx.err.print(f"{deployment_id}: process {pid} still runs after {wait_seconds:g}s: SIGKILL")
-        runner[0].send(signal.SIGKILL)
+        runner.process.send(signal.SIGKILL)
         gone = time.monotonic() + KILL_WAIT
-        while _runs_here(runner) and time.monotonic() < gone:
+        while runner.runs_here() and time.monotonic() < gone:
             time.sleep(STOP_POLL)  # the kernel reaps it; bounded
-        if _runs_here(runner):
+        if runner.runs_here():
             # Unkillable for now (uninterruptible I/O): its locks are still its own.
             ctx.err.print(
                 f"error: {deployment_id}: process {pid} still runs {KILL_WAIT:g}s after SIGKILL: "
                 "its locks are left in place"
             )
             raise click.exceptions.Exit(ExitCode.LOCKED)
-    for document in store.history(application, group, limit=LIVE_SCAN):
-        if (
-            document["status"] == Status.IN_PROGRESS
-            and store.runner(document["deploymentId"]) == runner
-        ):
-            store.mark_stopped(
-                document["deploymentId"], "killed by orchestrator lock release --kill"
-            )
+    for recorded in store.history(application, group, limit=LIVE_SCAN):
+        if recorded.status == Status.IN_PROGRESS and store.runner(recorded.deployment_id) == runner:
+            store.mark_stopped(recorded.deployment_id, "killed by orchestrator lock release --kill")

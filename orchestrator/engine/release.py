@@ -1,11 +1,11 @@
 """A release: the group's locks, the deployment, and the rollback it may trigger.
 
-One active deployment per group: the local lock (flock) is taken first, then the engine takes the
-host locks; with ``lock_wait`` both are waited for. When the deployment fails (or is stopped with
-a rollback asked for), and automatic rollback is on, a new deployment of the group's last
-successful revision goes to the hosts the failed one touched: creator ``rollback``, the two linked
-through ``rollbackInfo``. The revision comes from the local bundle cache and is already on those
-hosts, so nothing is uploaded.
+One active deployment per group: the store's group lock (for SQLite, a flock on this machine) is
+taken first, then the engine takes the host locks; with ``lock_wait`` both are waited for. When
+the deployment fails (or is stopped with a rollback asked for), and automatic rollback is on, a
+new deployment of the group's last successful revision goes to the hosts the failed one touched:
+creator ``rollback``, the two linked through ``rollbackInfo``. The revision comes from the local
+bundle cache and is already on those hosts, so nothing is uploaded.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from orchestrator.engine.deployment import DeploymentRunner
 from orchestrator.engine.rollout import Rollout
@@ -26,8 +25,7 @@ from orchestrator.install_plan import plan_for
 from orchestrator.models.deployment_config import DeploymentRules
 from orchestrator.models.results import Deployment, RevisionInfo, Status, new_deployment_id
 from orchestrator.revision import Revision, build_revision
-from orchestrator.state.locks import LocalLock
-from orchestrator.state.store import HistoryStore
+from orchestrator.state.base import Store
 from orchestrator.transport.base import Transport
 
 LOCK_RETRY_START = 0.5
@@ -71,17 +69,15 @@ def cached_revision(cache_dir: Path, sha256: str, source: str) -> Revision:
 class Releaser:
     def __init__(
         self,
-        store: HistoryStore,
+        store: Store,
         transport: Callable[[], Transport],
         sinks: Sequence[EventSink],
-        state_dir: Path,
         cache_dir: Path,
         stops: Iterable[StopSource] = (),
     ) -> None:
         self.store = store
         self.transport = transport
         self.sinks = Broadcast(sinks)
-        self.state_dir = state_dir
         self.cache_dir = cache_dir
         self.current: Rollout | None = None
         self.requests = OperatorStop()
@@ -99,9 +95,7 @@ class Releaser:
 
     async def run(self, rollout: Rollout, policy: ReleasePolicy) -> Release:
         deployment = rollout.deployment
-        lock = LocalLock(
-            self.state_dir, deployment.group_id, f"{deployment.application}/{deployment.group}"
-        )
+        lock = self.store.group_lock(deployment.application, deployment.group, deployment.group_id)
         await asyncio.to_thread(lock.acquire, deployment.deployment_id, policy.lock_wait)
         try:
             deadline = time.monotonic() + policy.lock_wait
@@ -131,8 +125,8 @@ class Releaser:
 
     def _finished(self, deployment_id: str) -> bool:
         """A deployment this machine ran that has ended: its host locks are left-overs."""
-        document = self.store.get(deployment_id)
-        return document is not None and document["status"] != Status.IN_PROGRESS
+        recorded = self.store.get(deployment_id)
+        return recorded is not None and recorded.status != Status.IN_PROGRESS
 
     def _wants_rollback(self, runner: DeploymentRunner, policy: ReleasePolicy) -> bool:
         deployment = runner.deployment
@@ -165,7 +159,7 @@ class Releaser:
             return None
         try:
             revision = cached_revision(
-                self.cache_dir, previous["revision"]["sha256"], previous["revision"]["source"]
+                self.cache_dir, previous.revision.sha256, previous.revision.source
             )
         except RollbackImpossible as exc:
             deployment.rollback_info = {"rollbackMessage": f"no rollback: {exc}"}
@@ -177,7 +171,7 @@ class Releaser:
         )
         deployment.rollback_info = {
             "rollbackDeploymentId": rollback.deployment_id,
-            "rollbackMessage": f"rolling back to {previous['deploymentId']} "
+            "rollbackMessage": f"rolling back to {previous.deployment_id} "
             f"on {len(touched)} host(s)",
         }
         # The failed deployment's own rules, recorded: a resumed rollback keeps them too.
@@ -200,7 +194,7 @@ class Releaser:
 
     @staticmethod
     def rollback_deployment(
-        failed: Deployment, previous: dict[str, Any], revision: Revision, message: str
+        failed: Deployment, previous: Deployment, revision: Revision, message: str
     ) -> Deployment:
         return Deployment(
             deployment_id=new_deployment_id(),
@@ -208,7 +202,7 @@ class Releaser:
             group=failed.group,
             group_id=failed.group_id,
             revision=RevisionInfo(
-                previous["revision"]["source"],
+                previous.revision.source,
                 revision.sha256,
                 revision.size,
                 revision.kind,
@@ -216,8 +210,8 @@ class Releaser:
             ),
             config_name=failed.config_name,
             creator="rollback",
-            description=f"rollback to the revision of {previous['deploymentId']}",
-            file_exists_behavior=previous["fileExistsBehavior"],
+            description=f"rollback to the revision of {previous.deployment_id}",
+            file_exists_behavior=previous.file_exists_behavior,
             ignore_application_stop_failures=failed.ignore_application_stop_failures,
             rollback_info={
                 "rollbackTriggeringDeploymentId": failed.deployment_id,

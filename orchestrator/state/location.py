@@ -1,33 +1,46 @@
 """Where ``--state`` (or ``ORCHESTRATOR_STATE``) puts things: the one parser of that option.
 
-Two places follow from it: the history store (a SQLite file) and the state directory, which
-holds the local group locks (``locks/``) and the host keys that ``accept-new`` records
-(``known_hosts``). Both are absolute, ``~`` expanded, so that rollouts started from different
-directories with the same ``--state`` share one history and exclude each other.
+Its scheme names the store's backend (``state/base.py`` opens it); only ``sqlite`` today. Two
+places follow from a SQLite store: its file, and the state directory, which holds the local
+group locks (``locks/``) and the host keys that ``accept-new`` records (``known_hosts``). Both are
+absolute, ``~`` expanded, so that rollouts started from different directories with the same
+``--state`` share one history and exclude each other.
 
 - no value: the user state dir (``~/.local/state/orchestrator`` on Linux), ``history.sqlite`` in it
-- ``sqlite:///path/file.db`` or ``sqlite://~/file.db``: that file; the state dir is its directory
+- ``sqlite:///path/file.db``, ``sqlite://~/file.db`` or ``sqlite:relative/file.db``: that file;
+  the state dir is its directory
 - a path ending in ``.sqlite``, ``.sqlite3`` or ``.db``: the same
 - any other path: a directory, holding ``history.sqlite`` and the rest
+- ``SCHEME://...`` with another scheme (``postgresql://``...): ``StoreURLError`` naming the
+  schemes there are; nothing is created
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
+from orchestrator.errors import StoreURLError
+
 APP_NAME = "orchestrator"
 HISTORY_FILE = "history.sqlite"
-SQLITE_SCHEME = "sqlite://"
+SQLITE = "sqlite"
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+# The schemes a store can be opened with (``state/base.open_store``).
+SCHEMES = (SQLITE,)
+# A URL's scheme (RFC 3986) when an authority follows: ``foo:bar`` stays a path, as it always was.
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_SQLITE_PREFIX = re.compile(r"sqlite:(//)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class StateLocation:
     history: Path  # the SQLite history store
     directory: Path  # locks/ and known_hosts
+    scheme: str = SQLITE
 
     @property
     def locks(self) -> Path:
@@ -38,19 +51,37 @@ class StateLocation:
         return self.directory / "known_hosts"
 
 
+def store_scheme(state: str | None) -> str:
+    """The backend ``state`` names: ``sqlite`` for no value, a path or a ``sqlite:`` URL;
+    ``StoreURLError`` for any other ``SCHEME://``."""
+    if not state or _SQLITE_PREFIX.match(state):
+        return SQLITE
+    url = _URL.match(state)
+    if url is None:
+        return SQLITE  # a path
+    scheme = url.group(1).lower()
+    if scheme not in SCHEMES:
+        raise StoreURLError(
+            f"{state!r}: no store of scheme {scheme!r}; supported: "
+            f"{', '.join(SCHEMES)} (sqlite:///path/to/history.sqlite, or a file or directory path)"
+        )
+    return scheme
+
+
 def state_location(state: str | None) -> StateLocation:
     """Parse ``--state``; see the module's docstring for the forms it takes."""
+    scheme = store_scheme(state)
     if not state:
         directory = Path(platformdirs.user_state_dir(APP_NAME))
-        return StateLocation(directory / HISTORY_FILE, directory)
-    is_url = state.startswith(SQLITE_SCHEME)
-    named = state.removeprefix(SQLITE_SCHEME)
+        return StateLocation(directory / HISTORY_FILE, directory, scheme)
+    prefix = _SQLITE_PREFIX.match(state)
+    named = state[prefix.end() :] if prefix else state
     if not named:
-        raise ValueError(f"{state!r} names no file: sqlite:///path/to/history.sqlite")
+        raise StoreURLError(f"{state!r} names no file: sqlite:///path/to/history.sqlite")
     try:
         path = Path(named).expanduser().absolute()
     except RuntimeError as exc:  # ~user for a user this machine does not know
-        raise ValueError(f"{state!r}: {exc}") from exc
-    if is_url or path.suffix in SQLITE_SUFFIXES:
-        return StateLocation(path, path.parent)
-    return StateLocation(path / HISTORY_FILE, path)
+        raise StoreURLError(f"{state!r}: {exc}") from exc
+    if prefix or path.suffix in SQLITE_SUFFIXES:
+        return StateLocation(path, path.parent, scheme)
+    return StateLocation(path / HISTORY_FILE, path, scheme)

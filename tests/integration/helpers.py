@@ -29,7 +29,7 @@ from orchestrator.models.hosts import HostSpec
 from orchestrator.models.inventory import load_inventory
 from orchestrator.models.results import Deployment, RevisionInfo, new_deployment_id
 from orchestrator.revision import build_revision
-from orchestrator.state.store import HistoryStore
+from orchestrator.state.base import open_store
 from orchestrator.transport.base import CommandResult
 from orchestrator.transport.ssh import SshLimits, SshTransport
 
@@ -233,7 +233,7 @@ def engine_run(
             [inventory.resolve_host("web-1")],
             hook_grace=1,
         )
-        store = HistoryStore.open(os.environ["ORCHESTRATOR_STATE"])  # as the CLI records it
+        store = open_store(os.environ["ORCHESTRATOR_STATE"])  # as the CLI records it
         try:
             done = await DeploymentRunner(
                 rollout_, SshTransport(script=HOST_PROGRAMS), [store, sink]

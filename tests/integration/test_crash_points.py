@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import load_inventory
-from orchestrator.state.store import store_path
+from orchestrator.state.sqlite import store_path
 from tests.integration.helpers import start_orchestrator
 from tests.integration.revisions import script_bundle
 

@@ -19,7 +19,7 @@ from orchestrator.models.deployment_config import PREDEFINED
 from orchestrator.models.inventory import load_inventory
 from orchestrator.models.results import Deployment, RevisionInfo
 from orchestrator.revision import build_revision
-from orchestrator.state.store import HistoryStore
+from orchestrator.state.base import open_store
 from orchestrator.transport.ssh import SshTransport
 from tests.integration.helpers import NO_RETRY, waiting_hook
 from tests.integration.revisions import script_bundle
@@ -95,7 +95,7 @@ def test_a_host_whose_lock_is_taken_over_mid_rollout_stops_there(
                 small_lab.host_path(host, GO).write_text("go\n")
 
     async def go() -> Deployment:
-        store = HistoryStore.open(os.environ["ORCHESTRATOR_STATE"])
+        store = open_store(os.environ["ORCHESTRATOR_STATE"])
         try:
             runner = DeploymentRunner(rollout, SshTransport(script=HOST_PROGRAMS), [store, sink])
             return await asyncio.wait_for(runner.run(), timeout=120)

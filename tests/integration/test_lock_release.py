@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
 from orchestrator.models.inventory import load_inventory
-from orchestrator.state.store import HistoryStore
+from orchestrator.state.base import open_store
 from tests.integration.helpers import start_waiting_rollout
 
 GO = "/srv/go-release"
@@ -46,9 +46,10 @@ def test_release_refuses_a_live_holder_unless_told_to_kill_it(
     for host in ("web-1", "web-2"):
         locks = small_lab.host_path(host, f"{small_lab.deployment_root(host)}/locks")
         assert not (locks / group_id).exists()
-    store = HistoryStore.open(os.environ["ORCHESTRATOR_STATE"])
+    store = open_store(os.environ["ORCHESTRATOR_STATE"])
     try:
-        document = store.get(deployment_id)
+        recorded = store.get(deployment_id)
+        document = None if recorded is None else recorded.to_document()
     finally:
         store.close()
     assert document is not None and document["status"] == "Stopped"

@@ -19,7 +19,7 @@ from orchestrator.models.results import (
     Status,
     Target,
 )
-from orchestrator.state.store import HistoryStore
+from orchestrator.state.base import open_store
 from tests.paths import HELLO_WEB
 
 WAIT = 60
@@ -43,7 +43,7 @@ def _read_only(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def recorded(tmp_path: Path) -> tuple[Path, str]:
     """A state dir whose history holds one finished deployment with a hook's output."""
     state = tmp_path / "state"
-    store = HistoryStore.open(str(state))
+    store = open_store(str(state))
     deployment = Deployment(
         "d-READONLY1",
         "app",

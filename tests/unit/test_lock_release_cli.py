@@ -15,9 +15,9 @@ from orchestrator.cli.context import CliContext
 from orchestrator.cli.main import cli
 from orchestrator.models.inventory import parse_inventory
 from orchestrator.models.results import Deployment, RevisionInfo, Status
+from orchestrator.state.base import open_store
 from orchestrator.state.locks import LocalLock
 from orchestrator.state.process import ProcessIdentity
-from orchestrator.state.store import HistoryStore
 
 INVENTORY = (
     "hosts:\n  web-1: {address: 127.0.0.1, port: 1, tags: {role: web}}\n"
@@ -58,7 +58,7 @@ def test_kill_leaves_the_locks_of_a_holder_that_outlives_sigkill(
     inv = parse_inventory(INVENTORY)
     group_id = inv.group_id("hello", "web")
     state = os.environ["ORCHESTRATOR_STATE"]
-    store = HistoryStore.open(state)
+    store = open_store(state)
     deployment = Deployment(
         "d-UNKILLABL",
         "hello",

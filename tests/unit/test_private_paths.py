@@ -14,7 +14,7 @@ import pytest
 from orchestrator.private_paths import private_dir, private_file
 from orchestrator.revision import build_revision
 from orchestrator.state.locks import LocalLock
-from orchestrator.state.store import HistoryStore
+from orchestrator.state.sqlite import SqliteStore
 from tests.paths import HELLO_WEB
 
 
@@ -33,7 +33,7 @@ def open_umask() -> Iterator[None]:
 @pytest.mark.usefixtures("open_umask")
 def test_state_locks_and_cache_are_private_whatever_the_umask(tmp_path: Path) -> None:
     state = tmp_path / "made" / "state"
-    store = HistoryStore(state / "history.sqlite")
+    store = SqliteStore(state / "history.sqlite")
     store.request_stop("d-1", rollback=False, force=False)  # the -wal and -shm files, while open
     lock = LocalLock(state, "group-1", "app/group")
     lock.acquire("d-1")
@@ -58,7 +58,7 @@ def test_files_an_older_version_left_readable_are_tightened_but_not_its_director
     shared.mkdir(mode=0o755)
     for name in ("history.sqlite-wal", "history.sqlite-shm"):
         (shared / name).touch(mode=0o644)
-    store = HistoryStore(shared / "history.sqlite")
+    store = SqliteStore(shared / "history.sqlite")
     assert _mode(shared) == 0o755
     for name in ("history.sqlite", "history.sqlite-wal", "history.sqlite-shm"):
         assert _mode(shared / name) == 0o600, name

@@ -15,7 +15,8 @@ from orchestrator.models.results import (
     Target,
     log_tail,
 )
-from orchestrator.state.store import HistoryStore, store_path
+from orchestrator.state.base import open_store
+from orchestrator.state.sqlite import store_path
 from orchestrator.transport.base import CommandResult
 
 
@@ -79,7 +80,7 @@ def test_store_path_forms(tmp_path: Path) -> None:
 
 
 def test_store_records_documents_and_logs(tmp_path: Path) -> None:
-    store = HistoryStore.open(str(tmp_path))
+    store = open_store(str(tmp_path))
     deployment = Deployment(
         "d-A",
         "app",
@@ -106,10 +107,11 @@ def test_store_records_documents_and_logs(tmp_path: Path) -> None:
         create_time=2.0,
     )
     store.save(later)
-    assert store.get("d-A") == deployment.to_document()
-    assert store.get()["deploymentId"] == "d-B"  # type: ignore[index]
-    assert [d["deploymentId"] for d in store.history("app", "grp")] == ["d-A"]
-    assert [d["deploymentId"] for d in store.history(limit=1)] == ["d-B"]
+    first, latest = store.get("d-A"), store.get()
+    assert first is not None and first.to_document() == deployment.to_document()
+    assert latest is not None and latest.to_document()["deploymentId"] == "d-B"
+    assert [d.to_document()["deploymentId"] for d in store.history("app", "grp")] == ["d-A"]
+    assert [d.to_document()["deploymentId"] for d in store.history(limit=1)] == ["d-B"]
     assert store.logs("d-A") == [("h1", "AfterInstall", "[stdout]hi\n")]
     assert store.logs("d-A", host="h2") == []
     store.close()

@@ -13,7 +13,7 @@ from orchestrator.cli.main import cli
 from orchestrator.models.inventory import parse_inventory
 from orchestrator.state.location import state_location
 from orchestrator.state.locks import LocalLock
-from orchestrator.state.store import store_path
+from orchestrator.state.sqlite import store_path
 from tests.paths import HELLO_WEB
 
 INVENTORY = (
@@ -109,3 +109,20 @@ def test_a_state_no_command_could_use_is_a_usage_error(state: str) -> None:
     result = CliRunner().invoke(cli, ["--state", state, "history"])
     assert result.exit_code == 2, result.output
     assert "--state" in result.output
+
+
+@pytest.mark.parametrize("command", [["history"], ["status"], ["logs", "d-X"], ["stop", "d-X"]])
+def test_a_state_of_an_unknown_scheme_is_a_usage_error_that_creates_nothing(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--state postgresql://...`` once made ./postgresql:/u@host/db/history.sqlite and exit 0:
+    now a usage error naming the scheme and the supported ones, from the option or the env."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["--state", "postgresql://u@host/db", *command])
+    assert result.exit_code == 2, result.output
+    assert "scheme 'postgresql'" in result.stderr and "supported: sqlite" in result.stderr
+    monkeypatch.setenv("ORCHESTRATOR_STATE", "foo://bar")
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 2, result.output
+    assert "scheme 'foo'" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
 from orchestrator.models.results import Deployment, RevisionInfo, Status
+from orchestrator.state.base import open_store
 from orchestrator.state.process import ProcessIdentity, start_of
-from orchestrator.state.store import HistoryStore
 from tests.paths import HELLO_WEB
 
 
@@ -44,7 +44,7 @@ def impostor() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def _record_controller(state: Path, pid: int, start: str | None) -> str:
-    store = HistoryStore.open(str(state))
+    store = open_store(str(state))
     deployment = _deployment()
     deployment.status = Status.IN_PROGRESS
     store.save(deployment)
@@ -100,10 +100,10 @@ def test_a_store_from_before_start_times_were_recorded_still_works(tmp_path: Pat
             "complete_time REAL, pid INTEGER, machine TEXT, document TEXT NOT NULL);"
         )
     db.close()
-    store = HistoryStore.open(str(tmp_path), readonly=True)
+    store = open_store(str(tmp_path), readonly=True)
     assert store.history() == []
     store.close()
-    store = HistoryStore.open(str(tmp_path))
+    store = open_store(str(tmp_path))
     store.save(_deployment())
     runner = store.runner("d-ALIVE0001")
     store.close()
@@ -164,7 +164,7 @@ def test_a_damaged_record_inside_the_store_is_named_with_what_to_do(tmp_path: Pa
     """SQLite reads the file, but a deployment's document is not JSON (edited by hand, or
     damaged): exit 8 naming the file, as for a damaged file, never a traceback."""
     state = tmp_path / "state"
-    store = HistoryStore.open(str(state))
+    store = open_store(str(state))
     store.close()
     db = sqlite3.connect(state / "history.sqlite")
     db.execute(
