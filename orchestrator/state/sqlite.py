@@ -217,7 +217,6 @@ class SqliteStore:
         return Runner(ProcessIdentity(int(row[0]), row[1]), str(row[2]))
 
     def controller_alive(self, deployment_id: str) -> bool | None:
-        """The one place that says whether a deployment's controller still runs."""
         runner = self.runner(deployment_id)
         if runner is None or runner.machine != socket.gethostname():
             return None
