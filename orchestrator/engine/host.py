@@ -238,7 +238,9 @@ class HostRun:
                 )
                 return StepOutcome(False, diagnostics, self._kept(output, capped), tuple(warnings))
         assert result is not None
-        diagnostics = Diagnostics("Success", scripts[-1].location, "Succeeded", log_tail(output))
+        diagnostics = Diagnostics(
+            "Success", scripts[-1].location, Status.SUCCEEDED, log_tail(output)
+        )
         return StepOutcome(True, diagnostics, self._kept(output, capped), tuple(warnings))
 
     def _kept(self, output: str, capped: bool) -> str:
