@@ -29,11 +29,8 @@ def status(deployment_id: str | None = None, *, settings: Settings | None = None
     with closing(open_store((settings or Settings()).state, readonly=True)) as store:
         deployment = store.get(deployment_id)
     if deployment is None:
-        raise NotInHistory(
-            f"no deployment {deployment_id or ''} in the history at {store.location}".replace(
-                "  ", " "
-            )
-        )
+        named = f"deployment {deployment_id}" if deployment_id else "deployment"
+        raise NotInHistory(f"no {named} in the history at {store.location}")
     return deployment
 
 
