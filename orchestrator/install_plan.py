@@ -8,30 +8,19 @@ are the CodeDeploy agent's (codedeploy-semantics §2.2-§2.4): a file source lan
 ancestors are created top-down, two mappings onto one path are an error, and ``permissions`` apply
 only to paths this install creates, strictly below their object, each path from one rule only.
 
-The instruction stream is line based, tab separated (revisions refuse names with control
-characters, so no field can hold a tab or newline)::
-
-    J  <install.json document>                      the audit copy, written to <gid>-install.json
-    B  <DISALLOW|OVERWRITE|RETAIN>
-    D  <index> <path>                               mkdir unless it exists; recorded only if made
-    F  <index> <archive path> <dest>                copy a file or link
-    P  <index> <mode> <owner> <group> <acls> <ctx>  <path>   applied only if <index> was made
+How the plan travels (the stream ``install.sh`` reads) is the host protocol's business:
+``hostproto/install_stream.py``.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import io
-import json
 import posixpath
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from orchestrator.errors import AppSpecError, ConfigIssue
 from orchestrator.models.appspec import AppSpec, Permission
 from orchestrator.revision import ManifestEntry, Revision
-
-NONE = "-"
 
 
 @dataclass(frozen=True, slots=True)  # slots: one per entry of a revision, and there may be many
@@ -47,96 +36,12 @@ class InstallPlan:
     behavior: str
     instructions: list[Instruction] = field(default_factory=list)
     permissions: list[tuple[int, Permission, str]] = field(default_factory=list)
-    # Every host gets the same stream: made once (the audit document alone was 4% of a 100-host
-    # rollout).
-    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    # Every host gets the same stream (``hostproto.install_stream``): made once, kept here (the
+    # audit document alone was 4% of a 100-host rollout).
+    stream: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def copies(self) -> list[Instruction]:
         return [i for i in self.instructions if i.kind == "copy"]
-
-    def encoded(self) -> bytes:
-        """The instruction stream for every host, as UTF-8."""
-        if self._encoded is None:
-            out = io.BytesIO()
-            out.write(b"J\t")
-            self._write_audit(out)
-            out.write(f"\nB\t{self.behavior}\n".encode())
-            _write_lines(out, self._lines())
-            # A plan of many files makes a stream of many megabytes: written once, as bytes (not
-            # a list of lines, then a string, then its bytes), and handed over without a copy.
-            self._encoded = out.getvalue()
-        return self._encoded
-
-    def render(self) -> str:
-        """``encoded`` as text."""
-        return self.encoded().decode()
-
-    def _lines(self) -> Iterator[str]:
-        for step in self.instructions:
-            if step.kind == "mkdir":
-                yield f"D\t{step.index}\t{step.destination}\n"
-            else:
-                yield f"F\t{step.index}\t{step.source}\t{step.destination}\n"
-        for index, rule, path in self.permissions:
-            context = rule.context
-            fields = [
-                str(index),
-                rule.mode or NONE,
-                rule.owner or NONE,
-                rule.group or NONE,
-                ",".join(rule.acls) or NONE,
-                f"{context.user or ''}:{context.type}:{context.range or ''}" if context else NONE,
-                path,
-            ]
-            yield "P\t" + "\t".join(fields) + "\n"
-
-    def audit_json(self) -> str:
-        out = io.BytesIO()
-        self._write_audit(out)
-        return out.getvalue().decode()
-
-    def _write_audit(self, out: io.BytesIO) -> None:
-        """``{"instructions": [...]}``, a command at a time (no list of dicts: 200,000 of them
-        took 250 bytes an entry)."""
-        out.write(b'{"instructions":[')
-        _write_lines(out, self._audit_commands(), ",")
-        out.write(b"]}")
-
-    def _audit_commands(self) -> Iterator[str]:
-        string = json.dumps
-        for step in self.instructions:
-            if step.kind == "mkdir":
-                yield f'{{"type":"mkdir","directory":{string(step.destination)}}}'
-            else:
-                source, destination = string(step.source), string(step.destination)
-                yield f'{{"type":"copy","source":{source},"destination":{destination}}}'
-        for _, rule, path in self.permissions:
-            if rule.mode:
-                yield _compact({"type": "chmod", "mode": rule.mode, "file": path})
-            if rule.acls:
-                yield _compact({"type": "setfacl", "acl": rule.acls, "file": path})
-            if rule.owner or rule.group:
-                yield _compact(
-                    {"type": "chown", "owner": rule.owner, "group": rule.group, "file": path}
-                )
-
-
-def _compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _write_lines(out: io.BytesIO, lines: Iterator[str], separator: str = "") -> None:
-    """``separator.join(lines)`` into ``out``, encoded a few thousand lines at a time."""
-    chunk: list[str] = []
-    first = True
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) == 4096:
-            out.write(((separator if not first else "") + separator.join(chunk)).encode())
-            chunk.clear()
-            first = False
-    if chunk:
-        out.write(((separator if not first else "") + separator.join(chunk)).encode())
 
 
 def _ancestors(path: str) -> list[str]:

@@ -25,6 +25,7 @@ from orchestrator.engine.rollout import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.engine.stopping import StoreStop
 from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible
 from orchestrator.events import EventSink
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.install_plan import plan_for
 from orchestrator.integrations.webhooks import WebhookSink
 from orchestrator.limits import require_open_files
@@ -36,7 +37,6 @@ from orchestrator.models.results import Deployment, RevisionInfo, Status, new_de
 from orchestrator.revision import Revision, build_revision
 from orchestrator.selection import selected_hosts
 from orchestrator.state.base import open_store
-from orchestrator.state.locks import holder_info
 
 FileExistsBehavior = Literal["DISALLOW", "OVERWRITE", "RETAIN"]
 InventoryArg = Inventory | str | os.PathLike[str]
@@ -283,7 +283,6 @@ def build_rollout(
     resume: bool = False,
 ) -> Rollout:
     """The one place the API makes the engine's ``Rollout``."""
-    holder = holder_info(deployment.deployment_id)
     return Rollout(
         deployment,
         revision,
@@ -293,7 +292,7 @@ def build_rollout(
         rules.hook_grace,
         update_outdated_only=rules.update_outdated_only,
         resume=resume,
-        lock_holder=f"holder={holder['holder']}\npid={holder['pid']}\nsince={holder['since']}",
+        lock_holder=LockHolder.here(),
         group=group,
     )
 

@@ -22,7 +22,6 @@ from orchestrator.hostproto.replies import LockState
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.results import Status
 from orchestrator.state.base import GroupLock, Store, open_store
-from orchestrator.state.locks import describe
 
 STOP_POLL = 0.2
 KILL_WAIT = 10.0  # for the kernel to end a process sent SIGKILL
@@ -115,7 +114,8 @@ def _show(
     ctx: CliContext, local: GroupLock, rows: list[tuple[str, LockReply | str]], title: str
 ) -> None:
     holder = local.holder()
-    ctx.out.print(escape(f"this machine: {'held by ' + describe(holder) if holder else 'free'}"))
+    here = f"held by {holder.describe()}" if holder is not None and holder.known else "free"
+    ctx.out.print(escape(f"this machine: {here}"))
     table = Table(title=title)
     for column in ("host", "lock", "holder", "heartbeat age"):
         table.add_column(column)
@@ -126,12 +126,12 @@ def _show(
             error = state.error or ""
             table.add_row(escape(name), "[red]failed[/]", escape(error), "")
         else:
-            age = state.heartbeat_age or ""
+            age = state.heartbeat_age
             table.add_row(
                 escape(name),
-                escape(state.state),
-                escape(describe(state.holder)) if state.holder else "",
-                escape(f"{age}s") if age else "",
+                escape(state.shown),
+                escape(state.holder.describe()) if state.holder.known else "",
+                escape(f"{age}s") if age is not None else "",
             )
     ctx.out.print(table)
 
@@ -228,7 +228,7 @@ def _live_deployments(
     live: dict[str, int] = {}
     holder = local.holder()
     if holder is not None:
-        live[str(holder.get("deployment", "?"))] = int(holder.get("pid", 0))
+        live[holder.deployment or "?"] = holder.pid or 0
     for deployment in store.history(application, group, limit=LIVE_SCAN):
         deployment_id = deployment.deployment_id
         if deployment.status != Status.IN_PROGRESS or deployment_id in live:

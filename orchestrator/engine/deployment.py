@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from orchestrator.engine.fleet import Fleet, Holder
+from orchestrator.engine.fleet import Fleet
 from orchestrator.engine.heartbeat import Heartbeat
 from orchestrator.engine.host import HostJob
 from orchestrator.engine.remote import Probe
@@ -30,6 +30,7 @@ from orchestrator.events import (
     HostUnreachable,
     Notice,
 )
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.results import Deployment, Diagnostics, LifecycleEvent, Status, Target
 from orchestrator.planning import (
@@ -39,7 +40,6 @@ from orchestrator.planning import (
     TargetInfo,
     invalid_minimum,
 )
-from orchestrator.state.locks import describe
 from orchestrator.transport.base import Transport
 
 
@@ -56,13 +56,10 @@ def target_info(host: HostSpec, probe: Probe | None, sha256: str) -> TargetInfo:
     """CodeDeploy's health classes from what the host recorded of its last deployment."""
     if probe is None or probe.last_deployment is None:
         return TargetInfo(host.name, Health.NEW, RevisionState.UNKNOWN, host.zone)
-    _, status, last_sha = probe.last_deployment
-    health = Health.HEALTHY if status == Status.SUCCEEDED else Health.UNHEALTHY
-    revision = (
-        RevisionState.CURRENT
-        if last_sha == sha256 and status == Status.SUCCEEDED
-        else RevisionState.OLD
-    )
+    last = probe.last_deployment
+    health = Health.HEALTHY if last.status == Status.SUCCEEDED else Health.UNHEALTHY
+    current = last.sha256 == sha256 and last.status == Status.SUCCEEDED
+    revision = RevisionState.CURRENT if current else RevisionState.OLD
     return TargetInfo(host.name, health, revision, host.zone)
 
 
@@ -95,7 +92,7 @@ class DeploymentRunner:
         deployment = self.deployment
         try:
             unreachable: dict[str, str] = {}
-            taken_over: dict[str, Holder] = {}
+            taken_over: dict[str, LockHolder] = {}
             if not self._fails_before_contact():
                 unreachable, taken_over = await self.fleet.connect_all()
             # else the scheduler records the failure; no host is connected, probed or locked.
@@ -104,9 +101,8 @@ class DeploymentRunner:
             hosts = self._targets()
             self.emit(DeploymentStarted(deployment))
             for name, previous in taken_over.items():
-                self.emit(
-                    Notice(deployment, f"took over a stale lock held by {describe(previous)}", name)
-                )
+                message = f"took over a stale lock held by {previous.describe()}"
+                self.emit(Notice(deployment, message, name))
             scheduler, resumed = self._schedule(hosts, unreachable)
             await self._drive(scheduler, resumed)
             self._conclude(scheduler)
@@ -174,8 +170,10 @@ class DeploymentRunner:
             target = self.deployment.targets[host.name]
             probe = self.fleet.probes.get(host.name)
             last = probe.last_deployment if probe else None
-            if last is not None and last[0] == deployment_id:
-                target.status = Status.SUCCEEDED if last[1] == Status.SUCCEEDED else Status.FAILED
+            if last is not None and last.deployment_id == deployment_id:
+                target.status = (
+                    Status.SUCCEEDED if last.status == Status.SUCCEEDED else Status.FAILED
+                )
                 for event in target.events:
                     if (
                         event.status in (Status.IN_PROGRESS, Status.PENDING)

@@ -17,12 +17,10 @@ from orchestrator.engine.rollout import Rollout
 from orchestrator.engine.stopping import Control
 from orchestrator.errors import HostError, LockHeld
 from orchestrator.events import EventSink, Notice
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.replies import LockState
 from orchestrator.models.hosts import HostSpec
-from orchestrator.state.locks import describe
 from orchestrator.transport.base import Transport
-
-Holder = dict[str, str]  # what a host's lock file says of its holder
 
 
 class Fleet:
@@ -41,7 +39,7 @@ class Fleet:
         self.locked: set[str] = set()  # hosts whose lock this deployment took
         self.lost: dict[str, str] = {}  # hosts whose lock was taken over: why
 
-    async def connect_all(self) -> tuple[dict[str, str], dict[str, Holder]]:
+    async def connect_all(self) -> tuple[dict[str, str], dict[str, LockHolder]]:
         """Connect, probe and lock every host: (unreachable hosts and why, hosts whose stale
         lock was taken over and its holder). ``LockHeld`` after closing everything, if another
         live deployment holds a lock."""
@@ -54,8 +52,8 @@ class Fleet:
             await self.release_and_close()
             raise LockHeld(
                 f"deployment group {self.deployment.application}/{self.deployment.group} is locked "
-                f"on {len(held)} host(s), {name} by {describe(lock.holder)}",
-                lock.holder,
+                f"on {len(held)} host(s), {name} by {lock.holder.describe()}",
+                dict(lock.holder.pairs()),
             )
         self.locked = set(locks)
         unreachable = {
@@ -114,7 +112,7 @@ class Fleet:
 
     def lose(self, name: str, lock: LockReply) -> None:
         """``name``'s lock was taken over: nothing more of this deployment runs there."""
-        holder = f" by {describe(lock.holder)}" if lock.deployment else ""
+        holder = f" by {lock.holder.describe()}" if lock.deployment else ""
         self.lost[name] = (
             f"the deployment group's lock on this host was taken over{holder}: no further "
             "lifecycle event of this deployment runs here"

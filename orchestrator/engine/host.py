@@ -19,7 +19,6 @@ from typing import assert_never
 
 from orchestrator.engine.remote import (
     HOOK_RESULT_SLACK,
-    MISSING_APPSPEC,
     HookCode,
     HookResult,
     Probe,
@@ -28,6 +27,7 @@ from orchestrator.engine.remote import (
 from orchestrator.engine.steps import DownloadBundle, Hooks, Install, PreviousHooks, Step
 from orchestrator.errors import ConfigError, HostError
 from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventStarted
+from orchestrator.hostproto import install_stream
 from orchestrator.install_plan import InstallPlan
 from orchestrator.models.appspec import AppSpec, HookScript, parse_appspec
 from orchestrator.models.results import (
@@ -182,11 +182,11 @@ class HostRun:
 
     async def _previous_hooks(self, event: str) -> StepOutcome:
         last = self.probe.last_successful
-        if last is None or self.probe.old_appspec is None:
-            return StepOutcome(True)  # first deployment of this group here: nothing to stop
-        if self.probe.old_appspec == MISSING_APPSPEC:
+        if last is not None and self.probe.appspec_missing:
             message = f"did not find an AppSpec file in {last}/deployment-archive (last successful)"
             return StepOutcome(False, Diagnostics("UnknownError", message=message))
+        if last is None or self.probe.old_appspec is None:
+            return StepOutcome(True)  # first deployment of this group here: nothing to stop
         try:
             old = _previous_appspec(
                 self.probe.old_appspec, f"{last}/deployment-archive/appspec.yml"
@@ -202,7 +202,7 @@ class HostRun:
 
     async def _download(self) -> StepOutcome:
         revision = self.job.revision
-        existing = self.probe.bundles.get(revision.sha256)
+        existing = self.probe.bundle(revision.sha256)
         result = await self.remote.download(
             self.deployment_id,
             revision.sha256,
@@ -214,7 +214,7 @@ class HostRun:
         return _command_outcome(result)
 
     async def _install(self) -> StepOutcome:
-        instructions = self.job.plan.encoded()
+        instructions = install_stream.encoded(self.job.plan)
         return _command_outcome(await self.remote.install(self.deployment_id, instructions))
 
     async def _hooks(self, event: str, scripts: Sequence[HookScript], archive: str) -> StepOutcome:
@@ -234,7 +234,7 @@ class HostRun:
                 warnings.append(f"{script.location}: {result.warning}")
             if not result.ok:
                 diagnostics = Diagnostics(
-                    result.error_code, script.location, result.message, log_tail(output)
+                    result.recorded_code, script.location, result.message, log_tail(output)
                 )
                 return StepOutcome(False, diagnostics, self._kept(output, capped), tuple(warnings))
         assert result is not None

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.errors import Unreachable
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.replies import (
-    MISSING_APPSPEC,
     HookCode,
     HookResult,
     LockReply,
@@ -22,7 +22,6 @@ from orchestrator.hostproto.replies import (
     parse_probe,
 )
 from orchestrator.hostproto.requests import (
-    NONE,
     DownloadRequest,
     FinishRequest,
     HookAbort,
@@ -43,9 +42,9 @@ COLLECT_MARGIN_SECONDS = 30.0
 HOOK_RESULT_SLACK = 60.0
 
 __all__ = [
-    "MISSING_APPSPEC",
     "HookCode",
     "HookResult",
+    "LockHolder",
     "LockMode",
     "LockReply",
     "Probe",
@@ -72,7 +71,7 @@ class RemoteHost:
         return f"{self.deployment_dir(deployment_id)}/hooks/{event}.{index}"
 
     async def probe_and_lock(
-        self, deployment_id: str, ttl: int, holder: str
+        self, deployment_id: str, ttl: int, holder: LockHolder
     ) -> tuple[Probe, LockReply]:
         """Read the host's state and take the group's lock on it, in one round trip."""
         # One byte more than an appspec may have: a longer one is refused, not parsed.
@@ -82,7 +81,7 @@ class RemoteHost:
         return parse_probe(result), parse_lock(result)
 
     async def take_over_lock(
-        self, deployment_id: str, ttl: int, holder: str, finished: str
+        self, deployment_id: str, ttl: int, holder: LockHolder, finished: str
     ) -> LockReply:
         """Take the lock from ``finished``, a deployment known to have ended."""
         request = self._lock(LockMode.ACQUIRE, deployment_id, ttl, holder, finished)
@@ -93,21 +92,22 @@ class RemoteHost:
         mode: LockMode,
         deployment_id: str | None,
         ttl: int | None = None,
-        holder: str | None = None,
+        holder: LockHolder | None = None,
         finished: str | None = None,
     ) -> LockRequest:
-        did = deployment_id if deployment_id is not None else NONE
-        return LockRequest(mode, self.root, self.group_id, did, ttl, holder, finished)
+        return LockRequest(mode, self.root, self.group_id, deployment_id, ttl, holder, finished)
 
     async def lock(self, mode: LockMode, deployment_id: str | None = None) -> LockReply:
         """``heartbeat``, ``release``, ``status`` or ``break`` the group's lock on this host.
         A heartbeat comes while a hook runs: it does not wait for the runner."""
         call = self._lock(mode, deployment_id).call()
-        return parse_lock(await self.session.call(call, step=mode != LockMode.HEARTBEAT))
+        return parse_lock(await self.session.call(call, ordered=mode != LockMode.HEARTBEAT))
 
     async def abort_hook(self, deployment_id: str, event: str, index: int, grace: float) -> None:
         request = HookAbort(self.hook_base(deployment_id, event, index), grace)
-        await self.session.call(request.call(), step=False, timeout=grace + COLLECT_MARGIN_SECONDS)
+        await self.session.call(
+            request.call(), ordered=False, timeout=grace + COLLECT_MARGIN_SECONDS
+        )
 
     async def download(
         self,
@@ -159,7 +159,7 @@ class RemoteHost:
             runas,
             archive,
             grace,
-            env,
+            tuple(env.items()),
         )
         result = await self.session.call(
             request.call(),

@@ -8,8 +8,9 @@ deployments have ended) is its ``Control`` (``engine/stopping.py``), and what it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.install_plan import InstallPlan
 from orchestrator.models.deployment_config import DeploymentConfig
 from orchestrator.models.groups import DeploymentGroup
@@ -34,5 +35,5 @@ class Rollout:
     update_outdated_only: bool = False
     resume: bool = False  # continue an interrupted deployment from what the hosts report
     lock_ttl: int = LOCK_TTL_SECONDS
-    lock_holder: str = ""
+    lock_holder: LockHolder = field(default_factory=LockHolder)  # who takes the hosts' locks
     group: DeploymentGroup | None = None  # the inventory's group: what its steps depend on

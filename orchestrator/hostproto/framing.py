@@ -31,7 +31,7 @@ import secrets
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 
-from orchestrator.transport.base import CommandResult, ReplyOverflow, ScriptCall
+from orchestrator.transport.base import CommandResult, ReplyOverflow, ScriptCall, chained
 
 SECRET_BYTES = 16
 READ_CHUNK = 256 * 1024
@@ -55,6 +55,12 @@ def secret_line(secret: str) -> bytes:
     return f"{secret}\n".encode()
 
 
+def channel_input(secret: str, calls: Sequence[ScriptCall]) -> bytes:
+    """What calls on a channel of their own read first: each program reads the secret (they
+    share the channel's stdin, in order)."""
+    return secret_line(secret) * len(calls)
+
+
 def marker(secret: str, header: str) -> bytes:
     """The line ``frame HEADER`` prints (tests and the fake transport speak with it)."""
     return f"\n{secret} {header}\n".encode()
@@ -72,10 +78,10 @@ def _one_line(value: str) -> str:
 
 def runner_request(calls: Sequence[ScriptCall], stdin_size: int) -> bytes:
     """The runner's request for ``calls``: one line, then ``stdin_size`` bytes of stdin follow."""
-    # `&&`: a program that fails (the probe, for a host that lacks a tool) stops the rest (the
-    # lock is not taken).
-    line = " && ".join(
-        " ".join([call.name, *(_one_line(arg) for arg in call.args)]) for call in calls
+    # Chained: a program that fails (the probe, for a host that lacks a tool) stops the rest
+    # (the lock is not taken).
+    line = chained(
+        [" ".join([call.name, *(_one_line(arg) for arg in call.args)]) for call in calls]
     )
     return f"{stdin_size} {line}\n".encode()
 

@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from orchestrator.hostproto import framing
+from orchestrator.hostproto.holder import LockField, LockHolder
 from orchestrator.transport.base import CommandResult
 
 # What a host sends of each of a hook script's stdout and stderr: their last 64 KiB. The whole
 # output stays in the deployment's logs/scripts.log on the host.
 HOOK_TAIL_BYTES = 64 * 1024
-
-MISSING_APPSPEC = "__missing__"  # Probe.old_appspec when the last install's appspec is gone
 
 Frames = tuple[tuple[str, bytes], ...]
 
@@ -58,7 +57,7 @@ class LockState(StrEnum):
     BROKEN = "broken"
     LOST = "lost"  # a heartbeat found someone else's
     FAILED = "failed"  # it could not be written: the field "error" says why
-    UNKNOWN = "unknown"  # the controller's: a reply without a state it knows
+    UNKNOWN = "unknown"  # the controller's: a state it does not know (``LockReply.raw``)
     UNREACHABLE = "unreachable"  # the controller's: the host did not answer
 
 
@@ -71,16 +70,8 @@ OURS = frozenset(
         LockState.RELEASED,
     }
 )
-
-
-class LockField(StrEnum):
-    """The keys of ``lock.sh``'s sections: its own ("lock") and the holder's ("lock-holder")."""
-
-    LOCK = "lock"
-    ERROR = "error"
-    DEPLOYMENT = "deployment"
-    HOLDER = "holder"
-    HEARTBEAT_AGE = "heartbeat_age"
+# The controller's own: no host reply reads as one of them.
+CONTROLLER_STATES = frozenset({LockState.UNKNOWN, LockState.UNREACHABLE})
 
 
 class HookCode(StrEnum):
@@ -121,126 +112,154 @@ def _lines(pairs: Sequence[tuple[str, str]]) -> bytes:
     return "".join(f"{key}={value}\n" for key, value in pairs).encode()
 
 
-@dataclass
+@dataclass(frozen=True)
+class LastDeployment:
+    """The last deployment a host recorded for the group (``finish.sh``)."""
+
+    deployment_id: str
+    status: str  # "Succeeded" or "Failed", as finish recorded it
+    sha256: str
+
+    def line(self) -> str:
+        return f"{self.deployment_id} {self.status} {self.sha256}"
+
+    @classmethod
+    def parse(cls, value: str) -> LastDeployment | None:
+        parts = value.split()
+        return cls(*parts) if len(parts) == 3 else None
+
+
+@dataclass(frozen=True)
 class Probe:
     """What a host holds for the deployment group before the deployment touches it."""
 
     last_successful: str | None = None
-    last_deployment: tuple[str, str, str] | None = None  # (deployment id, status, sha256)
-    bundles: dict[str, str] = field(default_factory=dict)  # sha256 -> bundle.tar path
-    old_appspec: str | None = None  # None: no last successful install; MISSING_APPSPEC: gone
+    last_deployment: LastDeployment | None = None
+    bundles: tuple[tuple[str, str], ...] = ()  # (sha256, bundle.tar path), the first of a sha
+    old_appspec: str | None = None  # the last successful install's appspec, when it is there
+    appspec_missing: bool = False  # a last successful install whose appspec is gone
     ongoing_event: str | None = None  # the event the probed deployment was in (resume)
     missing_tools: tuple[str, ...] = ()  # commands the host lacks: it cannot be deployed to
+
+    def bundle(self, sha256: str) -> str | None:
+        """The path of a bundle the host holds with this digest."""
+        return next((path for sha, path in self.bundles if sha == sha256), None)
 
     def frames(self) -> Frames:
         """The sections ``probe.sh`` prints for what this says."""
         if self.missing_tools:
-            return (
-                (Section.PROBE, _lines([(ProbeField.MISSING_TOOLS, " ".join(self.missing_tools))])),
-            )
-        pairs = [(ProbeField.LAST_SUCCESSFUL, self.last_successful or "")]
+            tools = " ".join(self.missing_tools)
+            return ((Section.PROBE.value, _lines([(ProbeField.MISSING_TOOLS.value, tools)])),)
+        pairs = [(ProbeField.LAST_SUCCESSFUL.value, self.last_successful or "")]
         if self.last_deployment is not None:
-            pairs.append((ProbeField.LAST_DEPLOYMENT, " ".join(self.last_deployment)))
-        pairs.extend((ProbeField.BUNDLE, f"{sha} {path}") for sha, path in self.bundles.items())
+            pairs.append((ProbeField.LAST_DEPLOYMENT.value, self.last_deployment.line()))
+        pairs.extend((ProbeField.BUNDLE.value, f"{sha} {path}") for sha, path in self.bundles)
         if self.ongoing_event is not None:
-            pairs.append((ProbeField.ONGOING, self.ongoing_event))
-        frames: list[tuple[str, bytes]] = [(Section.PROBE, _lines(pairs))]
-        if self.old_appspec == MISSING_APPSPEC:
-            frames.append((Section.APPSPEC_MISSING, b""))
+            pairs.append((ProbeField.ONGOING.value, self.ongoing_event))
+        frames: list[tuple[str, bytes]] = [(Section.PROBE.value, _lines(pairs))]
+        if self.appspec_missing:
+            frames.append((Section.APPSPEC_MISSING.value, b""))
         elif self.old_appspec is not None:
-            frames.append((Section.APPSPEC, self.old_appspec.encode()))
+            frames.append((Section.APPSPEC.value, self.old_appspec.encode()))
         return tuple(frames)
 
 
 def parse_probe(result: CommandResult) -> Probe:
     """``probe.sh``'s reply."""
-    probe = Probe()
+    last_successful = ongoing = last = None
+    bundles: dict[str, str] = {}
+    tools: tuple[str, ...] = ()
     for line in framing.text(_section(result, Section.PROBE) or b"").splitlines():
         key, _, value = line.partition("=")
         if key == ProbeField.LAST_SUCCESSFUL:
-            probe.last_successful = value or None
-        elif key == ProbeField.LAST_DEPLOYMENT and len(value.split()) == 3:
-            did, status, sha = value.split()
-            probe.last_deployment = (did, status, sha)
+            last_successful = value or None
+        elif key == ProbeField.LAST_DEPLOYMENT:
+            last = LastDeployment.parse(value) or last
         elif key == ProbeField.BUNDLE and " " in value:
             sha, path = value.split(" ", 1)
-            probe.bundles.setdefault(sha, path)
+            bundles.setdefault(sha, path)
         elif key == ProbeField.ONGOING:
-            probe.ongoing_event = value or None
+            ongoing = value or None
         elif key == ProbeField.MISSING_TOOLS:
-            probe.missing_tools = tuple(value.split())
-    if probe.last_successful:
-        appspec = _section(result, Section.APPSPEC)
-        if appspec is not None:
-            probe.old_appspec = framing.text(appspec)
-        elif _section(result, Section.APPSPEC_MISSING) is not None:
-            probe.old_appspec = MISSING_APPSPEC
-    return probe
+            tools = tuple(value.split())
+    appspec, missing = None, False
+    if last_successful:
+        found = _section(result, Section.APPSPEC)
+        appspec = framing.text(found) if found is not None else None
+        missing = found is None and _section(result, Section.APPSPEC_MISSING) is not None
+    return Probe(last_successful, last, tuple(bundles.items()), appspec, missing, ongoing, tools)
 
 
 @dataclass(frozen=True)
 class LockReply:
-    """What ``lock.sh`` said: the outcome and, when someone else holds it, who (the holder's
-    lines, and "error" when it failed)."""
+    """What ``lock.sh`` said: the outcome and, when someone else holds it, who; why it failed;
+    the state as the host said it when it is none the controller knows."""
 
     state: LockState
-    holder: dict[str, str] = field(default_factory=dict)
+    holder: LockHolder = field(default_factory=LockHolder)
+    error: str | None = None  # why the lock could not be written (``LockState.FAILED``)
+    raw: str = ""  # ``LockState.UNKNOWN``: what the host said instead of a state
 
     @classmethod
     def of(
         cls, state: LockState, *, deployment: str | None = None, error: str | None = None
     ) -> LockReply:
         """A reply naming the holder's ``deployment``, or why it ``failed``."""
-        holder = {LockField.DEPLOYMENT.value: deployment} if deployment is not None else {}
-        if error is not None:
-            holder[LockField.ERROR.value] = error
-        return cls(state, holder)
+        return cls(state, LockHolder(deployment=deployment), error)
 
     @property
     def ours(self) -> bool:
         return self.state in OURS
 
     @property
-    def error(self) -> str | None:
-        """Why the lock could not be written (``LockState.FAILED``)."""
-        return self.holder.get(LockField.ERROR)
-
-    @property
     def deployment(self) -> str | None:
         """The holder's deployment."""
-        return self.holder.get(LockField.DEPLOYMENT)
+        return self.holder.deployment
 
     @property
-    def heartbeat_age(self) -> str | None:
+    def heartbeat_age(self) -> int | None:
         """Seconds since the holder's last heartbeat, as the host counts them."""
-        return self.holder.get(LockField.HEARTBEAT_AGE)
+        return self.holder.heartbeat_age
+
+    @property
+    def shown(self) -> str:
+        """The state as an operator is shown it: what the host said, when it is unknown."""
+        return self.raw if self.state is LockState.UNKNOWN and self.raw else self.state.value
 
     def frames(self) -> Frames:
         """The sections ``lock.sh`` prints for this: its own, then the holder's."""
-        own = [(LockField.LOCK.value, self.state.value)]
+        if self.state is LockState.UNREACHABLE:
+            raise ValueError("no host replies 'unreachable': it is the controller's")
+        said = self.raw if self.state is LockState.UNKNOWN else self.state.value
+        own = [(LockField.LOCK.value, said)] if said else []
         if self.error is not None:
             own.append((LockField.ERROR.value, self.error))
-        held = [(key, value) for key, value in self.holder.items() if key != LockField.ERROR]
         frames = [(Section.LOCK.value, _lines(own))]
-        if held:
-            frames.append((Section.LOCK_HOLDER.value, _lines(held)))
+        if self.holder.known:
+            frames.append((Section.LOCK_HOLDER.value, _lines(self.holder.pairs())))
         return tuple(frames)
 
 
-def _lock_state(value: str | None) -> LockState:
-    try:
-        return LockState(value) if value is not None else LockState.UNKNOWN
-    except ValueError:
-        return LockState.UNKNOWN
-
-
 def parse_lock(result: CommandResult) -> LockReply:
-    """``lock.sh``'s reply: its own lines in the frames "lock", the holder's in "lock-holder"."""
-    own = b"\n".join(body for name, body in result.frames if name == Section.LOCK)
+    """``lock.sh``'s reply: its own lines in the frames "lock", the holder's in "lock-holder".
+    A reply without its frame "lock" (the program did not run, or died before it said anything)
+    is a lock that failed, for what its stderr says."""
+    own = [body for name, body in result.frames if name == Section.LOCK]
+    if not own:
+        why = result.stderr.strip() or f"lock.sh replied nothing (exit status {result.exit_status})"
+        return LockReply(LockState.FAILED, error=why[-500:])
     held = b"\n".join(body for name, body in result.frames if name == Section.LOCK_HOLDER)
-    values, holder = _values(own), _values(held)
-    state = _lock_state(values.pop(LockField.LOCK, None))
-    return LockReply(state, {**holder, **values})
+    values = _values(b"\n".join(own))
+    said = values.get(LockField.LOCK.value, "")
+    try:
+        state = LockState(said)
+    except ValueError:
+        state = LockState.UNKNOWN
+    if state in CONTROLLER_STATES:
+        state = LockState.UNKNOWN
+    raw = said if state is LockState.UNKNOWN else ""
+    holder = LockHolder.from_lines(framing.text(held))
+    return LockReply(state, holder, values.get(LockField.ERROR.value), raw)
 
 
 @dataclass(frozen=True)
@@ -255,10 +274,16 @@ class HookResult:
     stdout: str
     stderr: str
     capped: bool = False  # stdout or stderr is only the tail of what the script printed
+    raw: str = ""  # ``HookCode.UNKNOWN_ERROR`` for a code the controller does not know: that code
 
     @property
     def ok(self) -> bool:
         return self.error_code == HookCode.SUCCESS
+
+    @property
+    def recorded_code(self) -> str:
+        """The error code as the deployment records it: the host's own, when it is unknown."""
+        return self.raw or self.error_code.value
 
     @property
     def started(self) -> bool:
@@ -267,7 +292,7 @@ class HookResult:
     def frames(self) -> Frames:
         """The sections ``hook.sh`` prints for this result."""
         head = [
-            (HookField.STATUS.value, f"{self.code} {self.error_code}"),
+            (HookField.STATUS.value, f"{self.code} {self.recorded_code}"),
             (HookField.MESSAGE.value, self.message),
             (HookField.WARNING.value, self.warning),
         ]
@@ -286,11 +311,12 @@ def _tail(data: bytes) -> tuple[str, bool]:
     return framing.text(data[newline + 1 :] if 0 <= newline < len(data) - 1 else data), True
 
 
-def _hook_code(value: str) -> HookCode:
+def _hook_code(value: str) -> tuple[HookCode, str]:
+    """The code, and what the host said when it is not one the controller knows."""
     try:
-        return HookCode(value)
+        return HookCode(value), ""
     except ValueError:
-        return HookCode.UNKNOWN_ERROR
+        return HookCode.UNKNOWN_ERROR, value
 
 
 def parse_hook(result: CommandResult) -> HookResult | None:
@@ -299,16 +325,18 @@ def parse_hook(result: CommandResult) -> HookResult | None:
     if head is None:
         return None
     values = _values(head)
-    status = values.get(HookField.STATUS, f"5 {HookCode.UNKNOWN_ERROR}")
-    code_text, _, error_code = status.partition(" ")
+    status = values.get(HookField.STATUS.value, f"5 {HookCode.UNKNOWN_ERROR.value}")
+    code_text, _, said = status.partition(" ")
+    error_code, raw = _hook_code(said or HookCode.UNKNOWN_ERROR.value)
     stdout, stdout_capped = _tail(_section(result, Section.SCRIPT_STDOUT) or b"")
     stderr, stderr_capped = _tail(_section(result, Section.SCRIPT_STDERR) or b"")
     return HookResult(
         code=int(code_text) if code_text.lstrip("-").isdigit() else 5,
-        error_code=_hook_code(error_code),
-        message=values.get(HookField.MESSAGE, "the hook runner printed no result"),
-        warning=values.get(HookField.WARNING, ""),
+        error_code=error_code,
+        message=values.get(HookField.MESSAGE.value, "the hook runner printed no result"),
+        warning=values.get(HookField.WARNING.value, ""),
         stdout=stdout,
         stderr=stderr,
         capped=stdout_capped or stderr_capped,
+        raw=raw,
     )

@@ -6,11 +6,12 @@ host answers by). Nothing else on the controller's side knows an argument's posi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.replies import HOOK_TAIL_BYTES
 from orchestrator.transport.base import ScriptCall
 
@@ -70,11 +71,13 @@ def _optional(*values: str | None) -> tuple[str, ...]:
     return tuple(value or "" for value in given)
 
 
-class _Request:
+class _Request(ABC):
+    """A request of one program: its arguments in the order the program reads them."""
+
     PROGRAM: ClassVar[Program]
 
-    def argv(self) -> tuple[str, ...]:
-        raise NotImplementedError
+    @abstractmethod
+    def argv(self) -> tuple[str, ...]: ...
 
     def call(self) -> ScriptCall:
         return ScriptCall(self.PROGRAM.value, self.argv())
@@ -111,23 +114,26 @@ class LockRequest(_Request):
     mode: LockMode
     root: str
     group_id: str
-    deployment_id: str = NONE
+    deployment_id: str | None = None  # status, break: none
     ttl: int | None = None  # acquire: a lock without a heartbeat for longer is taken over
-    holder: str | None = None  # acquire: the holder's lines ("holder=user@host...")
+    holder: LockHolder | None = None  # acquire: who takes it (its ``lines``)
     finished: str | None = None  # acquire: a deployment known to have ended, taken over
 
     def argv(self) -> tuple[str, ...]:
         ttl = None if self.ttl is None else str(self.ttl)
-        extra = _optional(ttl, self.holder, self.finished)
-        return (self.mode.value, self.root, self.group_id, self.deployment_id, *extra)
+        holder = None if self.holder is None else self.holder.lines()
+        extra = _optional(ttl, holder, self.finished)
+        did = self.deployment_id or NONE
+        return (self.mode.value, self.root, self.group_id, did, *extra)
 
     @classmethod
     def from_argv(cls, args: tuple[str, ...]) -> LockRequest:
         mode, root, group_id, deployment_id, *rest = args
         ttl = int(rest[0]) if rest and rest[0] else None
-        holder = rest[1] if len(rest) > 1 else None
+        holder = LockHolder.from_lines(rest[1]) if len(rest) > 1 else None
         finished = rest[2] if len(rest) > 2 else None
-        return cls(LockMode(mode), root, group_id, deployment_id, ttl, holder, finished)
+        did = None if deployment_id == NONE else deployment_id
+        return cls(LockMode(mode), root, group_id, did, ttl, holder, finished)
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,13 @@ class InstallRequest(_Request):
         return cls(root, group_id, deployment_id)
 
 
+def _pair(variable: str) -> tuple[str, str]:
+    name, sep, value = variable.partition("=")
+    if not sep:
+        raise ValueError(f"not a variable: {variable!r}")
+    return name, value
+
+
 @dataclass(frozen=True)
 class HookStart(_Request):
     """``hook start BASE TAIL ROOT GROUP_ID DEPLOYMENT_ID EVENT SCRIPT LOCATION TIMEOUT RUNAS
@@ -198,7 +211,7 @@ class HookStart(_Request):
     runas: str | None
     archive: str
     grace: float
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: tuple[tuple[str, str], ...] = ()  # the hook's variables, (name, value) in order
 
     def argv(self) -> tuple[str, ...]:
         supervisor = (
@@ -213,14 +226,14 @@ class HookStart(_Request):
             self.archive,
             seconds_argument(self.grace),
         )
-        variables = (f"{key}={value}" for key, value in self.env.items())
+        variables = (f"{key}={value}" for key, value in self.env)
         return (HookMode.START.value, self.base, hook_tail_argument(), *supervisor, *variables)
 
     @classmethod
     def from_argv(cls, args: tuple[str, ...]) -> HookStart:
         base, root, gid, did, event, script, location = args[1:2] + args[3:9]
         timeout, runas, archive, grace = args[9:13]
-        env = dict(pair.split("=", 1) for pair in args[13:])
+        env = tuple(_pair(variable) for variable in args[13:])
         return cls(
             base,
             root,
@@ -323,10 +336,13 @@ _REQUESTS: dict[
 
 
 def parse_call(call: ScriptCall) -> HostRequest:
-    """The request ``call`` makes (``ValueError`` for a call of no program of ours)."""
-    if call.name == Program.HOOK:
-        return _HOOKS[call.args[0]].from_argv(call.args)
-    kind = _REQUESTS.get(call.name)
-    if kind is None:
+    """The request ``call`` makes; ``ValueError`` for a call of no program of ours, or arguments
+    its program does not take."""
+    if call.name != Program.HOOK and call.name not in _REQUESTS:
         raise ValueError(f"not a host program: {call.name}")
-    return kind.from_argv(call.args)
+    try:
+        if call.name == Program.HOOK:
+            return _HOOKS[call.args[0]].from_argv(call.args)
+        return _REQUESTS[call.name].from_argv(call.args)
+    except (IndexError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a request of {call.name}: {call.args!r}") from exc

@@ -22,8 +22,11 @@ class HostPrograms:
     def new_secret(self) -> str:
         return framing.new_secret()
 
-    def secret_line(self, secret: str) -> bytes:
+    def runner_input(self, secret: str) -> bytes:
         return framing.secret_line(secret)
+
+    def channel_input(self, secret: str, calls: Sequence[ScriptCall]) -> bytes:
+        return framing.channel_input(secret, calls)
 
     def request(self, calls: Sequence[ScriptCall], stdin_size: int) -> bytes:
         return framing.runner_request(calls, stdin_size)

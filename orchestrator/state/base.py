@@ -12,8 +12,9 @@ scheme that ``open_store`` maps to it.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.state.location import state_location
 
 if TYPE_CHECKING:
@@ -51,13 +52,13 @@ class LogEntry(NamedTuple):
 
 class GroupLock(Protocol):
     """The controllers' half of "one active deployment per group" (the hosts hold the other
-    half, ``transport/remote/lock.sh``). A holder is described by ``state/locks.holder_info``."""
+    half, ``hostproto/programs/lock.sh``). Its holder is a ``hostproto.holder.LockHolder``."""
 
     def acquire(self, deployment_id: str, wait: float | None = None) -> None:
         """Take it, waiting up to ``wait`` seconds; ``LockHeld`` naming the holder if taken."""
         ...
 
-    def holder(self) -> dict[str, Any] | None:
+    def holder(self) -> LockHolder | None:
         """Who holds it now, or None when it is free."""
         ...
 

@@ -9,35 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import getpass
 import json
-import os
-import socket
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from orchestrator.errors import LockHeld
+from orchestrator.hostproto.holder import LockField, LockHolder
 from orchestrator.private_paths import private_file
 
 POLL_START = 0.05
 POLL_MAX = 1.0
 
 
-def holder_info(deployment_id: str) -> dict[str, Any]:
+def _document(holder: LockHolder) -> dict[str, object]:
+    """The lock file's JSON document (``LockHolder.of`` reads it back)."""
     return {
-        "holder": f"{getpass.getuser()}@{socket.gethostname()}",
-        "deployment": deployment_id,
-        "pid": os.getpid(),
-        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        LockField.HOLDER.value: holder.holder,
+        LockField.DEPLOYMENT.value: holder.deployment,
+        LockField.PID.value: holder.pid,
+        LockField.SINCE.value: holder.since,
     }
-
-
-def describe(holder: dict[str, Any]) -> str:
-    return (
-        f"{holder.get('deployment', '?')} ({holder.get('holder', '?')}, "
-        f"pid {holder.get('pid', '?')}) since {holder.get('since', '?')}"
-    )
 
 
 class LocalLock:
@@ -59,19 +51,20 @@ class LocalLock:
             except BlockingIOError:
                 if time.monotonic() + delay > deadline:
                     handle.close()
-                    holder = self.holder() or {}
+                    holder = self.holder() or LockHolder()
                     raise LockHeld(
-                        f"deployment group {self.label} is locked by {describe(holder)}", holder
+                        f"deployment group {self.label} is locked by {holder.describe()}",
+                        dict(holder.pairs()),
                     ) from None
                 time.sleep(delay)  # bounded by the deadline; flock has no timed wait
                 delay = min(delay * 2, POLL_MAX)
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps(holder_info(deployment_id)))
+        handle.write(json.dumps(_document(LockHolder.here(deployment_id))))
         handle.flush()
         self._handle = handle
 
-    def holder(self) -> dict[str, Any] | None:
+    def holder(self) -> LockHolder | None:
         """Who holds the lock now, or None when it is free."""
         if not self.path.exists():
             return None
@@ -79,9 +72,9 @@ class LocalLock:
             try:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                with contextlib.suppress(ValueError):
-                    return dict(json.loads(self.path.read_text() or "{}"))
-                return {}
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    return LockHolder.of(dict(json.loads(self.path.read_text() or "{}")))
+                return LockHolder()
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
 

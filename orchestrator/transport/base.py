@@ -38,6 +38,12 @@ class ScriptCall:
     args: tuple[str, ...] = ()
 
 
+def chained(commands: Sequence[str]) -> str:
+    """sh commands run one after another, each only if the one before succeeded: how a
+    session runs the calls of one ``HostSession.call``, on its runner or on a channel."""
+    return " && ".join(commands)
+
+
 class ReplyOverflow(Exception):
     """A reply grew past the limit of what a reply may hold (the transport names the host)."""
 
@@ -65,8 +71,13 @@ class SessionScript(Protocol):
 
     def new_secret(self) -> str: ...
 
-    def secret_line(self, secret: str) -> bytes:
-        """What the runner, or each call on a channel, reads first from its stdin."""
+    def runner_input(self, secret: str) -> bytes:
+        """What the runner reads first from its stdin."""
+        ...
+
+    def channel_input(self, secret: str, calls: Sequence[ScriptCall]) -> bytes:
+        """What ``calls`` on a channel of their own read from its stdin before the stdin they
+        were given."""
         ...
 
     def request(self, calls: Sequence[ScriptCall], stdin_size: int) -> bytes:
@@ -107,12 +118,12 @@ class HostSession(Protocol):
         stdin: bytes | None = None,
         stdin_file: Path | None = None,
         timeout: float | None = None,
-        step: bool = True,
+        ordered: bool = True,
     ) -> CommandResult:
         """Run the session script's functions one after another, each only if the one before
-        succeeded (a probe that fails the host takes no lock), their outputs concatenated. A
-        ``step`` of the deployment waits for the session's runner; anything else (a heartbeat,
-        an abort) gets a channel of its own when the runner is busy."""
+        succeeded (``chained``), their outputs concatenated. ``ordered`` calls wait their turn
+        on the session's runner, after the calls before them; the others get a channel of their
+        own when the runner is busy (they must not take a ``stdin_file``)."""
         ...
 
     async def close(self) -> None: ...

@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Sequence
 
 from orchestrator.models.hosts import HostSpec
-from orchestrator.transport.base import ScriptCall, SessionScript
+from orchestrator.transport.base import ScriptCall, SessionScript, chained
 
 
 def become(host: HostSpec) -> str:
@@ -22,8 +22,8 @@ def runner_command(host: HostSpec, script: SessionScript) -> str:
 
 def channel_command(host: HostSpec, calls: Sequence[ScriptCall], script: SessionScript) -> str:
     """``[sudo -n] [env K=V...] sh -c '<text>' NAME ARGS && ...``: each call travels inline, as
-    ``script`` runs it on a channel of its own. Each reads the secret from stdin first: one line
-    per call."""
+    ``script`` runs it on a channel of its own, chained (``chained``); what each reads from
+    stdin first is ``script.channel_input``."""
     commands = []
     for call in calls:
         body, env = script.standalone(call.name)
@@ -32,4 +32,4 @@ def channel_command(host: HostSpec, calls: Sequence[ScriptCall], script: Session
         quoted = " ".join(shlex.quote(arg) for arg in call.args)
         text = shlex.quote(body)
         commands.append(f"{become(host)}{prefix}sh -c {text} {call.name} {quoted}")
-    return " && ".join(commands)
+    return chained(commands)

@@ -190,7 +190,7 @@ class _Runner:
         with _mapped_errors(host):
             process = await connection.create_process(command, encoding=None)
             # On its stdin, never its command line: `ps` on the host would show it to anyone.
-            process.stdin.write(script.secret_line(secret))
+            process.stdin.write(script.runner_input(secret))
         return cls(host, process, secret, script)
 
     async def run(
@@ -271,9 +271,9 @@ class SshSession:
         stdin: bytes | None = None,
         stdin_file: Path | None = None,
         timeout: float | None = None,
-        step: bool = True,
+        ordered: bool = True,
     ) -> CommandResult:
-        if not step and stdin_file is None and self._runner_busy.locked():
+        if not ordered and stdin_file is None and self._runner_busy.locked():
             return await self._channel_call(calls, stdin, timeout)
         async with self._runner_busy:
             try:
@@ -294,7 +294,7 @@ class SshSession:
     async def _channel_call(
         self, calls: tuple[ScriptCall, ...], stdin: bytes | None, timeout: float | None
     ) -> CommandResult:
-        """Calls on a channel of their own, each given the channel's secret first."""
+        """Calls on a channel of their own, given what the script says they read first."""
         script = self._script
         secret = script.new_secret()
         command = channel_command(self._host, calls, script)
@@ -305,7 +305,7 @@ class SshSession:
                     check=False,
                     timeout=timeout,
                     encoding=None,
-                    input=script.secret_line(secret) * len(calls) + (stdin or b""),
+                    input=script.channel_input(secret, calls) + (stdin or b""),
                 )
         return script.channel_result(
             result.exit_status if result.exit_signal is None else None,

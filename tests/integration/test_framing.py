@@ -169,7 +169,7 @@ def test_a_call_while_the_runner_is_busy_is_framed_on_its_own_channel(
             await asyncio.sleep(0)  # the call takes the runner before its first await
             assert session._runner_busy.locked()
             status = ScriptCall("lock", ("status", root, "g-busy", "-"))
-            aside = await session.call(status, step=False, timeout=30)
+            aside = await session.call(status, ordered=False, timeout=30)
             with gate.open("w") as opened:
                 opened.write("done\n")
             return aside, await busy

@@ -11,6 +11,7 @@ from orchestrator.engine.remote import LockReply, RemoteHost
 from orchestrator.engine.rollout import Rollout
 from orchestrator.events import Event, LifecycleEventStarted, Notice
 from orchestrator.hostproto import HOST_PROGRAMS
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.replies import parse_lock
 from orchestrator.hostproto.requests import LockMode, LockRequest
 from orchestrator.install_plan import build_install_plan
@@ -40,7 +41,12 @@ def _steal(lab: Lab, host: str, group_id: str) -> LockReply:
             remote = RemoteHost(session, spec, group_id)
             assert (await remote.lock(LockMode.BREAK)).state == "broken"
             acquire = LockRequest(
-                LockMode.ACQUIRE, remote.root, group_id, THIEF, 120, "holder=thief@elsewhere"
+                LockMode.ACQUIRE,
+                remote.root,
+                group_id,
+                THIEF,
+                120,
+                LockHolder(holder="thief@elsewhere"),
             )
             return parse_lock(await session.call(acquire.call()))
         finally:

@@ -8,12 +8,19 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import assert_never
 
 from orchestrator.errors import Unreachable
 from orchestrator.hostproto import framing
 from orchestrator.hostproto.replies import Frames, HookCode, HookResult, LockReply, LockState, Probe
 from orchestrator.hostproto.requests import (
+    DownloadRequest,
+    FinishRequest,
+    HookAbort,
+    HookCollect,
     HookStart,
+    HostRequest,
+    InstallRequest,
     LockMode,
     LockRequest,
     ProbeRequest,
@@ -23,6 +30,7 @@ from orchestrator.models.hosts import HostSpec
 from orchestrator.transport.base import CommandResult, ScriptCall
 
 SECRET = framing.new_secret()
+OTHER = "d-OTHER"  # the deployment that holds the locked hosts' locks
 
 
 def _reply(*frames: Frames, output: str = "") -> CommandResult:
@@ -45,6 +53,8 @@ class FakeFleet:
     lost_locks: dict[str, str] = field(default_factory=dict)  # host: who took its lock over
     hung_heartbeats: set[str] = field(default_factory=set)  # hosts whose heartbeat never answers
     on_call: Callable[[str, str, list[str]], None] | None = None  # told of every call
+    started: dict[tuple[str, str], HookStart] = field(default_factory=dict)  # (host, base)
+    aborted: list[tuple[str, str]] = field(default_factory=list)  # (host, hook base)
 
 
 class FakeSession:
@@ -72,43 +82,74 @@ class FakeSession:
         stdin: bytes | None = None,
         stdin_file: Path | None = None,
         timeout: float | None = None,
-        step: bool = True,
+        ordered: bool = True,
     ) -> CommandResult:
+        """Each call answered in turn, its reply parsed from the call as a host would."""
+        frames: list[Frames] = []
+        output = ""
         for call in calls:
             self.fleet.calls.append((self._host.name, call.name, list(call.args)))
             if self.fleet.on_call is not None:
                 self.fleet.on_call(self._host.name, call.name, list(call.args))
-        request = parse_call(calls[0])
-        name = self._host.name
-        if isinstance(request, ProbeRequest):
-            lock = LockReply(LockState.ACQUIRED)
-            if name in self.fleet.locked:
-                lock = LockReply.of(LockState.HELD, deployment="d-OTHER")
-            if name in self.fleet.unlockable:
-                lock = LockReply.of(LockState.FAILED, error="No space left on device")
-            return _reply(Probe().frames(), lock.frames())
-        if isinstance(request, LockRequest) and request.mode == LockMode.HEARTBEAT:
-            if name in self.fleet.hung_heartbeats:
-                await asyncio.Future()  # until cancelled
-            thief = self.fleet.lost_locks.get(name)
-            if thief is not None:
-                return _reply(LockReply.of(LockState.LOST, deployment=thief).frames())
-            return _reply(self.fleet.heartbeat.frames())
-        if isinstance(request, LockRequest):
-            return _reply(self.fleet.release.frames())
-        if isinstance(request, HookStart):
-            return await self._hook(request)
-        return CommandResult(0, f"{calls[0].name} done\n", "")
+            answer = await self._answer(parse_call(call))
+            if isinstance(answer, str):
+                output += answer
+            else:
+                frames.append(answer)
+        return _reply(*frames, output=output)
 
-    async def _hook(self, request: HookStart) -> CommandResult:
+    async def _answer(self, request: HostRequest) -> Frames | str:
+        """What the host replies to ``request``: its frames, or the step's output."""
+        name = self._host.name
+        match request:
+            case ProbeRequest():
+                return Probe().frames()
+            case LockRequest(mode=LockMode.ACQUIRE):
+                return self._acquire(request).frames()
+            case LockRequest(mode=LockMode.HEARTBEAT):
+                if name in self.fleet.hung_heartbeats:
+                    await asyncio.Future()  # until cancelled
+                thief = self.fleet.lost_locks.get(name)
+                if thief is not None:
+                    return LockReply.of(LockState.LOST, deployment=thief).frames()
+                return self.fleet.heartbeat.frames()
+            case LockRequest():
+                return self.fleet.release.frames()
+            case HookStart():
+                self.fleet.started[(name, request.base)] = request
+                return await self._hook(request)
+            case HookCollect():
+                started = self.fleet.started.get((name, request.base))
+                if started is None:
+                    return HookResult(-1, HookCode.NOT_STARTED, "", "", "", "").frames()
+                return await self._hook(started)
+            case HookAbort():
+                self.fleet.aborted.append((name, request.base))
+                return ""
+            case DownloadRequest() | InstallRequest() | FinishRequest():
+                return f"{request.PROGRAM.value} done\n"
+            case _:
+                assert_never(request)
+
+    def _acquire(self, request: LockRequest) -> LockReply:
+        name = self._host.name
+        if name in self.fleet.unlockable:
+            return LockReply.of(LockState.FAILED, error="No space left on device")
+        if name in self.fleet.locked:
+            if request.finished == OTHER:  # a deployment the controller knows has ended
+                return LockReply.of(LockState.TOOK_OVER, deployment=OTHER)
+            return LockReply.of(LockState.HELD, deployment=OTHER)
+        return LockReply(LockState.ACQUIRED)
+
+    async def _hook(self, request: HookStart) -> Frames:
         if self.fleet.hooks_wait_for is not None:
             await self.fleet.hooks_wait_for.wait()
         if (self._host.name, request.event) in self.fleet.failing_hooks:
             failed = HookResult(
                 1, HookCode.SCRIPT_FAILED, "failed with exit code 1", "", "", "boom\n"
             )
-            return _reply(failed.frames())
-        return _reply(HookResult(0, HookCode.SUCCESS, "ok", "", "fine\n", "").frames())
+            return failed.frames()
+        return HookResult(0, HookCode.SUCCESS, "ok", "", "fine\n", "").frames()
 
     async def close(self) -> None:
         return None

@@ -11,6 +11,7 @@ import orchestrator
 from orchestrator import api, install_plan
 from orchestrator.api.deploying import new_rollout
 from orchestrator.errors import InvalidRequest, NotInHistory
+from orchestrator.hostproto import install_stream
 from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig, DeploymentRules
 from orchestrator.models.inventory import load_inventory
 from orchestrator.models.results import Deployment
@@ -39,7 +40,7 @@ def test_the_install_plan_is_built_once_per_revision(
     fresh = install_plan.build_install_plan(
         revision.appspec, revision.entries, rollout.plan.behavior
     )
-    assert rollout.plan.encoded() == fresh.encoded()
+    assert install_stream.encoded(rollout.plan) == install_stream.encoded(fresh)
 
 
 def test_a_new_deployment_records_the_rules_it_runs_under(tmp_path: Path) -> None:

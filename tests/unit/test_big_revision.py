@@ -13,6 +13,7 @@ import tarfile
 import tracemalloc
 from pathlib import Path
 
+from orchestrator.hostproto import install_stream
 from orchestrator.install_plan import build_install_plan
 from orchestrator.revision import build_revision
 
@@ -39,7 +40,7 @@ def test_a_big_revision_and_its_plan_stay_under_a_kilobyte_an_entry(tmp_path: Pa
     try:
         revision = build_revision(str(tree), tmp_path / "cache")
         plan = build_install_plan(revision.appspec, revision.entries, "DISALLOW")
-        stream = plan.encoded()
+        stream = install_stream.encoded(plan)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -16,7 +16,6 @@ import pytest
 
 from orchestrator.hostproto.replies import (
     HOOK_TAIL_BYTES,
-    MISSING_APPSPEC,
     parse_hook,
     parse_lock,
     parse_probe,
@@ -107,7 +106,7 @@ def test_the_probe_returns_the_previous_appspec_intact_and_not_the_cleanup_file(
 def test_the_probe_says_when_the_previous_appspec_is_gone(sh: str, tmp_path: Path) -> None:
     _deployed(tmp_path / "root", None, b"")
     found = parse_probe(run_one(sh, ScriptCall("probe", (str(tmp_path / "root"), "g-1"))))
-    assert found.old_appspec == MISSING_APPSPEC
+    assert (found.old_appspec, found.appspec_missing) == (None, True)
     # An appspec whose text is the old "gone" word is an appspec.
     (tmp_path / "root" / "g-1" / "d-1" / "deployment-archive" / "appspec.yml").write_bytes(
         b"__missing__\n"

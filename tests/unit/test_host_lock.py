@@ -66,7 +66,7 @@ def test_a_stale_lock_an_older_orchestrator_wrote_is_taken_over(sh: str, tmp_pat
     (old / "deployment").write_text("d-OLD\n")
     (old / "heartbeat").write_text("0\n")
     taken = lock(sh, tmp_path, "acquire", "d-2", "120", "holder=me")
-    assert (taken.state, taken.holder["deployment"]) == ("took-over", "d-OLD")
+    assert (taken.state, taken.holder.deployment) == ("took-over", "d-OLD")
     assert (tmp_path / "locks" / ".gone.g-1.legacy-0" / "deployment").read_text() == "d-OLD\n"
     assert (old / "deployment").read_text() == "d-2\n"
 
@@ -76,7 +76,7 @@ def test_a_lost_lock_names_who_holds_it_now(sh: str, tmp_path: Path) -> None:
     assert lock(sh, tmp_path, "break", "-").state == "broken"
     assert lock(sh, tmp_path, "acquire", "d-2", "120", "holder=second").state == "acquired"
     lost = lock(sh, tmp_path, "heartbeat", "d-1")
-    assert (lost.state, lost.holder["deployment"], lost.holder["holder"]) == (
+    assert (lost.state, lost.holder.deployment, lost.holder.holder) == (
         "lost",
         "d-2",
         "second",

@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.hostproto import framing
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.replies import (
+    CONTROLLER_STATES,
     Frames,
     HookCode,
     HookResult,
+    LastDeployment,
     LockReply,
     LockState,
     Probe,
@@ -46,8 +49,9 @@ REQUESTS: list[HostRequest] = [
     ProbeRequest("/r", "g-1"),
     ProbeRequest("/r", "g-1", "d-1"),
     ProbeRequest("/r x", "g 1", "d-1", 1_048_577),
-    LockRequest(LockMode.ACQUIRE, "/r", "g-1", "d-1", 120, "holder=me@x\npid=1"),
-    LockRequest(LockMode.ACQUIRE, "/r", "g-1", "d-1", 120, "holder=me", "d-0"),
+    LockRequest(LockMode.ACQUIRE, "/r", "g-1", "d-1", 120, LockHolder(holder="me@x", pid=1)),
+    LockRequest(LockMode.ACQUIRE, "/r", "g-1", "d-1", 120, LockHolder.here(), "d-0"),
+    LockRequest(LockMode.ACQUIRE, "/r", "g-1", "d-1", 120, LockHolder()),
     LockRequest(LockMode.HEARTBEAT, "/r", "g-1", "d-1"),
     LockRequest(LockMode.RELEASE, "/r", "g-1", "d-1"),
     LockRequest(LockMode.STATUS, "/r", "g-1"),
@@ -67,7 +71,7 @@ REQUESTS: list[HostRequest] = [
         None,
         "/a",
         1.5,
-        {"APPLICATION_NAME": "app", "X": "a=b"},
+        (("APPLICATION_NAME", "app"), ("X", "a=b")),
     ),
     HookStart("/b", "/r", "g-1", "d-1", "Install", "/a/s", "s", 1e6, "bob", "/a", 0.25),
     HookCollect("/r/g-1/d-1/hooks/AfterInstall.0"),
@@ -113,11 +117,12 @@ def _read(frames: Frames) -> CommandResult:
         Probe(missing_tools=("setsid", "stat")),
         Probe(
             last_successful="/r/g-1/d-0",
-            last_deployment=("d-0", "Succeeded", "ab" * 32),
-            bundles={"ab" * 32: "/r/g-1/d-0/bundle.tar", "cd" * 32: "/r/g-1/d x/bundle.tar"},
+            last_deployment=LastDeployment("d-0", "Succeeded", "ab" * 32),
+            bundles=(("ab" * 32, "/r/g-1/d-0/bundle.tar"), ("cd" * 32, "/r/g-1/d x/bundle.tar")),
             old_appspec="version: 0.0\nos: linux\n",
             ongoing_event="BeforeInstall",
         ),
+        Probe(last_successful="/r/g-1/d-0", appspec_missing=True),
         Probe(last_successful="/r/g-1/d-0", old_appspec="__missing__"),
     ],
 )
@@ -128,10 +133,12 @@ def test_a_probe_reply_is_read_as_it_was_rendered(reply: Probe) -> None:
 @pytest.mark.parametrize(
     "reply",
     [
-        *(LockReply(state) for state in LockState if state is not LockState.UNREACHABLE),
+        *(LockReply(state) for state in LockState if state not in CONTROLLER_STATES),
         LockReply.of(LockState.HELD, deployment="d-OTHER"),
         LockReply.of(LockState.FAILED, error="No space left on device"),
-        LockReply(LockState.TOOK_OVER, {"holder": "me@x", "deployment": "d-0", "pid": "1"}),
+        LockReply(LockState.TOOK_OVER, LockHolder("d-0", "me@x", 1, "2026-12-07T00:00:00Z", 7)),
+        LockReply(LockState.UNKNOWN, raw="sideways"),
+        LockReply(LockState.UNKNOWN, raw="unreachable"),
     ],
 )
 def test_a_lock_reply_is_read_as_it_was_rendered(reply: LockReply) -> None:
@@ -151,10 +158,60 @@ def test_a_hook_reply_is_read_as_it_was_rendered(reply: HookResult) -> None:
 
 
 def test_replies_the_controller_cannot_read_are_typed_too() -> None:
-    assert parse_lock(_read((("lock", b"lock=sideways\n"),))).state is LockState.UNKNOWN
-    assert parse_lock(_read(())).state is LockState.UNKNOWN
+    sideways = parse_lock(_read((("lock", b"lock=sideways\n"),)))
+    assert (sideways.state, sideways.raw, sideways.shown) == (
+        LockState.UNKNOWN,
+        "sideways",
+        "sideways",
+    )
+    # The controller's own states are never a host's answer.
+    for state in CONTROLLER_STATES:
+        forged = parse_lock(_read((("lock", f"lock={state.value}\n".encode()),)))
+        assert (forged.state, forged.raw) == (LockState.UNKNOWN, state.value)
     garbled = parse_hook(_read((("hook", b"status=2 Forged\n"),)))
     assert garbled is not None and garbled.error_code is HookCode.UNKNOWN_ERROR
+    assert (garbled.recorded_code, garbled.ok) == ("Forged", False)
+    blank = parse_hook(_read((("hook", b"status=2 \n"),)))
+    assert blank is not None and blank.recorded_code == HookCode.UNKNOWN_ERROR.value
+
+
+def test_a_lock_call_that_replied_nothing_failed_for_its_stderr() -> None:
+    """No frame "lock" (the program never ran, or died first) is a lock that failed, not a
+    state nobody knows: ``lock release`` then fails (exit 1) instead of passing."""
+    died = parse_lock(CommandResult(2, "", "sh: 1: lock: Permission denied\n"))
+    assert (died.state, died.error, died.ours) == (
+        LockState.FAILED,
+        "sh: 1: lock: Permission denied",
+        False,
+    )
+    silent = parse_lock(CommandResult(1, "", ""))
+    assert silent.state is LockState.FAILED and silent.error and "exit status 1" in silent.error
+
+
+def test_the_lock_holder_travels_as_lines_and_reads_back() -> None:
+    holder = LockHolder("d-1", "me@ctl", 42, "2026-12-07T00:00:00Z")
+    assert holder.lines() == "holder=me@ctl\npid=42\nsince=2026-12-07T00:00:00Z"
+    assert LockHolder.from_lines(holder.lines()) == LockHolder(None, "me@ctl", 42, holder.since)
+    assert holder.describe() == "d-1 (me@ctl, pid 42) since 2026-12-07T00:00:00Z"
+    assert LockHolder().describe() == "? (?, pid ?) since ?" and not LockHolder().known
+    # This machine's lock file (JSON, the pid a number) reads the same way.
+    assert LockHolder.of({"holder": "me@ctl", "deployment": "d-1", "pid": 42}).pid == 42
+    assert LockHolder.of({"pid": "not a pid", "heartbeat_age": "7"}) == LockHolder(heartbeat_age=7)
+
+
+def test_a_request_the_programs_do_not_take_is_a_value_error() -> None:
+    for call in (
+        ScriptCall("hook", ()),
+        ScriptCall("hook", ("sideways", "/b")),
+        ScriptCall("hook", ("abort",)),
+        ScriptCall("lock", ("acquire", "/r")),
+        ScriptCall("lock", ("sideways", "/r", "g", "d")),
+        ScriptCall("download", ("/r", "g")),
+        ScriptCall("probe", ("/r", "g", "d", "many")),
+        ScriptCall("hook", ("start", "/b", "65537", *["x"] * 10, "NOVALUE")),
+    ):
+        with pytest.raises(ValueError):
+            parse_call(call)
 
 
 def _bundle() -> tuple[bytes, str]:
@@ -184,7 +241,7 @@ def test_a_deployments_requests_get_their_typed_replies(sh: str, tmp_path: Path)
     bundle, sha = _bundle()
 
     probe = ProbeRequest(root, gid, did, 1_048_577)
-    acquire = LockRequest(LockMode.ACQUIRE, root, gid, did, 120, "holder=me@x")
+    acquire = LockRequest(LockMode.ACQUIRE, root, gid, did, 120, LockHolder(holder="me@x"))
     first = run_runner(sh, [((probe.call(), acquire.call()), b"")])[0]
     assert parse_probe(first) == Probe()
     assert parse_lock(first) == LockReply(LockState.ACQUIRED)
@@ -212,7 +269,7 @@ def test_a_deployments_requests_get_their_typed_replies(sh: str, tmp_path: Path)
         None,
         archive,
         1,
-        {"APPLICATION_NAME": "app"},
+        (("APPLICATION_NAME", "app"),),
     )
     started, collected = run_runner(
         sh, [((start.call(),), b""), ((HookCollect(base, 5).call(),), b"")]
@@ -237,21 +294,26 @@ def test_a_deployments_requests_get_their_typed_replies(sh: str, tmp_path: Path)
     again = parse_probe(_one(sh, ProbeRequest(root, gid, did)))
     assert again == Probe(
         last_successful=directory,
-        last_deployment=(did, "Succeeded", sha),
-        bundles={sha: f"{directory}/bundle.tar"},
+        last_deployment=LastDeployment(did, "Succeeded", sha),
+        bundles=((sha, f"{directory}/bundle.tar"),),
         old_appspec="version: 0.0\nos: linux\n",
     )
 
-    held = parse_lock(_one(sh, LockRequest(LockMode.ACQUIRE, root, gid, other, 120, "holder=b")))
+    held = parse_lock(
+        _one(sh, LockRequest(LockMode.ACQUIRE, root, gid, other, 120, LockHolder(holder="b")))
+    )
     assert (held.state, held.deployment, held.ours) == (LockState.HELD, did, False)
-    assert held.heartbeat_age is not None and held.heartbeat_age.isdigit()
+    assert held.heartbeat_age is not None and held.heartbeat_age >= 0
+    assert (held.holder.holder, held.holder.pid) == ("me@x", None)
     lost = parse_lock(_one(sh, LockRequest(LockMode.HEARTBEAT, root, gid, other)))
     assert (lost.state, lost.deployment) == (LockState.LOST, did)
     beat = parse_lock(run_channel(sh, LockRequest(LockMode.HEARTBEAT, root, gid, did).call()))
     assert beat == LockReply(LockState.REFRESHED)
     status = parse_lock(_one(sh, LockRequest(LockMode.STATUS, root, gid)))
     assert (status.state, status.deployment) == (LockState.HELD, did)
-    taken = LockRequest(LockMode.ACQUIRE, root, gid, other, 120, "holder=b", finished=did)
+    taken = LockRequest(
+        LockMode.ACQUIRE, root, gid, other, 120, LockHolder(holder="b"), finished=did
+    )
     took = parse_lock(_one(sh, taken))
     assert (took.state, took.deployment, took.ours) == (LockState.TOOK_OVER, did, True)
     not_ours = parse_lock(_one(sh, LockRequest(LockMode.RELEASE, root, gid, did)))
@@ -318,7 +380,7 @@ def test_a_failing_hook_and_a_lock_that_cannot_be_written(sh: str, tmp_path: Pat
 
     (tmp_path / "root").mkdir(exist_ok=True)
     (tmp_path / "root" / "locks").write_text("a file where the locks' directory goes\n")
-    acquire = LockRequest(LockMode.ACQUIRE, root, gid, did, 120, "holder=me")
+    acquire = LockRequest(LockMode.ACQUIRE, root, gid, did, 120, LockHolder(holder="me"))
     failed = parse_lock(_one(sh, acquire))
     assert failed.state is LockState.FAILED and not failed.ours
     assert failed.error

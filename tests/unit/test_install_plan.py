@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import AppSpecError
+from orchestrator.hostproto import install_stream
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.appspec import parse_appspec
 from orchestrator.revision import ManifestEntry
@@ -64,7 +65,7 @@ def test_two_mappings_onto_one_file_are_refused() -> None:
 
 def test_render_is_the_same_for_every_host() -> None:
     """What the previous install owns the host reads from its cleanup file: not in the stream."""
-    rendered = plan("  - {source: conf.ini, destination: /etc/app}\n").render()
+    rendered = install_stream.rendered(plan("  - {source: conf.ini, destination: /etc/app}\n"))
     lines = rendered.splitlines()
     assert lines[0].startswith("J\t{") and lines[1] == "B\tDISALLOW"
     assert "F\t2\tconf.ini\t/etc/app/conf.ini" in lines
@@ -115,7 +116,7 @@ def test_audit_json_lists_every_command() -> None:
         "  - {source: conf.ini, destination: /etc/app}\n",
         '  - {object: /etc/app/conf.ini, mode: "600", owner: app}\n',
     )
-    kinds = [c["type"] for c in json.loads(p.audit_json())["instructions"]]
+    kinds = [c["type"] for c in json.loads(install_stream.audit_json(p))["instructions"]]
     assert kinds == ["mkdir", "mkdir", "copy", "chmod", "chown"]
 
 
@@ -143,9 +144,9 @@ def test_a_big_plan_streams_the_same_document_and_lines() -> None:
         expected.append({"type": "setfacl", "acl": ["u:app:r"], "file": path})
         expected.append({"type": "chown", "owner": "app", "group": None, "file": path})
     document = json.dumps({"instructions": expected}, separators=(",", ":"))
-    assert p.audit_json() == document
-    lines = p.render().split("\n")
+    assert install_stream.audit_json(p) == document
+    lines = install_stream.rendered(p).split("\n")
     assert lines[0] == f"J\t{document}" and lines[1] == "B\tRETAIN" and lines[-1] == ""
     assert lines[4] == f"F\t2\t{names[0]}\t/srv/web/{names[0][4:]}"
     assert len(lines) == 2 + 2 + 10_000 + 10_000 + 1
-    assert p.encoded() is p.encoded()  # made once, for every host
+    assert install_stream.encoded(p) is install_stream.encoded(p)  # made once, for every host

@@ -13,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import AppSpecError
+from orchestrator.hostproto import install_stream
 from orchestrator.install_plan import build_install_plan
 from orchestrator.models.appspec import parse_appspec
 from orchestrator.revision import ManifestEntry
@@ -54,7 +55,7 @@ def test_accepted_text_keeps_its_field_and_line(
         spec = parse_appspec(yaml.safe_dump(appspec, allow_unicode=True))
     except AppSpecError:
         return
-    lines = build_install_plan(spec, ENTRIES, "OVERWRITE").render().split("\n")
+    lines = install_stream.rendered(build_install_plan(spec, ENTRIES, "OVERWRITE")).split("\n")
     assert lines[-1] == ""
     fields = [line.split("\t") for line in lines[:-1]]
     copies = [f for f in fields if f[0] == "F"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from orchestrator.events import DeploymentFinished, DeploymentStarted, LifecycleEventFinished
 from orchestrator.hostproto import framing
-from orchestrator.hostproto.replies import HOOK_TAIL_BYTES, MISSING_APPSPEC, parse_hook, parse_probe
+from orchestrator.hostproto.replies import HOOK_TAIL_BYTES, LastDeployment, parse_hook, parse_probe
 from orchestrator.models.results import (
     Deployment,
     LifecycleEvent,
@@ -38,13 +38,13 @@ def test_parse_probe() -> None:
         )
     )
     assert probe.last_successful == "/r/g/d-1"
-    assert probe.last_deployment == ("d-1", "Succeeded", "abc")
-    assert probe.bundles == {"abc": "/r/g/d-1/bundle.tar"}
+    assert probe.last_deployment == LastDeployment("d-1", "Succeeded", "abc")
+    assert dict(probe.bundles) == {"abc": "/r/g/d-1/bundle.tar"}
     assert probe.old_appspec == "version: 0.0\nos: linux\n"
     fresh = parse_probe(_reply(probe="last_successful=\n"))
     assert (fresh.last_successful, fresh.old_appspec) == (None, None)
     gone = parse_probe(_reply(probe="last_successful=/r/g/d-0\n", appspec_missing=""))
-    assert gone.old_appspec == MISSING_APPSPEC
+    assert (gone.old_appspec, gone.appspec_missing) == (None, True)
 
 
 def test_parse_hook() -> None:

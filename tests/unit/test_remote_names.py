@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.hostproto import install_stream
 from orchestrator.hostproto.scripts import program
 from orchestrator.install_plan import build_install_plan
 from orchestrator.lab import toolbox
@@ -123,7 +124,9 @@ def test_install_takes_roots_group_ids_and_paths_literally(tmp_path: Path, kind:
         ManifestEntry("app/kept.txt", "file", 0o644, 4),
     )
     plan = build_install_plan(appspec, entries, "RETAIN")
-    out = _run("install", [str(root), gid, "d-1"], plan.render().encode(), path=path, sh=sh)
+    out = _run(
+        "install", [str(root), gid, "d-1"], install_stream.rendered(plan).encode(), path=path, sh=sh
+    )
     installed = destination / WEIRD / f"f {WEIRD}.txt"
     assert installed.read_text() == "new\n"
     assert (destination / "kept.txt").read_text() == "old\n"
@@ -156,5 +159,11 @@ def test_a_file_replaces_a_directory_of_the_previous_install(tmp_path: Path, kin
             else:
                 (archive / entry.path).write_text(f"{deployment}\n")
         plan = build_install_plan(appspec, entries, "DISALLOW")
-        _run("install", [str(root), gid, deployment], plan.render().encode(), path=path, sh=sh)
+        _run(
+            "install",
+            [str(root), gid, deployment],
+            install_stream.rendered(plan).encode(),
+            path=path,
+            sh=sh,
+        )
     assert (destination / "x").read_text() == "d-2\n"

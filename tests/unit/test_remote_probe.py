@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.hostproto import framing
-from orchestrator.hostproto.replies import MISSING_APPSPEC, parse_probe
+from orchestrator.hostproto.replies import parse_probe
 from orchestrator.hostproto.scripts import channel_program, host_tools, runner_program
 from orchestrator.lab import toolbox
 from orchestrator.transport.base import CommandResult, ScriptCall
@@ -57,9 +57,9 @@ def test_the_probe_reports_the_last_install_and_never_its_cleanup_file(
         "none": None,
         "with newline": APPSPEC + "\n",
         "without newline": APPSPEC,
-        "gone": MISSING_APPSPEC,
+        "gone": None,
     }[appspec]
-    assert probe.old_appspec == expected
+    assert (probe.old_appspec, probe.appspec_missing) == (expected, appspec == "gone")
     assert probe.last_successful == (None if appspec == "none" else str(last))
 
 

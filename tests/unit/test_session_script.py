@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import cast
 
 from orchestrator.hostproto import HOST_PROGRAMS, framing
+from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.requests import (
     FinishRequest,
     HookAbort,
@@ -36,8 +37,11 @@ class Stub:
     def new_secret(self) -> str:
         return "s"
 
-    def secret_line(self, secret: str) -> bytes:
+    def runner_input(self, secret: str) -> bytes:
         return b"s\n"
+
+    def channel_input(self, secret: str, calls: Sequence[ScriptCall]) -> bytes:
+        return b"s\n" * len(calls)
 
     def request(self, calls: Sequence[ScriptCall], stdin_size: int) -> bytes:
         return b""
@@ -76,7 +80,9 @@ def test_the_host_programs_on_a_channel_of_their_own() -> None:
 def test_the_requests_go_on_the_wire_as_before() -> None:
     """Pinned lines: what the runner reads for each request (the programs' usage lines)."""
     probe = ProbeRequest("/r x", "g", "d-1", 1_048_577).call()
-    acquire = LockRequest(LockMode.ACQUIRE, "/r x", "g", "d-1", 120, "holder=me\npid=1").call()
+    acquire = LockRequest(
+        LockMode.ACQUIRE, "/r x", "g", "d-1", 120, LockHolder(holder="me", pid=1)
+    ).call()
     assert framing.runner_request((probe, acquire), 0) == (
         b"0 probe '/r x' g d-1 1048577 && "
         b"lock acquire '/r x' g d-1 120 holder=me\"$newline\"pid=1\n"
@@ -93,7 +99,7 @@ def test_the_requests_go_on_the_wire_as_before() -> None:
         None,
         "/a",
         1.5,
-        {"APPLICATION_NAME": "my app"},
+        (("APPLICATION_NAME", "my app"),),
     ).call()
     assert framing.runner_request((start,), 0) == (
         b"0 hook start /b 65537 /r g d-1 AfterInstall /a/s.sh s.sh 300 '' /a 1.5 "
