@@ -12,9 +12,12 @@ from typing import cast
 from orchestrator.hostproto import HOST_PROGRAMS, framing
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.requests import (
+    DownloadRequest,
     FinishRequest,
     HookAbort,
+    HookCollect,
     HookStart,
+    InstallRequest,
     LockMode,
     LockRequest,
     ProbeRequest,
@@ -105,6 +108,19 @@ def test_the_requests_go_on_the_wire_as_before() -> None:
         b"0 hook start /b 65537 /r g d-1 AfterInstall /a/s.sh s.sh 300 '' /a 1.5 "
         b"'APPLICATION_NAME=my app'\n"
     )
+    download = DownloadRequest("/r", "g", "d-2", "ab", "/r/g/d-1/bundle.tar", 1, "/r/g/d-0")
+    fresh = DownloadRequest("/r", "g", "d-2", "ab", None, 5, None)
+    assert framing.runner_request((download.call(),), 0) == (
+        b"0 download /r g d-2 ab /r/g/d-1/bundle.tar 1 /r/g/d-0\n"
+    )
+    assert framing.runner_request((fresh.call(),), 4096) == b"4096 download /r g d-2 ab '' 5 ''\n"
+    install = InstallRequest("/r", "g", "d-2").call()
+    assert framing.runner_request((install,), 12) == b"12 install /r g d-2\n"
+    collects = [HookCollect("/b", 12.5).call(), HookCollect("/b").call()]
+    assert [framing.runner_request((c,), 0) for c in collects] == [
+        b"0 hook collect /b 65537 12.5\n",
+        b"0 hook collect /b 65537\n",
+    ]
     abort = HookAbort("/b", 1e6).call()
     finish = FinishRequest("/r", "g", "d-1", None, "ab").call()
     assert [shlex.join([c.name, *c.args]) for c in (abort, finish)] == [
