@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from orchestrator.lab.fleet import Lab, LabHost  # noqa: E402
-from orchestrator.transport.ssh import PREFERRED_CIPHERS  # noqa: E402
+from orchestrator.transport.ssh_limits import PREFERRED_CIPHERS  # noqa: E402
 
 CHUNK = 32 * 1024
 

@@ -319,7 +319,7 @@ def _release(
 ) -> Outcome:
     """Run the release: the deployment, and the rollback it may trigger."""
     application, group = rollout.deployment.application, rollout.deployment.group
-    from orchestrator.transport.ssh import descriptors_for  # noqa: PLC0415 - asyncssh, deferred
+    from orchestrator.transport.ssh_limits import descriptors_for  # noqa: PLC0415 - asyncssh
 
     require_open_files(descriptors_for(rollout.hosts), len(rollout.hosts))
     policy = _policy(inventory, application, group, options)

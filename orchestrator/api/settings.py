@@ -32,10 +32,8 @@ def ssh_transport(
     ``accept_new_file``), imported by the calls that connect: importing asyncssh takes about
     0.2 s, which `status`, `history`, `logs` and `plan` need not pay."""
     from orchestrator.hostproto import HOST_PROGRAMS  # noqa: PLC0415 - deferred with asyncssh
-    from orchestrator.transport.ssh import (  # noqa: PLC0415 - deferred on purpose
-        SshLimits,
-        SshTransport,
-    )
+    from orchestrator.transport.ssh import SshTransport  # noqa: PLC0415 - deferred on purpose
+    from orchestrator.transport.ssh_limits import SshLimits  # noqa: PLC0415 - deferred too
 
     limits = SshLimits() if max_handshakes is None else SshLimits(max_handshakes=max_handshakes)
     return lambda: SshTransport(limits, accept_new_file, script=HOST_PROGRAMS)

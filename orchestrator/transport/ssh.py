@@ -2,23 +2,21 @@
 through it, the only modules that import asyncssh).
 
 One connection per host. Its steps go, one after another, to a host-side runner that stays on
-one channel for the session (the ``SessionScript``'s, which the transport is given): a step then
-costs the host a fork, not a new channel with its login shell. What comes while the runner is
-busy (a lock heartbeat during a hook, ``stop --force``) gets a channel of its own, capped below
-sshd's MaxSessions of 10.
-A global cap on concurrent handshakes, separate from how many hosts stay connected; bounded
-retries with jitter for connection errors only, never for authentication, host keys or client
-settings. asyncssh and OS errors are translated into ``orchestrator.errors`` in the transport and
-nowhere else.
+one channel for the session (``runner.py``): a step costs the host a fork, not a new channel
+with its login shell. What comes while the runner is busy (a lock heartbeat during a hook,
+``stop --force``) gets a channel of its own, capped below sshd's MaxSessions of 10. A global
+cap on concurrent handshakes (``ssh_limits.py``), separate from how many hosts stay connected;
+bounded retries with jitter for connection errors only, never for authentication, host keys or
+client settings. asyncssh and OS errors become ``orchestrator.errors`` here and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,46 +28,15 @@ from orchestrator.errors import (
     ConnectError,
     ConnectTimeout,
     HostKeyMismatch,
-    ReplyTooLarge,
     Unreachable,
 )
 from orchestrator.models.hosts import HostSpec
 from orchestrator.private_paths import private_file
-from orchestrator.transport.base import CommandResult, ReplyOverflow, ScriptCall, SessionScript
+from orchestrator.transport.base import CommandResult, ScriptCall, SessionScript
 from orchestrator.transport.commands import channel_command, runner_command
-from orchestrator.transport.ssh_config import Route, config_paths, resolve
-
-
-@dataclass(frozen=True)
-class SshLimits:
-    # Handshakes in flight (TCP connect, key exchange, authentication). Where they are CPU-bound
-    # more at once gain nothing: on lab hosts sharing the controller's 2 cores, 100 hosts were
-    # connected, probed and locked 3.9 / 3.7 / 3.6 s after the start with 8 / 32 / 128, 500 hosts
-    # 15.8 / 13.8 / 14.1 s with 32 / 64 / 128 (noise). Where they wait on round trips more gain:
-    # 200 hosts behind a 100 ms round trip took 11.1 / 7.7 / 7.0 / 6.5 s with 16 / 32 / 64 / 128
-    # (bench/handshakes.py). Fleets far away raise it with `--max-handshakes`.
-    max_handshakes: int = 32
-    # Bundles streaming at once. Each holds up to ~100 KB of the controller's memory in flight
-    # (chunk, channel and socket buffers): unbounded, 500 hosts took 45 MB more than a redeploy.
-    # Fewer streams hand each host its bundle sooner, so its hooks overlap the others' uploads:
-    # at 500 lab hosts 16 took 0.77-0.80x the floor against 0.87-0.91x with 64 (and 9 MB less);
-    # 16 streams of OpenSSH's 2 MB window still fill a 1 Gbit/s link at 100 ms of round trip.
-    max_uploads: int = 16
-    max_channels_per_host: int = 8  # below OpenSSH's default MaxSessions (10)
-    connect_retries: int = 2
-    retry_base_delay: float = 0.5
-
-
-# Measured (py-spy, bench/rollout.py): asyncssh builds a ChaCha20 cipher object per packet, the
-# controller's main cost while uploading bundles; with AES-GCM first, 50 hosts x 5 MB took 2.65 s
-# of controller CPU instead of 4.23 s.
-PREFERRED_CIPHERS = (
-    "aes128-gcm@openssh.com",
-    "aes256-gcm@openssh.com",
-    "chacha20-poly1305@openssh.com",
-    "aes128-ctr",
-    "aes256-ctr",
-)
+from orchestrator.transport.runner import Runner
+from orchestrator.transport.ssh_config import Route, resolve
+from orchestrator.transport.ssh_limits import PREFERRED_CIPHERS, SshLimits
 
 
 class _HostKeyPolicyClient(asyncssh.SSHClient):
@@ -131,116 +98,6 @@ def _mapped_errors(
         raise Unreachable(host.name, f"cannot connect to {where}: {reason}") from exc
 
 
-# The file descriptors of a deployment, every host connected at once (measured with /proc/PID/fd
-# on lab rollouts: peaks of 12, 20 and 50 for 1, 10 and 40 hosts): one socket a host. The rest
-# is the controller's own (the interpreter's, the history store, the events file, the bundle files
-# of `max_uploads` uploads, a reconnect's second socket) and headroom.
-BASE_DESCRIPTORS = 64
-# A ProxyCommand is a process whose stdin, stdout and stderr are the controller's pipes (and a
-# pidfd to wait for it). A host behind a ProxyJump holds less than one: its connection is a
-# channel of its bastion's, which is one socket for all of them.
-PROXY_COMMAND_DESCRIPTORS = 4
-
-
-def descriptors_for(hosts: Sequence[HostSpec]) -> int:
-    """The file descriptors a deployment to ``hosts`` holds at most. Each host's ssh_config is
-    not resolved for it (1.35 s for 1000 hosts): a config file with a ProxyCommand anywhere
-    counts one for each host that reads it."""
-    proxied: dict[tuple[Path, ...], bool] = {}
-    total = BASE_DESCRIPTORS
-    for host in hosts:
-        paths = config_paths(host)
-        if paths not in proxied:
-            proxied[paths] = any(_mentions_proxy_command(path) for path in paths)
-        total += PROXY_COMMAND_DESCRIPTORS if proxied[paths] else 1
-    return total
-
-
-def _mentions_proxy_command(path: Path) -> bool:
-    try:
-        return "proxycommand" in path.read_text(errors="replace").lower()
-    except OSError:
-        return False  # the connection reports it, for the host
-
-
-RUNNER_CHUNK = 32 * 1024  # one SSH packet: a slow host holds at most this much in memory
-
-
-class _Runner:
-    """The host-side runner on one channel: a request at a time, its reply framed."""
-
-    def __init__(
-        self,
-        host: HostSpec,
-        process: asyncssh.SSHClientProcess[bytes],
-        secret: str,
-        script: SessionScript,
-    ) -> None:
-        self._host = host
-        self._process = process
-        self._script = script
-        self._replies = script.replies(process.stdout.read, secret)
-
-    @classmethod
-    async def start(
-        cls, host: HostSpec, connection: asyncssh.SSHClientConnection, script: SessionScript
-    ) -> _Runner:
-        secret = script.new_secret()
-        command = runner_command(host, script)
-        with _mapped_errors(host):
-            process = await connection.create_process(command, encoding=None)
-            # On its stdin, never its command line: `ps` on the host would show it to anyone.
-            process.stdin.write(script.runner_input(secret))
-        return cls(host, process, secret, script)
-
-    async def run(
-        self,
-        calls: tuple[ScriptCall, ...],
-        stdin: bytes | None,
-        stdin_file: Path | None,
-        uploads: asyncio.Semaphore,
-    ) -> CommandResult:
-        try:
-            return await self._request(calls, stdin, stdin_file, uploads)
-        except (EOFError, ConnectionError) as exc:
-            raise Unreachable(self._host.name, await self._ended()) from exc
-        except ReplyOverflow as exc:
-            programs = ", ".join(call.name for call in calls)
-            message = f"{programs}: the host sent {exc}, more than any reply of ours: not read"
-            raise ReplyTooLarge(self._host.name, message) from exc
-
-    async def _request(
-        self,
-        calls: tuple[ScriptCall, ...],
-        stdin: bytes | None,
-        stdin_file: Path | None,
-        uploads: asyncio.Semaphore,
-    ) -> CommandResult:
-        size = stdin_file.stat().st_size if stdin_file is not None else len(stdin or b"")
-        writer = self._process.stdin
-        with _mapped_errors(self._host, passing=(EOFError, ConnectionError)):
-            writer.write(self._script.request(calls, size) + (stdin or b""))
-            if stdin_file is not None:
-                async with uploads:  # held while sending, not while the host unpacks
-                    with stdin_file.open("rb") as handle:
-                        while chunk := handle.read(RUNNER_CHUNK):
-                            writer.write(chunk)
-                            await writer.drain()
-            await writer.drain()
-            return await self._replies.next()
-
-    async def _ended(self) -> str:
-        """Why the runner stopped answering: its own stderr when it has something to say."""
-        with contextlib.suppress(Exception):
-            said = await asyncio.wait_for(self._process.stderr.read(), timeout=1)
-            if said.strip():
-                return f"the host-side runner ended: {_text(said).strip()[-500:]}"
-        return "the connection closed while a step ran"
-
-    def close(self) -> None:
-        self._process.close()
-
-
 class SshSession:
     """One connection to one host, running ``script``'s calls."""
 
@@ -258,7 +115,7 @@ class SshSession:
         self._uploads = uploads or asyncio.Semaphore(1)
         # The runner holds one channel for the session; the rest are for what comes meanwhile.
         self._channels = asyncio.Semaphore(max(1, channels - 1))
-        self._runner: _Runner | None = None
+        self._runner: Runner | None = None
         self._runner_busy = asyncio.Lock()
 
     @property
@@ -278,7 +135,7 @@ class SshSession:
         async with self._runner_busy:
             try:
                 if self._runner is None:
-                    self._runner = await _Runner.start(self._host, self._connection, self._script)
+                    self._runner = await self._start_runner()
                 running = self._runner.run(calls, stdin, stdin_file, self._uploads)
                 return await asyncio.wait_for(running, timeout)
             except BaseException as exc:
@@ -290,6 +147,14 @@ class SshSession:
                     where = f"{self._host.address}:{self._host.port}"
                     raise CommandTimeout(self._host.name, f"command timed out on {where}") from exc
                 raise
+
+    async def _start_runner(self) -> Runner:
+        host, script = self._host, self._script
+        with _mapped_errors(host):
+            command = runner_command(host, script)
+            process = await self._connection.create_process(command, encoding=None)
+            errors = functools.partial(_mapped_errors, host, None)
+            return Runner(host, process, script.new_secret(), script, errors)
 
     async def _channel_call(
         self, calls: tuple[ScriptCall, ...], stdin: bytes | None, timeout: float | None
@@ -336,8 +201,8 @@ class SshSession:
                 )
         return CommandResult(
             exit_status=result.exit_status if result.exit_signal is None else None,
-            stdout=_text(result.stdout),
-            stderr=_text(result.stderr),
+            stdout=_bytes(result.stdout).decode(errors="replace"),
+            stderr=_bytes(result.stderr).decode(errors="replace"),
         )
 
     async def close(self) -> None:
@@ -347,14 +212,6 @@ class SshSession:
         self._connection.close()
         with contextlib.suppress(Exception):
             await self._connection.wait_closed()
-
-
-def _text(data: Any) -> str:
-    if data is None:
-        return ""
-    if isinstance(data, bytes | bytearray):
-        return bytes(data).decode("utf-8", errors="replace")
-    return str(data)
 
 
 def _bytes(data: Any) -> bytes:

@@ -31,7 +31,8 @@ from orchestrator.models.results import Deployment, RevisionInfo, new_deployment
 from orchestrator.revision import build_revision
 from orchestrator.state.base import open_store
 from orchestrator.transport.base import CommandResult
-from orchestrator.transport.ssh import SshLimits, SshTransport
+from orchestrator.transport.ssh import SshTransport
+from orchestrator.transport.ssh_limits import SshLimits
 
 NO_RETRY = SshLimits(connect_retries=0)
 

@@ -19,7 +19,8 @@ from orchestrator.hostproto import HOST_PROGRAMS
 from orchestrator.lab import processes
 from orchestrator.lab.fleet import Lab
 from orchestrator.lab.sshd import generate_key
-from orchestrator.transport.ssh import SshLimits, SshTransport
+from orchestrator.transport.ssh import SshTransport
+from orchestrator.transport.ssh_limits import SshLimits
 from tests.integration.conftest import start_lab
 from tests.integration.helpers import NO_RETRY, host_spec, run_on
 from tests.paths import HELLO_WEB

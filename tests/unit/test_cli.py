@@ -285,7 +285,7 @@ def test_max_handshakes_reaches_the_transport_of_every_command_that_connects(
 
 def test_max_handshakes_is_checked_and_its_help_names_the_default() -> None:
     from orchestrator.cli.context import ssh_transport
-    from orchestrator.transport.ssh import SshLimits
+    from orchestrator.transport.ssh_limits import SshLimits
 
     result = CliRunner().invoke(cli, ["--max-handshakes", "0", "history"])
     assert result.exit_code == 2

@@ -11,7 +11,11 @@ import pytest
 from orchestrator import limits
 from orchestrator.errors import TooManyFiles
 from orchestrator.models.inventory import parse_inventory
-from orchestrator.transport.ssh import BASE_DESCRIPTORS, PROXY_COMMAND_DESCRIPTORS, descriptors_for
+from orchestrator.transport.ssh_limits import (
+    BASE_DESCRIPTORS,
+    PROXY_COMMAND_DESCRIPTORS,
+    descriptors_for,
+)
 
 
 def _limits(
