@@ -26,6 +26,7 @@ from orchestrator.events import (
     ZoneBaking,
     event_record,
 )
+from orchestrator.models.error_codes import LifecycleErrorCode
 from orchestrator.models.results import Deployment, Status
 
 STATUS_STYLE: dict[str, str] = {
@@ -222,7 +223,7 @@ def deployment_table(document: dict[str, Any]) -> Group:
         for event in target["lifecycleEvents"]:
             diagnostics = event.get("diagnostics") or {}
             detail = ""
-            if diagnostics and diagnostics.get("errorCode") != "Success":
+            if diagnostics and diagnostics.get("errorCode") != LifecycleErrorCode.SUCCESS:
                 detail = f"{diagnostics.get('errorCode')}: {diagnostics.get('message')}"
             if event.get("warnings"):
                 detail = "; ".join([detail, *event["warnings"]]).strip("; ")

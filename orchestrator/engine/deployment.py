@@ -31,6 +31,7 @@ from orchestrator.events import (
     Notice,
 )
 from orchestrator.hostproto.holder import LockHolder
+from orchestrator.models.error_codes import LifecycleErrorCode
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.results import Deployment, Diagnostics, LifecycleEvent, Status, Target
 from orchestrator.planning import (
@@ -198,7 +199,7 @@ class DeploymentRunner:
         first, *rest = target.events
         first.status = Status.FAILED
         first.start_time = first.end_time = time.time()
-        first.diagnostics = Diagnostics("UnknownError", message=message)
+        first.diagnostics = Diagnostics(LifecycleErrorCode.UNKNOWN_ERROR, message=message)
         for event in rest:
             event.status = Status.SKIPPED
         self.emit(HostUnreachable(self.deployment, target, message))

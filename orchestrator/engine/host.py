@@ -19,7 +19,6 @@ from typing import assert_never
 
 from orchestrator.engine.remote import (
     HOOK_RESULT_SLACK,
-    HookCode,
     HookResult,
     Probe,
     RemoteHost,
@@ -30,6 +29,7 @@ from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventSta
 from orchestrator.hostproto import install_stream
 from orchestrator.install_plan import InstallPlan
 from orchestrator.models.appspec import AppSpec, HookScript, parse_appspec
+from orchestrator.models.error_codes import LifecycleErrorCode
 from orchestrator.models.results import (
     Deployment,
     Diagnostics,
@@ -117,7 +117,7 @@ class HostRun:
                 succeeded = False
                 stopped = True
                 event.diagnostics = Diagnostics(
-                    "UnknownError", message="not run: the deployment was stopped"
+                    LifecycleErrorCode.UNKNOWN_ERROR, message="not run: the deployment was stopped"
                 )
             if not succeeded:
                 event.status = Status.SKIPPED
@@ -147,17 +147,20 @@ class HostRun:
         """``event`` failed without running, saying why."""
         event.status = Status.FAILED
         event.start_time = event.end_time = time.time()
-        event.diagnostics = Diagnostics("UnknownError", message=message)
+        event.diagnostics = Diagnostics(LifecycleErrorCode.UNKNOWN_ERROR, message=message)
         self.job.emit(LifecycleEventFinished(self.job.deployment, self.target, event))
 
     async def _step(self, event: str) -> StepOutcome:
         try:
             return await self._run_step(self.job.steps[event])
         except HostError as exc:
-            return StepOutcome(False, Diagnostics("UnknownError", message=exc.message))
+            return StepOutcome(
+                False, Diagnostics(LifecycleErrorCode.UNKNOWN_ERROR, message=exc.message)
+            )
         except Exception as exc:  # a bug must fail this host, visibly, not the deployment
             return StepOutcome(
-                False, Diagnostics("UnknownError", message=f"internal error: {exc!r}")
+                False,
+                Diagnostics(LifecycleErrorCode.UNKNOWN_ERROR, message=f"internal error: {exc!r}"),
             )
 
     async def _run_step(self, step: Step) -> StepOutcome:
@@ -184,7 +187,9 @@ class HostRun:
         last = self.probe.last_successful
         if last is not None and self.probe.appspec_missing:
             message = f"did not find an AppSpec file in {last}/deployment-archive (last successful)"
-            return StepOutcome(False, Diagnostics("UnknownError", message=message))
+            return StepOutcome(
+                False, Diagnostics(LifecycleErrorCode.UNKNOWN_ERROR, message=message)
+            )
         if last is None or self.probe.old_appspec is None:
             return StepOutcome(True)  # first deployment of this group here: nothing to stop
         try:
@@ -195,7 +200,9 @@ class HostRun:
             # As the agent with an unreadable appspec: this host's ApplicationStop fails (and
             # --ignore-application-stop-failures deploys past it); the other hosts go on.
             message = f"previous appspec: {exc}"
-            return StepOutcome(False, Diagnostics("UnknownError", message=message))
+            return StepOutcome(
+                False, Diagnostics(LifecycleErrorCode.UNKNOWN_ERROR, message=message)
+            )
         return await self._hooks(
             event, old.model.hooks.for_event(event), f"{last}/deployment-archive"
         )
@@ -239,7 +246,7 @@ class HostRun:
                 return StepOutcome(False, diagnostics, self._kept(output, capped), tuple(warnings))
         assert result is not None
         diagnostics = Diagnostics(
-            "Success", scripts[-1].location, Status.SUCCEEDED, log_tail(output)
+            LifecycleErrorCode.SUCCESS, scripts[-1].location, Status.SUCCEEDED, log_tail(output)
         )
         return StepOutcome(True, diagnostics, self._kept(output, capped), tuple(warnings))
 
@@ -261,7 +268,7 @@ class HostRun:
                 f"Script at specified location: {script.location} was not run: "
                 "the deployment was stopped with --force"
             )
-            return HookResult(1, HookCode.SCRIPT_FAILED, message, "", "", "")
+            return HookResult(1, LifecycleErrorCode.SCRIPT_FAILED, message, "", "", "")
         self.current_hook = (event, index)
         try:
             return await self._run_or_collect(event, index, script, archive)
@@ -352,5 +359,7 @@ def _command_outcome(result: CommandResult) -> StepOutcome:
         return StepOutcome(True, output=kept)
     message = result.stderr.strip()[-1000:] or f"exit status {result.exit_status}"
     return StepOutcome(
-        False, Diagnostics("UnknownError", message=message, log_tail=log_tail(output)), kept
+        False,
+        Diagnostics(LifecycleErrorCode.UNKNOWN_ERROR, message=message, log_tail=log_tail(output)),
+        kept,
     )

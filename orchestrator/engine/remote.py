@@ -13,7 +13,6 @@ from pathlib import Path
 from orchestrator.errors import Unreachable
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.replies import (
-    HookCode,
     HookResult,
     LockReply,
     Probe,
@@ -42,7 +41,6 @@ COLLECT_MARGIN_SECONDS = 30.0
 HOOK_RESULT_SLACK = 60.0
 
 __all__ = [
-    "HookCode",
     "HookResult",
     "LockHolder",
     "LockMode",

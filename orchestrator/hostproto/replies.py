@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from orchestrator.hostproto import framing
 from orchestrator.hostproto.holder import LockField, LockHolder
+from orchestrator.models.error_codes import LifecycleErrorCode
 from orchestrator.transport.base import CommandResult
 
 # What a host sends of each of a hook script's stdout and stderr: their last 64 KiB. The whole
@@ -74,16 +75,8 @@ OURS = frozenset(
 CONTROLLER_STATES = frozenset({LockState.UNKNOWN, LockState.UNREACHABLE})
 
 
-class HookCode(StrEnum):
-    """A hook's outcome as ``supervise.sh`` and ``hook.sh`` name it (the agent's error codes)."""
-
-    SUCCESS = "Success"
-    SCRIPT_MISSING = "ScriptMissing"
-    SCRIPT_NOT_EXECUTABLE = "ScriptNotExecutable"
-    SCRIPT_FAILED = "ScriptFailed"
-    SCRIPT_TIMED_OUT = "ScriptTimedOut"
-    UNKNOWN_ERROR = "UnknownError"
-    NOT_STARTED = "NotStarted"  # `hook collect` of a script that never started
+# What ``hook collect`` says of a hook that never started, in place of its error code.
+NOT_STARTED = "NotStarted"
 
 
 class HookField(StrEnum):
@@ -268,31 +261,31 @@ class HookResult:
     printed."""
 
     code: int
-    error_code: HookCode
+    error_code: LifecycleErrorCode
     message: str
     warning: str
     stdout: str
     stderr: str
     capped: bool = False  # stdout or stderr is only the tail of what the script printed
-    raw: str = ""  # ``HookCode.UNKNOWN_ERROR`` for a code the controller does not know: that code
+    raw: str = ""  # ``UNKNOWN_ERROR`` for a code the controller does not know: that code
+    started: bool = True  # False: ``hook collect`` of a hook that never started
 
     @property
     def ok(self) -> bool:
-        return self.error_code == HookCode.SUCCESS
+        return self.started and self.error_code == LifecycleErrorCode.SUCCESS
 
     @property
     def recorded_code(self) -> str:
         """The error code as the deployment records it: the host's own, when it is unknown."""
         return self.raw or self.error_code.value
 
-    @property
-    def started(self) -> bool:
-        return self.error_code != HookCode.NOT_STARTED
-
     def frames(self) -> Frames:
         """The sections ``hook.sh`` prints for this result."""
         head = [
-            (HookField.STATUS.value, f"{self.code} {self.recorded_code}"),
+            (
+                HookField.STATUS.value,
+                f"{self.code} {self.recorded_code if self.started else NOT_STARTED}",
+            ),
             (HookField.MESSAGE.value, self.message),
             (HookField.WARNING.value, self.warning),
         ]
@@ -311,12 +304,12 @@ def _tail(data: bytes) -> tuple[str, bool]:
     return framing.text(data[newline + 1 :] if 0 <= newline < len(data) - 1 else data), True
 
 
-def _hook_code(value: str) -> tuple[HookCode, str]:
+def _hook_code(value: str) -> tuple[LifecycleErrorCode, str]:
     """The code, and what the host said when it is not one the controller knows."""
     try:
-        return HookCode(value), ""
+        return LifecycleErrorCode(value), ""
     except ValueError:
-        return HookCode.UNKNOWN_ERROR, value
+        return LifecycleErrorCode.UNKNOWN_ERROR, value
 
 
 def parse_hook(result: CommandResult) -> HookResult | None:
@@ -325,9 +318,11 @@ def parse_hook(result: CommandResult) -> HookResult | None:
     if head is None:
         return None
     values = _values(head)
-    status = values.get(HookField.STATUS.value, f"5 {HookCode.UNKNOWN_ERROR.value}")
+    status = values.get(HookField.STATUS.value, f"5 {LifecycleErrorCode.UNKNOWN_ERROR.value}")
     code_text, _, said = status.partition(" ")
-    error_code, raw = _hook_code(said or HookCode.UNKNOWN_ERROR.value)
+    started = said != NOT_STARTED
+    unknown = LifecycleErrorCode.UNKNOWN_ERROR.value
+    error_code, raw = _hook_code(said if said and started else unknown)
     stdout, stdout_capped = _tail(_section(result, Section.SCRIPT_STDOUT) or b"")
     stderr, stderr_capped = _tail(_section(result, Section.SCRIPT_STDERR) or b"")
     return HookResult(
@@ -339,4 +334,5 @@ def parse_hook(result: CommandResult) -> HookResult | None:
         stderr=stderr,
         capped=stdout_capped or stderr_capped,
         raw=raw,
+        started=started,
     )

@@ -12,7 +12,7 @@ from typing import assert_never
 
 from orchestrator.errors import Unreachable
 from orchestrator.hostproto import framing
-from orchestrator.hostproto.replies import Frames, HookCode, HookResult, LockReply, LockState, Probe
+from orchestrator.hostproto.replies import Frames, HookResult, LockReply, LockState, Probe
 from orchestrator.hostproto.requests import (
     DownloadRequest,
     FinishRequest,
@@ -26,6 +26,7 @@ from orchestrator.hostproto.requests import (
     ProbeRequest,
     parse_call,
 )
+from orchestrator.models.error_codes import LifecycleErrorCode
 from orchestrator.models.hosts import HostSpec
 from orchestrator.transport.base import CommandResult, ScriptCall
 
@@ -121,7 +122,9 @@ class FakeSession:
             case HookCollect():
                 started = self.fleet.started.get((name, request.base))
                 if started is None:
-                    return HookResult(-1, HookCode.NOT_STARTED, "", "", "", "").frames()
+                    return HookResult(
+                        -1, LifecycleErrorCode.UNKNOWN_ERROR, "", "", "", "", started=False
+                    ).frames()
                 return await self._hook(started)
             case HookAbort():
                 self.fleet.aborted.append((name, request.base))
@@ -146,10 +149,10 @@ class FakeSession:
             await self.fleet.hooks_wait_for.wait()
         if (self._host.name, request.event) in self.fleet.failing_hooks:
             failed = HookResult(
-                1, HookCode.SCRIPT_FAILED, "failed with exit code 1", "", "", "boom\n"
+                1, LifecycleErrorCode.SCRIPT_FAILED, "failed with exit code 1", "", "", "boom\n"
             )
             return failed.frames()
-        return HookResult(0, HookCode.SUCCESS, "ok", "", "fine\n", "").frames()
+        return HookResult(0, LifecycleErrorCode.SUCCESS, "ok", "", "fine\n", "").frames()
 
     async def close(self) -> None:
         return None

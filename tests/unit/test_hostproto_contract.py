@@ -18,7 +18,6 @@ from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.replies import (
     CONTROLLER_STATES,
     Frames,
-    HookCode,
     HookResult,
     LastDeployment,
     LockReply,
@@ -42,6 +41,7 @@ from orchestrator.hostproto.requests import (
     parse_call,
 )
 from orchestrator.hostproto.scripts import PROGRAMS
+from orchestrator.models.error_codes import LifecycleErrorCode
 from orchestrator.transport.base import CommandResult, ScriptCall
 from tests.unit.host_programs import SHELLS, run_channel, run_runner
 
@@ -148,9 +148,11 @@ def test_a_lock_reply_is_read_as_it_was_rendered(reply: LockReply) -> None:
 @pytest.mark.parametrize(
     "reply",
     [
-        HookResult(0, HookCode.SUCCESS, "ok", "", "fine\n", ""),
-        HookResult(1, HookCode.SCRIPT_FAILED, "failed with exit code 1", "a warning", "", "boom"),
-        HookResult(-1, HookCode.NOT_STARTED, "", "", "", ""),
+        HookResult(0, LifecycleErrorCode.SUCCESS, "ok", "", "fine\n", ""),
+        HookResult(
+            1, LifecycleErrorCode.SCRIPT_FAILED, "failed with exit code 1", "a warning", "", "boom"
+        ),
+        HookResult(-1, LifecycleErrorCode.UNKNOWN_ERROR, "", "", "", "", started=False),
     ],
 )
 def test_a_hook_reply_is_read_as_it_was_rendered(reply: HookResult) -> None:
@@ -169,10 +171,10 @@ def test_replies_the_controller_cannot_read_are_typed_too() -> None:
         forged = parse_lock(_read((("lock", f"lock={state.value}\n".encode()),)))
         assert (forged.state, forged.raw) == (LockState.UNKNOWN, state.value)
     garbled = parse_hook(_read((("hook", b"status=2 Forged\n"),)))
-    assert garbled is not None and garbled.error_code is HookCode.UNKNOWN_ERROR
+    assert garbled is not None and garbled.error_code is LifecycleErrorCode.UNKNOWN_ERROR
     assert (garbled.recorded_code, garbled.ok) == ("Forged", False)
     blank = parse_hook(_read((("hook", b"status=2 \n"),)))
-    assert blank is not None and blank.recorded_code == HookCode.UNKNOWN_ERROR.value
+    assert blank is not None and blank.recorded_code == LifecycleErrorCode.UNKNOWN_ERROR.value
 
 
 def test_a_lock_call_that_replied_nothing_failed_for_its_stderr() -> None:
@@ -279,7 +281,7 @@ def test_a_deployments_requests_get_their_typed_replies(sh: str, tmp_path: Path)
         assert hook is not None
         assert (hook.code, hook.error_code, hook.stdout, hook.stderr) == (
             0,
-            HookCode.SUCCESS,
+            LifecycleErrorCode.SUCCESS,
             "hi\n",
             "",
         )
@@ -287,7 +289,7 @@ def test_a_deployments_requests_get_their_typed_replies(sh: str, tmp_path: Path)
     aborted = _one(sh, HookAbort(base, 0.5))  # over already: nothing to terminate
     assert (aborted.exit_status, aborted.stdout, aborted.frames) == (0, "", ())
     never = parse_hook(_one(sh, HookCollect(f"{directory}/hooks/Install.0", 1)))
-    assert never is not None and never.error_code is HookCode.NOT_STARTED and not never.started
+    assert never is not None and not never.started and not never.ok
 
     finished = _one(sh, FinishRequest(root, gid, did, "Succeeded", sha))
     assert (finished.exit_status, finished.stdout, finished.frames) == (0, "", ())
@@ -357,7 +359,7 @@ def test_a_failing_hook_and_a_lock_that_cannot_be_written(sh: str, tmp_path: Pat
     assert hook is not None
     assert (hook.code, hook.error_code, hook.stdout, hook.stderr, hook.ok) == (
         4,
-        HookCode.SCRIPT_FAILED,
+        LifecycleErrorCode.SCRIPT_FAILED,
         "out\n",
         "err\n",
         False,
@@ -376,7 +378,7 @@ def test_a_failing_hook_and_a_lock_that_cannot_be_written(sh: str, tmp_path: Pat
         1,
     )
     gone = parse_hook(_one(sh, missing))
-    assert gone is not None and gone.error_code is HookCode.SCRIPT_MISSING
+    assert gone is not None and gone.error_code is LifecycleErrorCode.SCRIPT_MISSING
 
     (tmp_path / "root").mkdir(exist_ok=True)
     (tmp_path / "root" / "locks").write_text("a file where the locks' directory goes\n")

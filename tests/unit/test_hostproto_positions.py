@@ -11,8 +11,9 @@ import tarfile
 import time
 from pathlib import Path
 
-from orchestrator.hostproto.replies import HookCode, parse_hook
+from orchestrator.hostproto.replies import parse_hook
 from orchestrator.hostproto.requests import DownloadRequest, HookCollect, HookStart
+from orchestrator.models.error_codes import LifecycleErrorCode
 from tests.unit.host_programs import run_runner
 
 SH = "dash"
@@ -76,7 +77,7 @@ def test_a_hook_that_outlives_its_timeout_timed_out(tmp_path: Path) -> None:
     hook = parse_hook(result)
     assert hook is not None, result.stderr
     assert (hook.error_code, hook.ok, hook.stdout) == (
-        HookCode.SCRIPT_TIMED_OUT,
+        LifecycleErrorCode.SCRIPT_TIMED_OUT,
         False,
         "started\n",
     )
@@ -90,5 +91,5 @@ def test_a_hook_that_outlives_its_timeout_timed_out(tmp_path: Path) -> None:
         ],
     )
     collected, missing = parse_hook(again), parse_hook(never)
-    assert collected is not None and collected.error_code is HookCode.SCRIPT_TIMED_OUT
-    assert missing is not None and missing.error_code is HookCode.NOT_STARTED
+    assert collected is not None and collected.error_code is LifecycleErrorCode.SCRIPT_TIMED_OUT
+    assert missing is not None and not missing.started
