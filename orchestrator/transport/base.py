@@ -123,7 +123,7 @@ class HostSession(Protocol):
         """Run the session script's functions one after another, each only if the one before
         succeeded (``chained``), their outputs concatenated. ``ordered`` calls wait their turn
         on the session's runner, after the calls before them; the others get a channel of their
-        own when the runner is busy (they must not take a ``stdin_file``)."""
+        own when the runner is busy (but for one streaming a ``stdin_file``, which waits too)."""
         ...
 
     async def close(self) -> None: ...
