@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from orchestrator.models.hosts import HostSpec
+if TYPE_CHECKING:  # pydantic: history, status and logs import no models (test_cli)
+    from orchestrator.models.hosts import HostSpec
 
 
 @dataclass(frozen=True)

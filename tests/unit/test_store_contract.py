@@ -134,8 +134,8 @@ def test_a_group_lock_excludes_a_second_holder_and_names_the_first(store: Store)
     first.acquire("d-FIRST")
     try:
         holder = second.holder()
-        assert holder is not None and holder["deployment"] == "d-FIRST"
-        assert holder["pid"] == os.getpid()
+        assert holder is not None and holder.deployment == "d-FIRST"
+        assert holder.pid == os.getpid()
         with pytest.raises(LockHeld, match="hello/web is locked by d-FIRST"):
             second.acquire("d-SECOND")
         other.acquire("d-OTHER")  # another group: its own lock
