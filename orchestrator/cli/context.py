@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,19 @@ if TYPE_CHECKING:
 __all__ = ["APP_NAME", "CliContext", "pass_context", "ssh_transport", "usage_errors"]
 
 
+def colour_allowed() -> bool:
+    """False under NO_COLOR (any non-empty value, as no-color.org says) and TERM=dumb: then
+    orchestrator writes no ANSI escape at all, neither colours nor a live view's cursor moves."""
+    return not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _console(stderr: bool) -> Console:
+    # color_system None: rich's own NO_COLOR handling drops colours but keeps bold and dim.
+    if colour_allowed():
+        return Console(stderr=stderr, soft_wrap=True)
+    return Console(stderr=stderr, soft_wrap=True, color_system=None)
+
+
 @contextmanager
 def usage_errors() -> Iterator[None]:
     """A request the API refused (no such deployment, ...) is a usage error of the command."""
@@ -36,8 +50,19 @@ class CliContext:
     inventory_explicit: bool
     state: str | None
     max_handshakes: int | None = None  # None: the transport's default
-    out: Console = field(default_factory=lambda: Console(soft_wrap=True))
-    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    out: Console = field(default_factory=lambda: _console(stderr=False))
+    err: Console = field(default_factory=lambda: _console(stderr=True))
+
+    @property
+    def tables(self) -> bool:
+        """Tables for a person at a terminal; complete plain lines for pipes, cron and CI logs,
+        where an 80-column table wraps and cuts what it holds."""
+        return self.out.is_terminal
+
+    @property
+    def live_view(self) -> bool:
+        """The animated progress view: on a terminal that can move its cursor, unless NO_COLOR."""
+        return self.err.is_terminal and colour_allowed()
 
     def inventory(self) -> Inventory:
         # The models (and pydantic, 0.3 s to import) only for the commands that read an inventory.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -16,8 +15,9 @@ import click
 from orchestrator import api
 from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT
-from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress, deployment_table
+from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REPORTING
+from orchestrator.cli.outcome import Shown, github_actions, open_junit, show, write_junit
+from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress
 from orchestrator.engine.rollout import HOOK_GRACE_SECONDS
 from orchestrator.events import EventSink
 from orchestrator.hostproto.requests import MAX_SECONDS
@@ -69,6 +69,9 @@ class Options:
     hook_kill_grace: float = HOOK_GRACE_SECONDS
     events_path: Path | None = None
     output: str = "text"
+    verbose: bool = False
+    quiet: bool = False
+    junit_path: Path | None = None
 
     def for_api(self) -> api.DeployOptions:
         names = {f.name for f in fields(api.DeployOptions)}
@@ -115,6 +118,7 @@ def common_options(function: Any) -> Any:
                 help="Also write every event as one JSON line to FILE.",
             ),
             OUTPUT,
+            *REPORTING,
         ]
     ):
         function = option(function)
@@ -126,10 +130,14 @@ Call = Callable[[list[EventSink], api.DeploymentControl], api.Outcome]
 
 def execute(ctx: CliContext, call: Call, options: Options) -> None:
     """Run a deployment call with progress on stderr, the result on stdout; exit with its code."""
+    if options.verbose and options.quiet:
+        raise click.UsageError("-v/--verbose and -q/--quiet exclude each other")
     sinks: list[EventSink] = []
-    sinks.append(LiveProgress(ctx.err) if ctx.err.is_terminal else PlainProgress(ctx.err))
+    if not options.quiet:
+        sinks.append(LiveProgress(ctx.err) if ctx.live_view else PlainProgress(ctx.err))
     signals: list[int] = []
     control = _signal_control(signals)
+    junit = None if options.junit_path is None else open_junit(options.junit_path)
     with contextlib.ExitStack() as stack:
         if options.events_path is not None:
             events = options.events_path.open("w", encoding="utf-8")
@@ -139,18 +147,21 @@ def execute(ctx: CliContext, call: Call, options: Options) -> None:
             sinks.append(NdjsonSink(events))
         with usage_errors():
             outcome = call(sinks, control)
-    for note in outcome.notes:
-        ctx.err.print(f"note: {note}", markup=False, highlight=False)
+    code = exit_code_for(outcome.deployment, signal.SIGINT in signals)
+    if not options.quiet or code != ExitCode.SUCCEEDED:
+        for note in outcome.notes:
+            ctx.err.print(f"note: {note}", markup=False, highlight=False)
     if outcome.failure is not None:
         _report_failure(ctx, outcome.deployment, outcome.failure)
-    document = outcome.deployment.to_document()
-    if options.output == "json":
-        click.echo(json.dumps(document, indent=2))
-    else:
-        ctx.out.print(deployment_table(document))
-        if outcome.rollback is not None:
-            ctx.out.print(deployment_table(outcome.rollback.to_document()))
-    raise click.exceptions.Exit(exit_code_for(outcome.deployment, signal.SIGINT in signals))
+    documents = [outcome.deployment.to_document()]
+    if outcome.rollback is not None:
+        documents.append(outcome.rollback.to_document())
+    shown = Shown(options.output, options.verbose, options.quiet)
+    show(ctx, documents, shown)
+    github_actions(documents, shown)
+    if junit is not None:
+        write_junit(junit, documents)
+    raise click.exceptions.Exit(code)
 
 
 def _signal_control(signals: list[int]) -> api.DeploymentControl:

@@ -3,6 +3,8 @@ use them without importing what the deploying commands need."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 OUTPUT = click.option(
@@ -31,4 +33,27 @@ DEPLOYMENT_CONFIG = click.option(
 )
 GROUP = click.option(
     "-g", "--group", "group", required=True, help="Deployment group of the application."
+)
+# What a deploying command shows and reports beyond its progress and result.
+REPORTING = (
+    click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        help="Show the full per-host table even when every host succeeded.",
+    ),
+    click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        help="No progress and no summary: print only errors (on stderr).",
+    ),
+    click.option(
+        "--junit",
+        "junit_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help="Also write a JUnit XML report to FILE: a test suite per deployment, a test case "
+        "per host.",
+    ),
 )

@@ -11,6 +11,7 @@ from rich.text import Text
 from orchestrator import api
 from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.options import OUTPUT
+from orchestrator.cli.plain import deployment_lines, history_line
 from orchestrator.cli.render import deployment_table, styled
 from orchestrator.models.results import Status
 
@@ -21,13 +22,16 @@ from orchestrator.models.results import Status
 @pass_context
 def status(ctx: CliContext, deployment_id: str | None, output: str) -> None:
     """One deployment, the latest if DEPLOYMENT_ID is omitted: per host, per lifecycle event,
-    status, times and diagnostics. --output json prints the same document as rollout."""
+    status, times and diagnostics. --output json prints the same document as rollout; off a
+    terminal, whole lines that each start with the host."""
     with usage_errors():
         document = api.status(deployment_id, settings=ctx.settings()).to_document()
     if output == "json":
         click.echo(json.dumps(document, indent=2))
-    else:
+    elif ctx.tables:
         ctx.out.print(deployment_table(document))
+    else:
+        click.echo("\n".join(deployment_lines(document)))
 
 
 @click.command()
@@ -46,13 +50,17 @@ def history(
     ctx: CliContext, application: str | None, group: str | None, limit: int, output: str
 ) -> None:
     """Past deployments, newest first. --output json prints a list of deployment documents
-    without their targets."""
+    without their targets; off a terminal, one whole line per deployment."""
     documents = [
         deployment.to_document(with_targets=False)
         for deployment in api.history(application, group, limit, settings=ctx.settings())
     ]
     if output == "json":
         click.echo(json.dumps(documents, indent=2))
+        return
+    if not ctx.tables:
+        for document in documents:
+            click.echo(history_line(document))
         return
     table = Table(title=f"{len(documents)} deployment(s)")
     for column in (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from typing import IO, Any, assert_never
 
 from rich.console import Console, Group
@@ -13,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.cli.plain import event_detail, took
 from orchestrator.events import (
     DeploymentFinished,
     DeploymentStarted,
@@ -26,7 +26,6 @@ from orchestrator.events import (
     ZoneBaking,
     event_record,
 )
-from orchestrator.models.error_codes import LifecycleErrorCode
 from orchestrator.models.results import Deployment, Status
 
 STATUS_STYLE: dict[str, str] = {
@@ -221,27 +220,14 @@ def deployment_table(document: dict[str, Any]) -> Group:
     for target in document.get("targets", []):
         first = True
         for event in target["lifecycleEvents"]:
-            diagnostics = event.get("diagnostics") or {}
-            detail = ""
-            if diagnostics and diagnostics.get("errorCode") != LifecycleErrorCode.SUCCESS:
-                detail = f"{diagnostics.get('errorCode')}: {diagnostics.get('message')}"
-            if event.get("warnings"):
-                detail = "; ".join([detail, *event["warnings"]]).strip("; ")
+            seconds = took(event)
             table.add_row(
                 Text(target["host"] if first else ""),
                 styled(target["status"]) if first else "",
                 Text(event["lifecycleEventName"]),
                 styled(event["status"]),
-                _took(event),
-                Text(detail),
+                "" if seconds is None else f"{seconds:.1f}s",
+                Text(event_detail(event, one_line=False)),
             )
             first = False
     return Group(*(Text.from_markup(line) for line in lines), table)
-
-
-def _took(event: dict[str, Any]) -> str:
-    if not event.get("startTime") or not event.get("endTime"):
-        return ""
-    start = datetime.fromisoformat(event["startTime"])
-    end = datetime.fromisoformat(event["endTime"])
-    return f"{(end - start).total_seconds():.1f}s"
