@@ -195,7 +195,10 @@ def step_summary(document: dict[str, Any]) -> str:
     """The Markdown that goes to ``$GITHUB_STEP_SUMMARY`` for one deployment."""
     overview = document["deploymentOverview"]
     seconds = deployment_seconds(document)
-    mark = ":white_check_mark:" if document["status"] == Status.SUCCEEDED else ":x:"
+    failed = [t for t in document.get("targets", []) if t["status"] == Status.FAILED]
+    mark = ":x:"
+    if document["status"] == Status.SUCCEEDED:  # under the minimum-healthy rule, maybe not all
+        mark = ":warning:" if failed else ":white_check_mark:"
     name = f"{document['applicationName']}/{document['deploymentGroupName']}"
     lines = [
         f"### {mark} {_cell(document['deploymentId'])} {_cell(name)}: {document['status']}",
@@ -211,7 +214,6 @@ def step_summary(document: dict[str, Any]) -> str:
     error = document.get("errorInformation") or {}
     if error:
         lines += [f"**{_cell(str(error.get('code')))}**: {_cell(str(error.get('message')))}", ""]
-    failed = [t for t in document.get("targets", []) if t["status"] == Status.FAILED]
     return "\n".join(lines + _failed_hosts(failed)) + "\n"
 
 

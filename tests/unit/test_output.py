@@ -357,6 +357,9 @@ def test_step_summary_is_markdown_that_user_text_cannot_break() -> None:
     # The log tail inside <pre>, HTML-escaped: no tag nor table of its own.
     assert "&lt;&amp;&gt; ]]&gt; 100% | done" in text and "<&>" not in text
     assert step_summary(deployment().to_document()).startswith("### :white_check_mark: ")
+    partial = deployment(failed=True)
+    partial.status = Status.SUCCEEDED
+    assert step_summary(partial.to_document()).startswith("### :warning: ")
 
 
 def test_under_github_actions_annotations_go_to_stdout_and_the_summary_is_appended(
