@@ -7,7 +7,8 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     ├── ConfigError                 bad inventory, appspec, revision or option   -> exit 3
     │   ├── InventoryError
     │   ├── AppSpecError
-    │   └── RevisionError
+    │   ├── RevisionError
+    │   └── TemplateRenderError     a template of the revision cannot render for a host
     ├── HostError                   one host failed; carries ``host``
     │   ├── ConnectError
     │   │   ├── Unreachable         refused, no route, DNS, connection lost
@@ -81,6 +82,11 @@ class AppSpecError(ConfigError):
 
 class RevisionError(ConfigError):
     """The revision cannot be read, or holds entries that are unsafe to install."""
+
+
+class TemplateRenderError(ConfigError):
+    """A template of the revision cannot be rendered for a host: its issues name the template,
+    its line and the host."""
 
 
 class HostError(OrchestratorError):

@@ -115,6 +115,28 @@ class FileMapping(_Strict):
         return posixpath.normpath(value)
 
 
+class TemplateMapping(_Strict):
+    """A Jinja2 template of the bundle rendered per host and installed as one file
+    (``orchestrator.templates``); an extension of orchestrator's, not CodeDeploy's."""
+
+    source: HostText = Field(min_length=1)
+    destination: HostText = Field(min_length=1)
+
+    @field_validator("source")
+    @classmethod
+    def _source_inside(cls, value: str) -> str:
+        if not inside_bundle(value):
+            raise ValueError(f"template source '{value}' is outside the bundle")
+        return posixpath.normpath(value)
+
+    @field_validator("destination")
+    @classmethod
+    def _absolute_file(cls, value: str) -> str:
+        if not value.startswith("/") or posixpath.normpath(value) == "/":
+            raise ValueError(f"destination must be an absolute file path, got '{value}'")
+        return posixpath.normpath(value)
+
+
 def _mode_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
@@ -161,6 +183,7 @@ class AppSpecModel(_Strict):
     version: float | str
     os: str
     files: list[FileMapping] = Field(default_factory=list)
+    templates: list[TemplateMapping] = Field(default_factory=list)
     permissions: list[Permission] = Field(default_factory=list)
     hooks: Hooks = Field(default_factory=Hooks)
     file_exists_behavior: Literal["DISALLOW", "OVERWRITE", "RETAIN"] | None = None
