@@ -100,7 +100,7 @@ def test_trailing_newline_is_kept() -> None:
 def test_every_var_renders_as_itself(variables: dict[str, int]) -> None:
     host = _host(**variables)
     for key, value in variables.items():
-        assert _render("{{ vars[%r] }}" % key, host) == str(value)
+        assert _render("{{ vars['" + key + "'] }}", host) == str(value)
 
 
 def test_the_appspec_takes_templates_with_a_bundle_source_and_an_absolute_destination() -> None:
