@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from orchestrator.errors import ConfigIssue, TemplateRenderError
@@ -88,7 +88,7 @@ class TemplateRenderer:
         """``sources``: template path in the bundle -> its text."""
         self._environment = _environment()
         self._texts = dict(sources)
-        self._compiled: dict[str, Any] = {}
+        self._compiled: dict[str, Template] = {}
 
     def check_syntax(self) -> list[ConfigIssue]:
         """Every template's syntax errors, with their lines; no host needed."""
@@ -100,7 +100,7 @@ class TemplateRenderer:
                 issues.append(ConfigIssue(path, exc.lineno, "", f"template syntax: {exc.message}"))
         return issues
 
-    def _template(self, path: str) -> Any:
+    def _template(self, path: str) -> Template:
         if path not in self._compiled:
             self._compiled[path] = self._environment.from_string(self._texts[path])
         return self._compiled[path]

@@ -23,7 +23,7 @@ GROUP = GroupContext(application="shop", name="web", id="g-1")
 DEPLOYMENT = DeploymentContext(id="d-ABC", revision="ab" * 32, description="release 7")
 
 
-def _host(name: str = "web-1", **vars: Any) -> HostSpec:
+def _host(name: str = "web-1", variables: dict[str, Any] | None = None) -> HostSpec:
     return HostSpec(
         name=name,
         address="127.0.0.7",
@@ -35,12 +35,12 @@ def _host(name: str = "web-1", **vars: Any) -> HostSpec:
         max_revisions=5,
         zone="eu-1a",
         tags={"role": "web"},
-        vars=vars,
+        vars=dict(variables or {}),
     )
 
 
 def _render(text: str, host: HostSpec | None = None) -> str:
-    host = host or _host(http_port=8080)
+    host = host or _host(variables={"http_port": 8080})
     renderer = TemplateRenderer({"app.conf.j2": text})
     return renderer.render("app.conf.j2", host.name, context_for(host, GROUP, DEPLOYMENT)).decode()
 
@@ -61,7 +61,7 @@ def test_a_template_sees_the_host_its_vars_the_group_and_the_deployment() -> Non
 
 
 def test_a_host_var_named_like_a_context_object_is_only_under_vars() -> None:
-    host = _host(host="shadow", port=1)
+    host = _host(variables={"host": "shadow", "port": 1})
     assert _render("{{ host.name }} {{ vars.host }} {{ port }}", host) == "web-1 shadow 1"
 
 
@@ -98,7 +98,7 @@ def test_trailing_newline_is_kept() -> None:
 
 @given(st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), st.integers()))
 def test_every_var_renders_as_itself(variables: dict[str, int]) -> None:
-    host = _host(**variables)
+    host = _host(variables=variables)
     for key, value in variables.items():
         assert _render("{{ vars['" + key + "'] }}", host) == str(value)
 
