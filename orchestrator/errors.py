@@ -27,6 +27,7 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   └── NotInHistory            no such deployment in the history
     ├── TooManyFiles                the controller may not open a file for each host  -> exit 8
     ├── LabError                    the local lab fleet could not be started or stopped
+    ├── LoadBalancerError           the group's load balancer refused or did not answer a step
     └── NotImplementedYet           a command that a later release fills in           -> exit 1
 
 Third-party exceptions (asyncssh, OSError) are translated at the transport boundary with
@@ -215,3 +216,8 @@ class LabError(OrchestratorError):
 
 class NotImplementedYet(OrchestratorError):
     """A command that exists in the interface but is not built yet."""
+
+
+class LoadBalancerError(OrchestratorError):
+    """The deployment group's load balancer refused or did not answer a step (BlockTraffic or
+    AllowTraffic fails on the host it was for)."""
