@@ -17,6 +17,7 @@ from pydantic import (
 
 from orchestrator.models.hosts import TagKey, TagText
 from orchestrator.models.text import GroupId
+from orchestrator.models.traffic import MAX_ALARMS, Alarm, LoadBalancer
 from orchestrator.models.webhook_text import (
     header_name_problem,
     header_value_problem,
@@ -119,6 +120,10 @@ class DeploymentGroup(_Strict):
     triggers: list[Trigger] = Field(default_factory=list)
     file_exists_behavior: FileExistsBehavior | None = None
     ignore_application_stop_failures: bool = False
+    load_balancer: LoadBalancer | None = None
+    alarms: list[Alarm] = Field(default_factory=list, max_length=MAX_ALARMS)
+    ignore_poll_alarm_failure: bool = False
+    alarm_poll_interval: float = Field(default=10, gt=0, le=300)
 
 
 class Application(_Strict):
