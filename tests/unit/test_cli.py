@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import orchestrator
 from orchestrator.cli.main import cli
+from orchestrator.models.inventory import load_inventory
 from tests.paths import HELLO_WEB, REPO
 
 EXAMPLE = str(REPO / "inventory.example.yaml")
@@ -99,7 +100,7 @@ def test_usage_errors_exit_2() -> None:
 def test_validate_ok() -> None:
     result = CliRunner().invoke(cli, ["-i", EXAMPLE, "validate", "-r", str(HELLO_WEB)])
     assert result.exit_code == 0, result.output
-    assert "3 hosts" in result.stderr and "sha256" in result.stderr
+    assert "5 hosts" in result.stderr and "sha256" in result.stderr
 
 
 def test_inventory_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,8 +121,8 @@ def test_hosts_lists_the_selection_in_order() -> None:
     )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert [row["host"] for row in rows] == ["web-1", "web-2", "web-9"]
-    assert rows[2]["port"] == 2222
+    assert [row["host"] for row in rows] == ["web-1", "web-2", "web-3", "web-4", "web-9"]
+    assert rows[4]["port"] == 2222
 
 
 def test_hosts_unknown_group_exits_3() -> None:
@@ -137,8 +138,8 @@ def test_plan_text_shows_order_concurrency_and_success_rule() -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "CodeDeployDefault.HalfAtATime" in out
-    assert "Hosts in order (3): web-1, web-2, web-9" in out
-    assert "at most 1 at a time" in out and "at least 2 of 3 hosts" in out
+    assert "Hosts in order (5): web-1, web-2, web-3, web-4, web-9" in out
+    assert "at most 2 at a time" in out and "at least 3 of 5 hosts" in out
     for name in (
         "CodeDeployDefault.OneAtATime",
         "CodeDeployDefault.AllAtOnce",
@@ -171,7 +172,7 @@ def test_plan_json_document() -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["plan"]["deploymentConfig"] == "CodeDeployDefault.AllAtOnce"
-    assert document["plan"]["steps"] == [["web-1", "web-2", "web-9"]]
+    assert document["plan"]["steps"] == [["web-1", "web-2", "web-3", "web-4", "web-9"]]
     assert len(document["revision"]["sha256"]) == 64
     assert {c["deploymentConfig"] for c in document["configs"]} >= {"CodeDeployDefault.OneAtATime"}
 
@@ -294,3 +295,16 @@ def test_max_handshakes_is_checked_and_its_help_names_the_default() -> None:
     assert f"default {SshLimits().max_handshakes})" in help_text
     assert ssh_transport(5)().limits.max_handshakes == 5
     assert ssh_transport()().limits == SshLimits()
+
+
+@pytest.mark.parametrize("group", ["web-prod", "web-zonal"])
+def test_every_group_of_the_example_inventory_can_succeed(group: str) -> None:
+    """The example is what people copy: each of its groups plans (exit 0, not 5 "cannot
+    succeed"), the zonal one with its per-zone minimum included."""
+    groups = load_inventory(REPO / "inventory.example.yaml").model.applications["shop"]
+    assert set(groups.deployment_groups) == {"web-prod", "web-zonal"}  # a new one joins the list
+    result = CliRunner().invoke(
+        cli, ["-i", EXAMPLE, "plan", "-a", "shop", "-g", group, "-r", str(HELLO_WEB)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "cannot succeed" not in result.output
