@@ -1,0 +1,65 @@
+"""Zero downtime behind a real HAProxy: a client sends requests through it while a rollout
+replaces every host's hello-web, and not one request fails when the group names the load
+balancer; without it, the same rollout drops requests (so the test can fail)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.lab.fleet import Lab
+from tests.integration.haproxy import Client, HAProxyProcess, haproxy_in_front
+from tests.integration.helpers import rollout
+from tests.integration.revisions import hello_web
+
+
+def _running_behind_haproxy(fleet: Lab, tmp_path: Path) -> Path:
+    """Deploy hello-web once so every host serves; return a second revision to roll out."""
+    first = rollout(fleet, hello_web(tmp_path, "first"))
+    assert first.exit_code == 0, first.stderr
+    second = hello_web(tmp_path, "second")
+    (second / "www" / "index.html").write_text("<h1>hello-web, second</h1>\n")
+    return second
+
+
+def _use_load_balancer(fleet: Lab, proxy: HAProxyProcess, config: str) -> None:
+    document = yaml.safe_load(fleet.inventory_path.read_text())
+    group = document["applications"]["hello"]["deployment_groups"]["web"]
+    group["deployment_config"] = config
+    group["load_balancer"] = {
+        "type": "haproxy",
+        "runtime_api": proxy.runtime_api,
+        "backend": "hello",
+        "drain_timeout": 30,
+        "health_timeout": 60,
+    }
+    fleet.inventory_path.write_text(yaml.safe_dump(document))
+
+
+def test_without_the_load_balancer_a_rollout_drops_requests(fleet: Lab, tmp_path: Path) -> None:
+    second = _running_behind_haproxy(fleet, tmp_path)
+    with haproxy_in_front(fleet, tmp_path / "haproxy") as proxy, Client(proxy.url) as client:
+        result = rollout(fleet, second)
+    assert result.exit_code == 0, result.stderr
+    assert client.sent > 50
+    assert client.failures, "HAProxy alone hid the restarts: this test could not fail"
+
+
+@pytest.mark.parametrize(
+    "config", ["CodeDeployDefault.OneAtATime", "CodeDeployDefault.HalfAtATime"]
+)
+def test_behind_haproxy_not_one_request_fails(fleet: Lab, tmp_path: Path, config: str) -> None:
+    second = _running_behind_haproxy(fleet, tmp_path)
+    with haproxy_in_front(fleet, tmp_path / "haproxy") as proxy:
+        _use_load_balancer(fleet, proxy, config)
+        with Client(proxy.url) as client:
+            result = rollout(fleet, second)
+        assert set(proxy.statuses().values()) == {"UP"}
+    assert result.exit_code == 0, result.stderr
+    events = [e["lifecycleEventName"] for e in result.target("web-1")["lifecycleEvents"]]
+    assert events[:3] == ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"]
+    assert events[-3:] == ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"]
+    assert client.sent > 50
+    assert client.failures == [], f"{len(client.failures)} of {client.sent}: {client.failures[:5]}"
