@@ -22,6 +22,8 @@ from orchestrator.errors import AppSpecError, ConfigIssue
 from orchestrator.models.appspec import AppSpec, Permission
 from orchestrator.revision import ManifestEntry, Revision
 
+RENDERED_DIRECTORY = "rendered"  # in the deployment directory: each host's rendered templates
+
 
 @dataclass(frozen=True, slots=True)  # slots: one per entry of a revision, and there may be many
 class Instruction:
@@ -42,6 +44,12 @@ class InstallPlan:
 
     def copies(self) -> list[Instruction]:
         return [i for i in self.instructions if i.kind == "copy"]
+
+
+def rendered_path(index: int) -> str:
+    """Where the host keeps its rendering of the appspec's ``index``-th template, relative to
+    the archive (the controller writes it; no bundle path can climb out with ``..``)."""
+    return f"../{RENDERED_DIRECTORY}/{index}"
 
 
 def _ancestors(path: str) -> list[str]:
@@ -88,6 +96,24 @@ class _Builder:
                     continue
                 target = posixpath.join(mapping.destination, item.path[len(prefix) :])
                 self.add("mkdir" if item.kind == "dir" else "copy", target, item.path, where)
+
+    def templates(self) -> None:
+        """Each template's rendering lands at its destination as a file of the bundle would:
+        checked against the other mappings, permissioned and cleaned up alike. Its source is the
+        host's rendering in the deployment directory (``rendered_path``), beside the archive."""
+        entries = {entry.path: entry for entry in self.entries}
+        for i, mapping in enumerate(self.appspec.model.templates):
+            where = ("templates", i)
+            entry = entries.get(mapping.source)
+            if entry is None or entry.kind != "file":
+                self.issue(
+                    (*where, "source"),
+                    f"template '{mapping.source}' is not a regular file of the bundle",
+                )
+                continue
+            for directory in _ancestors(posixpath.dirname(mapping.destination)):
+                self.add("mkdir", directory, "", where)
+            self.add("copy", mapping.destination, rendered_path(i), where)
 
     def permissions(self) -> None:
         owner_rule: dict[str, int] = {}
@@ -144,6 +170,7 @@ def build_install_plan(
     """The Install instructions; ``AppSpecError`` for conflicting mappings or rules."""
     builder = _Builder(appspec, entries, behavior)
     builder.files()
+    builder.templates()
     builder.permissions()
     if builder.issues:
         raise AppSpecError(builder.issues)

@@ -126,3 +126,48 @@ def test_a_bad_template_entry_names_its_line(entry: str, message: str) -> None:
         parse_appspec(f"version: 0.0\nos: linux\ntemplates:\n  - {entry}\n", "appspec.yml")
     text = str(caught.value)
     assert "appspec.yml:4" in text and message in text
+
+
+def _plan_for(appspec_text: str) -> tuple[list[tuple[str, str, str]], list[str]]:
+    from orchestrator.install_plan import build_install_plan
+    from orchestrator.revision import ManifestEntry
+
+    entries = (
+        ManifestEntry("config", "dir", 0o755),
+        ManifestEntry("config/app.conf.j2", "file", 0o644, 10),
+        ManifestEntry("www", "dir", 0o755),
+        ManifestEntry("www/app.conf", "file", 0o644, 10),
+    )
+    plan = build_install_plan(parse_appspec(appspec_text), entries, "DISALLOW")
+    return (
+        [(i.kind, i.source, i.destination) for i in plan.instructions],
+        [path for _, _, path in plan.permissions],
+    )
+
+
+def test_a_template_installs_like_a_file_from_the_hosts_rendering() -> None:
+    instructions, permissioned = _plan_for(
+        "version: 0.0\nos: linux\n"
+        "templates: [{source: config/app.conf.j2, destination: /etc/app/app.conf}]\n"
+        "permissions: [{object: /etc/app, pattern: '*.conf', mode: '600', type: [file]}]\n"
+    )
+    assert ("copy", "../rendered/0", "/etc/app/app.conf") in instructions
+    assert ("mkdir", "", "/etc/app") in instructions
+    assert permissioned == ["/etc/app/app.conf"]
+
+
+def test_a_template_and_a_file_onto_one_path_is_refused() -> None:
+    with pytest.raises(ConfigError, match="more than one files mapping"):
+        _plan_for(
+            "version: 0.0\nos: linux\n"
+            "files: [{source: www, destination: /etc/app}]\n"
+            "templates: [{source: config/app.conf.j2, destination: /etc/app/app.conf}]\n"
+        )
+
+
+def test_a_template_missing_from_the_bundle_names_its_line() -> None:
+    with pytest.raises(ConfigError, match=r"appspec.yml:3: templates\[0\].source: .*not a regular"):
+        _plan_for(
+            "version: 0.0\nos: linux\n"
+            "templates: [{source: config/nope.j2, destination: /etc/app/app.conf}]\n"
+        )
