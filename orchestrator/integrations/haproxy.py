@@ -56,14 +56,14 @@ class RuntimeApi:
                 try:
                     writer.write(line.encode() + b"\n")
                     await writer.drain()
-                    reply = await reader.read(REPLY_LIMIT + 1)
-                    chunks = [reply]
-                    while reply:
-                        reply = await reader.read(REPLY_LIMIT + 1)
-                        chunks.append(reply)
-                        if sum(map(len, chunks)) > REPLY_LIMIT:
+                    chunks: list[bytes] = []
+                    size = 0
+                    while chunk := await reader.read(65536):
+                        chunks.append(chunk)
+                        size += len(chunk)
+                        if size > REPLY_LIMIT:
                             raise LoadBalancerError(
-                                f"haproxy {self.address}: reply to {line!r} over {REPLY_LIMIT} bytes"
+                                f"haproxy {self.address}: a reply over {REPLY_LIMIT} bytes"
                             )
                 finally:
                     writer.close()
