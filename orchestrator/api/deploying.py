@@ -23,10 +23,12 @@ from orchestrator.api.settings import Settings
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
 from orchestrator.engine.rollout import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.engine.stopping import StoreStop
+from orchestrator.engine.traffic import LoadBalancerFactory
 from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible
 from orchestrator.events import EventSink
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.install_plan import plan_for
+from orchestrator.integrations.load_balancers import load_balancer_for
 from orchestrator.integrations.webhooks import WebhookSink
 from orchestrator.limits import require_open_files
 from orchestrator.models.deployment_config import DeploymentConfig, DeploymentRules
@@ -195,6 +197,7 @@ def resume(
         [host for host in hosts if host.name in recorded.targets],
         loaded.group(application, group),
         resume=True,
+        load_balancer=load_balancer_for(loaded, application, group),
     )
     return _release(rollout, loaded, options, settings, sinks, control)
 
@@ -270,7 +273,14 @@ def new_rollout(
         rollback_info=rollback_info,
         rules=rules.to_document(),
     )
-    return build_rollout(deployment, revision, rules, hosts, group_spec)
+    return build_rollout(
+        deployment,
+        revision,
+        rules,
+        hosts,
+        group_spec,
+        load_balancer=load_balancer_for(inventory, application, group),
+    )
 
 
 def build_rollout(
@@ -281,6 +291,7 @@ def build_rollout(
     group: DeploymentGroup,
     *,
     resume: bool = False,
+    load_balancer: LoadBalancerFactory | None = None,
 ) -> Rollout:
     """The one place the API makes the engine's ``Rollout``."""
     return Rollout(
@@ -294,6 +305,7 @@ def build_rollout(
         resume=resume,
         lock_holder=LockHolder.here(),
         group=group,
+        load_balancer=load_balancer,
     )
 
 

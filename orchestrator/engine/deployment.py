@@ -19,7 +19,7 @@ from orchestrator.engine.heartbeat import Heartbeat
 from orchestrator.engine.host import HostJob
 from orchestrator.engine.remote import Probe
 from orchestrator.engine.rollout import Rollout
-from orchestrator.engine.steps import Step, build_steps
+from orchestrator.engine.steps import BlockTraffic, Step, build_steps
 from orchestrator.engine.stopping import Control, Stopping
 from orchestrator.engine.waves import Waves
 from orchestrator.events import (
@@ -79,6 +79,9 @@ class DeploymentRunner:
         self.steps = build_steps(rollout.revision.appspec, rollout.group)
         self.stopping = Stopping(self.control, self.deployment, self.emit)
         self.fleet = Fleet(rollout, transport, self.control, self.emit)
+        factory = rollout.load_balancer
+        balanced = any(isinstance(step, BlockTraffic) for step in self.steps)
+        self.balancer = factory(transport) if factory is not None and balanced else None
         self.touched: set[str] = set()  # hosts that ran at least one event
 
     async def run(self) -> Deployment:
@@ -88,6 +91,8 @@ class DeploymentRunner:
             return await self._run()
         finally:
             self.emit.listeners.remove(self.stopping.fail)
+            if self.balancer is not None:
+                await self.balancer.close()
 
     async def _run(self) -> Deployment:
         deployment = self.deployment
@@ -229,6 +234,7 @@ class DeploymentRunner:
             lock_lost=self.fleet.lost.get,
             unrecorded=lambda: stopping.failure is not None,
             forced=lambda: stopping.check() and stopping.forced,
+            balancer=self.balancer,
         )
 
     def _conclude(self, scheduler: Scheduler) -> None:

@@ -23,8 +23,17 @@ from orchestrator.engine.remote import (
     Probe,
     RemoteHost,
 )
-from orchestrator.engine.steps import DownloadBundle, Hooks, Install, PreviousHooks, Step
-from orchestrator.errors import ConfigError, HostError
+from orchestrator.engine.steps import (
+    AllowTraffic,
+    BlockTraffic,
+    DownloadBundle,
+    Hooks,
+    Install,
+    PreviousHooks,
+    Step,
+)
+from orchestrator.engine.traffic import LoadBalancer
+from orchestrator.errors import ConfigError, HostError, LoadBalancerError
 from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventStarted
 from orchestrator.hostproto import install_stream
 from orchestrator.install_plan import InstallPlan
@@ -74,6 +83,7 @@ class HostJob:
     unrecorded: Callable[[], bool] = lambda: False
     # stop --force: no hook starts from here on, and one being started is aborted on the host.
     forced: Callable[[], bool] = lambda: False
+    balancer: LoadBalancer | None = None  # the group's, when its steps include traffic events
 
 
 class HostRun:
@@ -180,6 +190,10 @@ class HostRun:
                 return await self._download()
             case Install():
                 return await self._install()
+            case BlockTraffic():
+                return await self._traffic(block=True)
+            case AllowTraffic():
+                return await self._traffic(block=False)
             case _:
                 assert_never(step)
 
@@ -219,6 +233,17 @@ class HostRun:
             self.probe.last_successful,
         )
         return _command_outcome(result)
+
+    async def _traffic(self, *, block: bool) -> StepOutcome:
+        balancer = self.job.balancer
+        if balancer is None:  # build_steps adds traffic steps only for a group with one
+            raise LoadBalancerError("a traffic event without a load balancer")
+        spec = self.remote.spec
+        try:
+            said = await (balancer.block(spec) if block else balancer.allow(spec))
+        except LoadBalancerError as exc:
+            return StepOutcome(False, Diagnostics("UnknownError", message=str(exc)))
+        return StepOutcome(True, output=f"{said}\n")
 
     async def _install(self) -> StepOutcome:
         instructions = install_stream.encoded(self.job.plan)

@@ -186,6 +186,7 @@ class Releaser:
             failed.hook_grace,
             lock_holder=failed.lock_holder,
             group=failed.group,
+            load_balancer=failed.load_balancer,
         )
         done = (await self._deploy(rollout, time.monotonic())).deployment
         deployment.rollback_info["rollbackStatus"] = done.status

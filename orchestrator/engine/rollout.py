@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from orchestrator.engine.traffic import LoadBalancerFactory
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.install_plan import InstallPlan
 from orchestrator.models.deployment_config import DeploymentConfig
@@ -37,3 +38,4 @@ class Rollout:
     lock_ttl: int = LOCK_TTL_SECONDS
     lock_holder: LockHolder = field(default_factory=LockHolder)  # who takes the hosts' locks
     group: DeploymentGroup | None = None  # the inventory's group: what its steps depend on
+    load_balancer: LoadBalancerFactory | None = None  # the group's, for its traffic events

@@ -3,9 +3,10 @@
 ``build_steps`` makes them from the revision's appspec and the deployment group (pure). Each
 step is the lifecycle event it is recorded as and what runs it: the revision's scripts for the
 event (``Hooks``), the last successful install's (``PreviousHooks``), the bundle's upload
-(``DownloadBundle``) or the install plan (``Install``). The in-place lifecycle without a load
-balancer (DESIGN §5) has no traffic events; a group's load balancer adds its traffic steps here,
-and the host's loop (``engine/host.py``) runs whatever it is given, in order.
+(``DownloadBundle``), the install plan (``Install``) or the group's load balancer
+(``BlockTraffic``, ``AllowTraffic``). The in-place lifecycle without a load balancer (DESIGN §5)
+has no traffic events, their hooks included, as in CodeDeploy; a group with one gets all six, and
+the host's loop (``engine/host.py``) runs whatever it is given, in order.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from orchestrator.models.appspec import (
     LIFECYCLE_EVENTS,
     PREVIOUS_REVISION_EVENTS,
+    TRAFFIC_EVENTS,
     AppSpec,
     HookScript,
 )
@@ -51,20 +53,39 @@ class Install:
     event: str = "Install"
 
 
-Step = Hooks | PreviousHooks | DownloadBundle | Install
+@dataclass(frozen=True)
+class BlockTraffic:
+    """The host taken out of the load balancer, drained, before ApplicationStop."""
+
+    event: str = "BlockTraffic"
+
+
+@dataclass(frozen=True)
+class AllowTraffic:
+    """The host put back into the load balancer; done once it is seen healthy."""
+
+    event: str = "AllowTraffic"
+
+
+Step = Hooks | PreviousHooks | DownloadBundle | Install | BlockTraffic | AllowTraffic
 
 
 def build_steps(appspec: AppSpec, group: DeploymentGroup | None = None) -> tuple[Step, ...]:
-    """Every host's steps for a revision with ``appspec`` deployed to ``group``. The group has
-    no load balancer yet, so no traffic event is among them."""
+    """Every host's steps for a revision with ``appspec`` deployed to ``group``: the traffic
+    events only when the group has a load balancer."""
+    balanced = group is not None and group.load_balancer is not None
     steps: list[Step] = []
     for event in LIFECYCLE_EVENTS:
-        if "Traffic" in event:
+        if event in TRAFFIC_EVENTS and not balanced:
             continue
         if event == "DownloadBundle":
             steps.append(DownloadBundle())
         elif event == "Install":
             steps.append(Install())
+        elif event == "BlockTraffic":
+            steps.append(BlockTraffic())
+        elif event == "AllowTraffic":
+            steps.append(AllowTraffic())
         elif event in PREVIOUS_REVISION_EVENTS:
             steps.append(PreviousHooks(event))
         else:

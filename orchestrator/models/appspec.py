@@ -40,6 +40,8 @@ LIFECYCLE_EVENTS: tuple[str, ...] = (
 # Events orchestrator performs itself: an appspec cannot attach scripts to them.
 BUILTIN_EVENTS = frozenset({"BlockTraffic", "DownloadBundle", "Install", "AllowTraffic"})
 HOOK_EVENTS: tuple[str, ...] = tuple(e for e in LIFECYCLE_EVENTS if e not in BUILTIN_EVENTS)
+# The traffic events: they run only when the deployment group has a load balancer.
+TRAFFIC_EVENTS = frozenset(e for e in LIFECYCLE_EVENTS if "Traffic" in e)
 # Events whose scripts come from the last successful install, not from this revision.
 PREVIOUS_REVISION_EVENTS = frozenset({"BeforeBlockTraffic", "AfterBlockTraffic", "ApplicationStop"})
 

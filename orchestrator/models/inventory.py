@@ -140,6 +140,15 @@ def _cross_check(model: InventoryModel, doc: YamlDocument) -> list[ConfigIssue]:
             for index, host in enumerate(group.hosts):
                 if host not in model.hosts:
                     issues.append(doc.issue((*base, "hosts", index), f"unknown host '{host}'"))
+            balancer = group.load_balancer
+            run_on = getattr(balancer, "run_on", "controller")
+            if run_on != "controller" and run_on not in model.hosts:
+                issues.append(
+                    doc.issue(
+                        (*base, "load_balancer", "run_on"),
+                        f"unknown host '{run_on}' (an inventory host, or 'controller')",
+                    )
+                )
             wanted = group.deployment_config
             if (
                 wanted is not None

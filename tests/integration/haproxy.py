@@ -41,6 +41,7 @@ def _config(lab: Lab, frontend: int, api: int) -> str:
         "    timeout connect 2s\n"
         "    timeout client 10s\n"
         "    timeout server 10s\n"
+        "    retries 3\n"
         "frontend web\n"
         f"    bind 127.0.0.1:{frontend}\n"
         "    default_backend hello\n"

@@ -15,12 +15,25 @@ from tests.integration.helpers import rollout
 from tests.integration.revisions import hello_web
 
 
+WARM_UP = 4  # seconds the second revision's server takes to listen, as a real service may
+
+
 def _running_behind_haproxy(fleet: Lab, tmp_path: Path) -> Path:
-    """Deploy hello-web once so every host serves; return a second revision to roll out."""
+    """Deploy hello-web once so every host serves; return a second revision to roll out, whose
+    server takes longer to come up than HAProxy's retries (3, a second apart) can hide."""
     first = rollout(fleet, hello_web(tmp_path, "first"))
     assert first.exit_code == 0, first.stderr
     second = hello_web(tmp_path, "second")
     (second / "www" / "index.html").write_text("<h1>hello-web, second</h1>\n")
+    start = second / "scripts" / "start.sh"
+    text = start.read_text()
+    assert "setsid python3 -m http.server" in text
+    start.write_text(
+        text.replace(
+            "setsid python3 -m http.server",
+            f'setsid sh -c \'sleep {WARM_UP}; exec "$@"\' sh python3 -m http.server',
+        )
+    )
     return second
 
 
@@ -42,6 +55,7 @@ def test_without_the_load_balancer_a_rollout_drops_requests(fleet: Lab, tmp_path
     second = _running_behind_haproxy(fleet, tmp_path)
     with haproxy_in_front(fleet, tmp_path / "haproxy") as proxy, Client(proxy.url) as client:
         result = rollout(fleet, second)
+    print(f"without the load balancer: {len(client.failures)} of {client.sent} requests failed")
     assert result.exit_code == 0, result.stderr
     assert client.sent > 50
     assert client.failures, "HAProxy alone hid the restarts: this test could not fail"
@@ -57,6 +71,7 @@ def test_behind_haproxy_not_one_request_fails(fleet: Lab, tmp_path: Path, config
         with Client(proxy.url) as client:
             result = rollout(fleet, second)
         assert set(proxy.statuses().values()) == {"UP"}
+    print(f"{config} behind HAProxy: {len(client.failures)} of {client.sent} requests failed")
     assert result.exit_code == 0, result.stderr
     events = [e["lifecycleEventName"] for e in result.target("web-1")["lifecycleEvents"]]
     assert events[:3] == ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"]
