@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import click
 from rich.markup import escape
@@ -17,10 +17,20 @@ from orchestrator.api import selected_hosts
 from orchestrator.cli.context import CliContext, pass_context, ssh_transport
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVISION
+from orchestrator.engine.steps import (
+    AllowTraffic,
+    BlockTraffic,
+    DownloadBundle,
+    Hooks,
+    Install,
+    PreviousHooks,
+    build_steps,
+    unused_traffic_hooks,
+)
 from orchestrator.errors import HostError
 from orchestrator.limits import raise_file_limit
-from orchestrator.models.appspec import LIFECYCLE_EVENTS, PREVIOUS_REVISION_EVENTS
 from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig
+from orchestrator.models.groups import DeploymentGroup
 from orchestrator.models.hosts import HostSpec
 from orchestrator.planning import Simulation, TargetInfo, simulate
 from orchestrator.revision import Revision
@@ -57,6 +67,8 @@ def validate(ctx: CliContext, revision_spec: str | None) -> None:
             f"[green]ok[/] {escape(revision_spec)}: {revision.kind} revision, "
             f"{len(revision.entries)} entries, sha256 {revision.sha256}"
         )
+        for warning in unused_traffic_hooks(revision.appspec, None):
+            ctx.err.print(f"warning: {warning}", markup=False, highlight=False)
         checked = True
     if not checked:
         raise click.UsageError("nothing to validate")
@@ -156,27 +168,23 @@ def hosts(ctx: CliContext, application: str, group: str, check: bool, output: st
             raise click.exceptions.Exit(ExitCode.FAILED)
 
 
-def _lifecycle(revision: Revision) -> list[dict[str, Any]]:
-    hooks = revision.appspec.model.hooks
+def _lifecycle(revision: Revision, group: DeploymentGroup) -> list[dict[str, Any]]:
     events = []
-    for event in LIFECYCLE_EVENTS:
-        if event in (
-            "BeforeBlockTraffic",
-            "BlockTraffic",
-            "AfterBlockTraffic",
-            "BeforeAllowTraffic",
-            "AllowTraffic",
-            "AfterAllowTraffic",
-        ):
-            continue  # only with a load balancer, which this release does not configure
-        if event in PREVIOUS_REVISION_EVENTS:
-            source = "the last successful install's scripts (none on a first deployment)"
-        elif event in ("DownloadBundle", "Install"):
-            source = "performed by orchestrator"
-        else:
-            scripts = [s.location for s in hooks.for_event(event)]
-            source = ", ".join(scripts) if scripts else "no scripts (no-op)"
-        events.append({"event": event, "runs": source})
+    for step in build_steps(revision.appspec, group):
+        match step:
+            case PreviousHooks():
+                source = "the last successful install's scripts (none on a first deployment)"
+            case DownloadBundle() | Install():
+                source = "performed by orchestrator"
+            case BlockTraffic() | AllowTraffic():
+                kind = group.load_balancer.type if group.load_balancer else "-"
+                source = f"the load balancer ({kind})"
+            case Hooks():
+                scripts = [s.location for s in step.scripts]
+                source = ", ".join(scripts) if scripts else "no scripts (no-op)"
+            case _:
+                assert_never(step)
+        events.append({"event": step.event, "runs": source})
     return events
 
 
@@ -227,6 +235,8 @@ def plan(
         *(inventory.deployment_config(n) for n in sorted(inventory.model.deployment_configs)),
     ]
     compared = [(c, simulate(c, targets)) for c in others]
+    for warning in unused_traffic_hooks(revision.appspec, inventory.group(application, group)):
+        ctx.err.print(f"warning: {warning}", markup=False, highlight=False)
     if output == "json":
         ctx.out.print_json(
             json.dumps(
@@ -241,7 +251,7 @@ def plan(
                         "entries": len(revision.entries),
                     },
                     "hosts": [h.name for h in hosts_],
-                    "lifecycle": _lifecycle(revision),
+                    "lifecycle": _lifecycle(revision, inventory.group(application, group)),
                     "plan": _simulation_json(config, chosen),
                     "configs": [_simulation_json(c, s) for c, s in compared],
                 }
@@ -287,7 +297,7 @@ def _render_plan(
     events = Table(title="Lifecycle events on each host")
     events.add_column("event")
     events.add_column("runs")
-    for row in _lifecycle(revision):
+    for row in _lifecycle(revision, ctx.inventory().group(application, group)):
         events.add_row(row["event"], escape(row["runs"]))
     out.print(events)
     table = Table(title=f"Deployment configs on these {len(sim.order)} hosts")

@@ -91,3 +91,22 @@ def build_steps(appspec: AppSpec, group: DeploymentGroup | None = None) -> tuple
         else:
             steps.append(Hooks(event, tuple(appspec.model.hooks.for_event(event))))
     return tuple(steps)
+
+
+def unused_traffic_hooks(appspec: AppSpec, group: DeploymentGroup | None) -> list[str]:
+    """Warnings for the appspec's hooks on traffic events that will not run: in CodeDeploy they
+    run only when the group has a load balancer (``group`` None: not known to have one)."""
+    if group is not None and group.load_balancer is not None:
+        return []
+    where = ": this deployment group has none" if group else ""
+    warnings = []
+    for event in sorted(TRAFFIC_EVENTS, key=LIFECYCLE_EVENTS.index):
+        scripts = appspec.model.hooks.for_event(event)
+        if scripts:
+            line = appspec.document.line_of(("hooks", event))
+            at = f"{appspec.file}:{line}" if line is not None else appspec.file
+            warnings.append(
+                f"{at}: hooks.{event}: {len(scripts)} script(s) that run only in a deployment "
+                f"group with a load_balancer{where}"
+            )
+    return warnings

@@ -14,7 +14,6 @@ from tests.integration.haproxy import Client, HAProxyProcess, haproxy_in_front
 from tests.integration.helpers import rollout
 from tests.integration.revisions import hello_web
 
-
 WARM_UP = 4  # seconds the second revision's server takes to listen, as a real service may
 
 
@@ -31,7 +30,7 @@ def _running_behind_haproxy(fleet: Lab, tmp_path: Path) -> Path:
     start.write_text(
         text.replace(
             "setsid python3 -m http.server",
-            f'setsid sh -c \'sleep {WARM_UP}; exec "$@"\' sh python3 -m http.server',
+            f"setsid sh -c 'sleep {WARM_UP}; exec \"$@\"' sh python3 -m http.server",
         )
     )
     return second
@@ -78,3 +77,46 @@ def test_behind_haproxy_not_one_request_fails(fleet: Lab, tmp_path: Path, config
     assert events[-3:] == ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"]
     assert client.sent > 50
     assert client.failures == [], f"{len(client.failures)} of {client.sent}: {client.failures[:5]}"
+
+
+def _command_balancer(fleet: Lab, log: str, run_on: str, block: str = "") -> None:
+    document = yaml.safe_load(fleet.inventory_path.read_text())
+    group = document["applications"]["hello"]["deployment_groups"]["web"]
+    group["load_balancer"] = {
+        "type": "command",
+        "block": block or f"printf 'block %s %s\\n' >> {log}",
+        "allow": f"printf 'allow %s %s\\n' >> {log}",
+        "run_on": run_on,
+    }
+    fleet.inventory_path.write_text(yaml.safe_dump(document))
+
+
+@pytest.mark.parametrize("run_on", ["controller", "web-1"])
+def test_a_command_balancer_gets_each_host_out_and_back_in_order(
+    small_lab: Lab, tmp_path: Path, run_on: str
+) -> None:
+    log = str(tmp_path / "balancer.log") if run_on == "controller" else "/tmp/balancer.log"
+    _command_balancer(small_lab, log, run_on)
+    result = rollout(small_lab, hello_web(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    written = Path(log) if run_on == "controller" else small_lab.host_path("web-1", log)
+    lines = written.read_text().splitlines()
+    addresses = {host.name: host.address for host in small_lab.hosts}
+    assert lines == [
+        f"{what} {name} {addresses[name]}"
+        for name in ("web-1", "web-2")
+        for what in ("block", "allow")
+    ]  # OneAtATime: each host out and back in before the next goes out
+    assert result.event("web-2", "BlockTraffic")["status"] == "Succeeded"
+
+
+def test_a_failing_block_command_fails_the_host_before_its_application_stops(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    _command_balancer(small_lab, str(tmp_path / "log"), "controller", block="echo no way; exit 3")
+    result = rollout(small_lab, hello_web(tmp_path))
+    assert result.exit_code == 5, result.stderr
+    blocked = result.event("web-1", "BlockTraffic")
+    assert blocked["status"] == "Failed"
+    assert "exited 3: no way" in blocked["diagnostics"]["message"]
+    assert result.event("web-1", "ApplicationStop")["status"] == "Skipped"
