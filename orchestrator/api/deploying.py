@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.api.control import DeploymentControl
 from orchestrator.api.settings import Settings
@@ -25,7 +25,7 @@ from orchestrator.engine.rollout import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.engine.stopping import StoreStop
 from orchestrator.engine.traffic import LoadBalancerFactory
 from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible
-from orchestrator.events import EventSink
+from orchestrator.events import EventSink, Notice
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.install_plan import plan_for
 from orchestrator.integrations.load_balancers import load_balancer_for
@@ -39,6 +39,9 @@ from orchestrator.models.results import Deployment, RevisionInfo, Status, new_de
 from orchestrator.revision import Revision, build_revision
 from orchestrator.selection import selected_hosts
 from orchestrator.state.base import open_store
+
+if TYPE_CHECKING:
+    from orchestrator.integrations.alarm_watch import AlarmWatch
 
 FileExistsBehavior = Literal["DISALLOW", "OVERWRITE", "RETAIN"]
 InventoryArg = Inventory | str | os.PathLike[str]
@@ -317,6 +320,7 @@ def _policy(
         auto_rollback=settings.enabled if options.auto_rollback is None else options.auto_rollback,
         rollback_on_failure="DEPLOYMENT_FAILURE" in settings.events,
         rollback_on_stop="DEPLOYMENT_STOP_ON_REQUEST" in settings.events,
+        rollback_on_alarm="DEPLOYMENT_STOP_ON_ALARM" in settings.events,
         lock_wait=options.lock_wait or 0.0,
     )
 
@@ -335,18 +339,20 @@ def _release(
 
     require_open_files(descriptors_for(rollout.hosts), len(rollout.hosts))
     policy = _policy(inventory, application, group, options)
-    triggers = inventory.group(application, group).triggers
+    group_spec = inventory.group(application, group)
+    triggers = group_spec.triggers
     webhooks = WebhookSink(triggers)
     with closing(open_store(settings.state)) as store:
         stored = StoreStop(store)
+        watch = _alarm_watch(group_spec, rollout.deployment)
         releaser = Releaser(
             store,
             settings.transport(),
             [store, *sinks, *([webhooks] if triggers else [])],
             settings.bundle_cache,
-            stops=[stored],
+            stops=[stored, *([watch] if watch else [])],
         )
-        release = asyncio.run(_run(releaser, rollout, policy, stored, webhooks, control))
+        release = asyncio.run(_run(releaser, rollout, policy, stored, webhooks, control, watch))
     return Outcome(
         release.deployment,
         release.rollback,
@@ -362,12 +368,37 @@ async def _run(
     stored: StoreStop,
     webhooks: WebhookSink,
     control: DeploymentControl | None,
+    watch: AlarmWatch | None = None,
 ) -> Release:
     if control is not None:
         control.attach(releaser, stored)
+    watching = None
+    if watch is not None:
+        deployment = rollout.deployment
+        watching = asyncio.create_task(
+            watch.run(releaser.control.wake, lambda text: releaser.sinks(Notice(deployment, text)))
+        )
+        await watch.first_reading()  # an alarm active now stops it before any host is touched
     try:
         return await releaser.run(rollout, policy)
     finally:
+        if watching is not None:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
         if control is not None:
             control.detach()
         await webhooks.drain()
+
+
+def _alarm_watch(group: DeploymentGroup, deployment: Deployment) -> AlarmWatch | None:
+    """The group's alarms as a stop source of this deployment, or None without any."""
+    if not group.alarms:
+        return None
+    from orchestrator.integrations.alarm_watch import AlarmWatch  # noqa: PLC0415 - httpx
+
+    return AlarmWatch(
+        group.alarms,
+        deployment.deployment_id,
+        interval=group.alarm_poll_interval,
+        ignore_poll_failure=group.ignore_poll_alarm_failure,
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orchestrator.engine.deployment import DeploymentRunner
 from orchestrator.engine.rollout import Rollout
-from orchestrator.engine.stopping import Control, OperatorStop, StopSource
+from orchestrator.engine.stopping import ALARM_ACTIVE, Control, OperatorStop, StopSource
 from orchestrator.errors import ConfigError, LockHeld, RollbackImpossible
 from orchestrator.events import Broadcast, EventSink
 from orchestrator.install_plan import plan_for
@@ -37,6 +37,7 @@ class ReleasePolicy:
     auto_rollback: bool = False
     rollback_on_failure: bool = True  # DEPLOYMENT_FAILURE among the group's events
     rollback_on_stop: bool = False  # DEPLOYMENT_STOP_ON_REQUEST, or stop --rollback
+    rollback_on_alarm: bool = False  # DEPLOYMENT_STOP_ON_ALARM
     lock_wait: float = 0.0
 
 
@@ -135,7 +136,9 @@ class Releaser:
         if deployment.status == Status.FAILED:
             return policy.auto_rollback and policy.rollback_on_failure
         if deployment.status == Status.STOPPED:
-            return runner.stopping.rollback or (policy.auto_rollback and policy.rollback_on_stop)
+            alarm = deployment.error_code == ALARM_ACTIVE
+            on_stop = policy.rollback_on_alarm if alarm else policy.rollback_on_stop
+            return runner.stopping.rollback or (policy.auto_rollback and on_stop)
         return False
 
     async def _roll_back(

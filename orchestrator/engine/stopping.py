@@ -25,6 +25,7 @@ from orchestrator.events import EventSink, Notice
 from orchestrator.models.results import Deployment
 
 MANUAL_STOP = "MANUAL_STOP"
+ALARM_ACTIVE = "ALARM_ACTIVE"  # an alarm source's stop (integrations/alarm_watch.py)
 INTERNAL_ERROR = "INTERNAL_ERROR"  # CodeDeploy's code; here: it could not record or report
 STOPPED_MESSAGE = "the deployment was stopped"
 
