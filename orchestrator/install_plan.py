@@ -46,10 +46,16 @@ class InstallPlan:
         return [i for i in self.instructions if i.kind == "copy"]
 
 
-def rendered_path(index: int) -> str:
-    """Where the host keeps its rendering of the appspec's ``index``-th template, relative to
-    the archive (the controller writes it; no bundle path can climb out with ``..``)."""
-    return f"../{RENDERED_DIRECTORY}/{index}"
+def rendered_member(index: int, destination: str) -> str:
+    """The appspec's ``index``-th template's rendering in a host's tar of them: named as its
+    destination, since Install copies a file into its destination's directory, name and all."""
+    return f"{index}/{posixpath.basename(destination)}"
+
+
+def rendered_path(index: int, destination: str) -> str:
+    """Where the host keeps that rendering, relative to the archive (the controller writes it;
+    no bundle path can climb out with ``..``)."""
+    return f"../{RENDERED_DIRECTORY}/{rendered_member(index, destination)}"
 
 
 def _ancestors(path: str) -> list[str]:
@@ -113,7 +119,7 @@ class _Builder:
                 continue
             for directory in _ancestors(posixpath.dirname(mapping.destination)):
                 self.add("mkdir", directory, "", where)
-            self.add("copy", mapping.destination, rendered_path(i), where)
+            self.add("copy", mapping.destination, rendered_path(i, mapping.destination), where)
 
     def permissions(self) -> None:
         owner_rule: dict[str, int] = {}

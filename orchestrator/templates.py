@@ -18,7 +18,10 @@ A host var named like one of the four objects is reachable only through ``vars``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+import tarfile
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +30,10 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from orchestrator.errors import ConfigIssue, TemplateRenderError
+from orchestrator.install_plan import rendered_member
 from orchestrator.models.hosts import HostSpec
+from orchestrator.models.results import Deployment
+from orchestrator.revision import Revision
 
 RESERVED_NAMES = frozenset({"vars", "host", "group", "deployment"})
 # A rendered file is configuration: a few KB. The cap keeps a runaway loop in a template from
@@ -143,3 +149,77 @@ def _line_of(exc: BaseException) -> int | None:
             line = traceback.tb_lineno
         traceback = traceback.tb_next
     return line
+
+
+MAX_TEMPLATE_BYTES = 1024 * 1024  # a template is a config file's source, read whole
+
+
+def template_sources(revision: Revision) -> dict[str, str]:
+    """The text of each of the revision's templates, read from its normalised bundle."""
+    wanted = {mapping.source for mapping in revision.appspec.model.templates}
+    if not wanted:
+        return {}
+    texts: dict[str, str] = {}
+    with tarfile.open(revision.tar_path) as bundle:
+        for path in sorted(wanted):
+            entry = revision.entry(path)
+            member = bundle.getmember(path) if entry is not None and entry.kind == "file" else None
+            data = bundle.extractfile(member) if member is not None else None
+            if data is None:  # the install plan names the missing one with its line
+                continue
+            if member is not None and member.size > MAX_TEMPLATE_BYTES:
+                raise _error(path, None, "-", f"over {MAX_TEMPLATE_BYTES} bytes")
+            try:
+                texts[path] = data.read().decode()
+            except UnicodeDecodeError as exc:
+                raise _error(path, None, "-", f"not UTF-8 text: {exc}") from exc
+    return texts
+
+
+def rendered_archives(
+    revision: Revision,
+    hosts: Sequence[HostSpec],
+    group: GroupContext,
+    deployment: DeploymentContext,
+) -> dict[str, bytes]:
+    """Each host's renderings of the revision's templates as the tar the host unpacks (a
+    directory per template, by its index in the appspec, holding its rendering named as its
+    destination); empty without templates. Every host is rendered before any is contacted: the
+    first error raises ``TemplateRenderError``."""
+    mappings = revision.appspec.model.templates
+    if not mappings:
+        return {}
+    renderer = TemplateRenderer(template_sources(revision))
+    issues = renderer.check_syntax()
+    if issues:
+        raise TemplateRenderError(issues)
+    now = int(time.time())  # a new mtime: Install's quick check never keeps an older rendering
+    archives = {}
+    for host in hosts:
+        context = context_for(host, group, deployment)
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            for index, mapping in enumerate(mappings):
+                data = renderer.render(mapping.source, host.name, context)
+                folder = tarfile.TarInfo(str(index))
+                folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, now
+                archive.addfile(folder)
+                info = tarfile.TarInfo(rendered_member(index, mapping.destination))
+                info.size, info.mode, info.mtime = len(data), 0o644, now
+                archive.addfile(info, io.BytesIO(data))
+        archives[host.name] = out.getvalue()
+    return archives
+
+
+def rendered_for(
+    revision: Revision, hosts: Sequence[HostSpec], deployment: Deployment
+) -> dict[str, bytes]:
+    """``rendered_archives`` for ``deployment`` of ``revision`` to ``hosts``."""
+    if not revision.appspec.model.templates:
+        return {}
+    return rendered_archives(
+        revision,
+        hosts,
+        GroupContext(deployment.application, deployment.group, deployment.group_id),
+        DeploymentContext(deployment.deployment_id, revision.sha256, deployment.description or ""),
+    )

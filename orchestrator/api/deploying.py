@@ -39,6 +39,7 @@ from orchestrator.models.results import Deployment, RevisionInfo, Status, new_de
 from orchestrator.revision import Revision, build_revision
 from orchestrator.selection import selected_hosts
 from orchestrator.state.base import open_store
+from orchestrator.templates import rendered_for
 
 if TYPE_CHECKING:
     from orchestrator.integrations.alarm_watch import AlarmWatch
@@ -309,6 +310,7 @@ def build_rollout(
         lock_holder=LockHolder.here(),
         group=group,
         load_balancer=load_balancer,
+        rendered=rendered_for(revision, hosts, deployment),
     )
 
 

@@ -32,8 +32,10 @@ from orchestrator.limits import raise_file_limit
 from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig
 from orchestrator.models.groups import DeploymentGroup
 from orchestrator.models.hosts import HostSpec
+from orchestrator.models.inventory import Inventory
 from orchestrator.planning import Simulation, TargetInfo, simulate
 from orchestrator.revision import Revision
+from orchestrator.templates import DeploymentContext, GroupContext, rendered_archives
 
 
 @click.command()
@@ -69,6 +71,20 @@ def validate(ctx: CliContext, revision_spec: str | None) -> None:
         )
         for warning in unused_traffic_hooks(revision.appspec, None):
             ctx.err.print(f"warning: {warning}", markup=False, highlight=False)
+        if revision.appspec.model.templates and (
+            ctx.inventory_explicit or ctx.inventory_path.exists()
+        ):
+            inventory = ctx.inventory()
+            every_group = [
+                (application, group)
+                for application, app in inventory.model.applications.items()
+                for group in app.deployment_groups
+            ]
+            rendered = _render_templates(inventory, revision, every_group)
+            ctx.err.print(
+                f"[green]ok[/] {len(revision.appspec.model.templates)} template(s) rendered "
+                f"for {rendered} host(s) of {len(every_group)} deployment group(s)"
+            )
         checked = True
     if not checked:
         raise click.UsageError("nothing to validate")
@@ -168,6 +184,28 @@ def hosts(ctx: CliContext, application: str, group: str, check: bool, output: st
             raise click.exceptions.Exit(ExitCode.FAILED)
 
 
+PLANNED_DEPLOYMENT_ID = "d-PLANNED"  # what {{ deployment.id }} renders as before one exists
+
+
+def _render_templates(
+    inventory: Inventory, revision: Revision, groups: list[tuple[str, str]]
+) -> int:
+    """Render the revision's templates for every host of ``groups`` as a deployment would
+    (``TemplateRenderError``, exit 3, names the template, its line and the host); how many
+    hosts were rendered."""
+    count = 0
+    for application, group in groups:
+        hosts = selected_hosts(inventory, application, group)
+        rendered_archives(
+            revision,
+            hosts,
+            GroupContext(application, group, inventory.group_id(application, group)),
+            DeploymentContext(PLANNED_DEPLOYMENT_ID, revision.sha256, "plan"),
+        )
+        count += len(hosts)
+    return count
+
+
 def _lifecycle(revision: Revision, group: DeploymentGroup) -> list[dict[str, Any]]:
     events = []
     for step in build_steps(revision.appspec, group):
@@ -235,6 +273,7 @@ def plan(
         *(inventory.deployment_config(n) for n in sorted(inventory.model.deployment_configs)),
     ]
     compared = [(c, simulate(c, targets)) for c in others]
+    _render_templates(inventory, revision, [(application, group)])
     for warning in unused_traffic_hooks(revision.appspec, inventory.group(application, group)):
         ctx.err.print(f"warning: {warning}", markup=False, highlight=False)
     if output == "json":

@@ -235,6 +235,7 @@ class DeploymentRunner:
             unrecorded=lambda: stopping.failure is not None,
             forced=lambda: stopping.check() and stopping.forced,
             balancer=self.balancer,
+            rendered=self.rollout.rendered,
         )
 
     def _conclude(self, scheduler: Scheduler) -> None:

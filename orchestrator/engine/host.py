@@ -14,7 +14,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import assert_never
 
 from orchestrator.engine.remote import (
@@ -84,6 +84,7 @@ class HostJob:
     # stop --force: no hook starts from here on, and one being started is aborted on the host.
     forced: Callable[[], bool] = lambda: False
     balancer: LoadBalancer | None = None  # the group's, when its steps include traffic events
+    rendered: Mapping[str, bytes] = field(default_factory=dict)  # host: its templates' tar
 
 
 class HostRun:
@@ -246,6 +247,11 @@ class HostRun:
         return StepOutcome(True, output=f"{said}\n")
 
     async def _install(self) -> StepOutcome:
+        rendered = self.job.rendered.get(self.target.host)
+        if rendered is not None:
+            placed = await self.remote.put_rendered(self.deployment_id, rendered)
+            if not placed.ok:
+                return _command_outcome(placed)
         instructions = install_stream.encoded(self.job.plan)
         return _command_outcome(await self.remote.install(self.deployment_id, instructions))
 

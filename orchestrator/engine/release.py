@@ -26,6 +26,7 @@ from orchestrator.models.deployment_config import DeploymentRules
 from orchestrator.models.results import Deployment, RevisionInfo, Status, new_deployment_id
 from orchestrator.revision import Revision, build_revision
 from orchestrator.state.base import Store
+from orchestrator.templates import rendered_for
 from orchestrator.transport.base import Transport
 
 LOCK_RETRY_START = 0.5
@@ -172,6 +173,13 @@ class Releaser:
         rollback = self.rollback_deployment(
             deployment, previous, revision, f"automatic rollback of {deployment.deployment_id}"
         )
+        try:
+            rendered = rendered_for(revision, touched, rollback)
+        except ConfigError as exc:  # the inventory's vars changed since it was deployed
+            deployment.rollback_info = {"rollbackMessage": f"no rollback: {exc}"}
+            self.store.save(deployment)
+            release.notes.append(f"no rollback: {exc}")
+            return None
         deployment.rollback_info = {
             "rollbackDeploymentId": rollback.deployment_id,
             "rollbackMessage": f"rolling back to {previous.deployment_id} "
@@ -190,6 +198,7 @@ class Releaser:
             lock_holder=failed.lock_holder,
             group=failed.group,
             load_balancer=failed.load_balancer,
+            rendered=rendered,
         )
         done = (await self._deploy(rollout, time.monotonic())).deployment
         deployment.rollback_info["rollbackStatus"] = done.status

@@ -30,6 +30,7 @@ from orchestrator.hostproto.requests import (
     LockMode,
     LockRequest,
     ProbeRequest,
+    RenderedRequest,
 )
 from orchestrator.models.appspec import MAX_APPSPEC_BYTES
 from orchestrator.models.hosts import HostSpec
@@ -126,6 +127,11 @@ class RemoteHost:
             last_successful,
         )
         return await self.session.call(request.call(), stdin_file=None if existing else bundle)
+
+    async def put_rendered(self, deployment_id: str, archive: bytes) -> CommandResult:
+        """This host's rendered templates (a tar) into the deployment directory."""
+        request = RenderedRequest(self.root, self.group_id, deployment_id)
+        return await self.session.call(request.call(), stdin=archive)
 
     async def install(self, deployment_id: str, instructions: bytes) -> CommandResult:
         request = InstallRequest(self.root, self.group_id, deployment_id)

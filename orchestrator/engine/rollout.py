@@ -7,7 +7,7 @@ deployments have ended) is its ``Control`` (``engine/stopping.py``), and what it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.engine.traffic import LoadBalancerFactory
@@ -39,3 +39,5 @@ class Rollout:
     lock_holder: LockHolder = field(default_factory=LockHolder)  # who takes the hosts' locks
     group: DeploymentGroup | None = None  # the inventory's group: what its steps depend on
     load_balancer: LoadBalancerFactory | None = None  # the group's, for its traffic events
+    # Each host's rendered templates, the tar it unpacks before Install (``templates.py``).
+    rendered: Mapping[str, bytes] = field(default_factory=dict)

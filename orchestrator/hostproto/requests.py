@@ -28,6 +28,7 @@ class Program(StrEnum):
     LOCK = "lock"
     DOWNLOAD = "download"
     INSTALL = "install"
+    RENDERED = "rendered"
     HOOK = "hook"
     FINISH = "finish"
 
@@ -165,6 +166,25 @@ class DownloadRequest(_Request):
     def from_argv(cls, args: tuple[str, ...]) -> DownloadRequest:
         root, group_id, deployment_id, sha256, existing, keep, last = args
         return cls(root, group_id, deployment_id, sha256, existing or None, int(keep), last or None)
+
+
+@dataclass(frozen=True)
+class RenderedRequest(_Request):
+    """``rendered ROOT GROUP_ID DEPLOYMENT_ID < tar``: the host's rendered templates, unpacked
+    into the deployment directory before Install."""
+
+    PROGRAM: ClassVar[Program] = Program.RENDERED
+    root: str
+    group_id: str
+    deployment_id: str
+
+    def argv(self) -> tuple[str, ...]:
+        return (self.root, self.group_id, self.deployment_id)
+
+    @classmethod
+    def from_argv(cls, args: tuple[str, ...]) -> RenderedRequest:
+        root, group_id, deployment_id = args
+        return cls(root, group_id, deployment_id)
 
 
 @dataclass(frozen=True)
@@ -313,6 +333,7 @@ HostRequest = (
     | LockRequest
     | DownloadRequest
     | InstallRequest
+    | RenderedRequest
     | HookStart
     | HookCollect
     | HookAbort
@@ -325,12 +346,21 @@ _HOOKS: dict[str, type[HookStart | HookCollect | HookAbort]] = {
     HookMode.ABORT: HookAbort,
 }
 _REQUESTS: dict[
-    str, type[ProbeRequest | LockRequest | DownloadRequest | InstallRequest | FinishRequest]
+    str,
+    type[
+        ProbeRequest
+        | LockRequest
+        | DownloadRequest
+        | InstallRequest
+        | RenderedRequest
+        | FinishRequest
+    ],
 ] = {
     Program.PROBE: ProbeRequest,
     Program.LOCK: LockRequest,
     Program.DOWNLOAD: DownloadRequest,
     Program.INSTALL: InstallRequest,
+    Program.RENDERED: RenderedRequest,
     Program.FINISH: FinishRequest,
 }
 

@@ -151,7 +151,7 @@ def test_a_template_installs_like_a_file_from_the_hosts_rendering() -> None:
         "templates: [{source: config/app.conf.j2, destination: /etc/app/app.conf}]\n"
         "permissions: [{object: /etc/app, pattern: '*.conf', mode: '600', type: [file]}]\n"
     )
-    assert ("copy", "../rendered/0", "/etc/app/app.conf") in instructions
+    assert ("copy", "../rendered/0/app.conf", "/etc/app/app.conf") in instructions
     assert ("mkdir", "", "/etc/app") in instructions
     assert permissioned == ["/etc/app/app.conf"]
 
