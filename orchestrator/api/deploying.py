@@ -346,7 +346,11 @@ def _release(
     webhooks = WebhookSink(triggers)
     with closing(open_store(settings.state)) as store:
         stored = StoreStop(store)
-        watch = _alarm_watch(group_spec, rollout.deployment)
+        watch = None
+        if group_spec.alarms:
+            from orchestrator.integrations.alarm_watch import alarm_watch_for  # noqa: PLC0415
+
+            watch = alarm_watch_for(group_spec, rollout.deployment.deployment_id)
         releaser = Releaser(
             store,
             settings.transport(),
@@ -390,17 +394,3 @@ async def _run(
         if control is not None:
             control.detach()
         await webhooks.drain()
-
-
-def _alarm_watch(group: DeploymentGroup, deployment: Deployment) -> AlarmWatch | None:
-    """The group's alarms as a stop source of this deployment, or None without any."""
-    if not group.alarms:
-        return None
-    from orchestrator.integrations.alarm_watch import AlarmWatch  # noqa: PLC0415 - httpx
-
-    return AlarmWatch(
-        group.alarms,
-        deployment.deployment_id,
-        interval=group.alarm_poll_interval,
-        ignore_poll_failure=group.ignore_poll_alarm_failure,
-    )

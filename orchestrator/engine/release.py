@@ -151,31 +151,22 @@ class Releaser:
             deployment.application, deployment.group, before=deployment.deployment_id
         )
         touched = [host for host in failed.hosts if host.name in changed]
-        reason = None
-        if previous is None:
-            reason = "no earlier successful deployment of this group to roll back to"
-        elif not touched:
-            reason = "the failed deployment changed no host"
-        if reason is not None or previous is None:
-            deployment.rollback_info = {"rollbackMessage": f"no rollback: {reason}"}
-            self.store.save(deployment)
-            release.notes.append(f"no rollback: {reason}")
-            return None
         try:
+            if previous is None:
+                raise RollbackImpossible(
+                    "no earlier successful deployment of this group to roll back to"
+                )
+            if not touched:
+                raise RollbackImpossible("the failed deployment changed no host")
             revision = cached_revision(
                 self.cache_dir, previous.revision.sha256, previous.revision.source
             )
-        except RollbackImpossible as exc:
-            deployment.rollback_info = {"rollbackMessage": f"no rollback: {exc}"}
-            self.store.save(deployment)
-            release.notes.append(str(exc))
-            return None
-        rollback = self.rollback_deployment(
-            deployment, previous, revision, f"automatic rollback of {deployment.deployment_id}"
-        )
-        try:
+            rollback = self.rollback_deployment(
+                deployment, previous, revision, f"automatic rollback of {deployment.deployment_id}"
+            )
+            # The inventory's vars may have changed since that revision was deployed.
             rendered = rendered_for(revision, touched, rollback)
-        except ConfigError as exc:  # the inventory's vars changed since it was deployed
+        except (RollbackImpossible, ConfigError) as exc:
             deployment.rollback_info = {"rollbackMessage": f"no rollback: {exc}"}
             self.store.save(deployment)
             release.notes.append(f"no rollback: {exc}")

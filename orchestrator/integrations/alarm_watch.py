@@ -19,6 +19,7 @@ import httpx
 
 from orchestrator.engine.stopping import ALARM_ACTIVE, StopRequest
 from orchestrator.integrations.alarms import AlarmReading, read_alarm
+from orchestrator.models.groups import DeploymentGroup
 from orchestrator.models.traffic import Alarm
 
 
@@ -86,3 +87,13 @@ class AlarmWatch:
                     return
                 self._first.set()
                 await asyncio.sleep(self._interval)
+
+
+def alarm_watch_for(group: DeploymentGroup, deployment_id: str) -> AlarmWatch:
+    """``group``'s alarms as a stop source of the deployment ``deployment_id``."""
+    return AlarmWatch(
+        group.alarms,
+        deployment_id,
+        interval=group.alarm_poll_interval,
+        ignore_poll_failure=group.ignore_poll_alarm_failure,
+    )
