@@ -95,7 +95,9 @@ def _command_balancer(fleet: Lab, log: str, run_on: str, block: str = "") -> Non
 def test_a_command_balancer_gets_each_host_out_and_back_in_order(
     small_lab: Lab, tmp_path: Path, run_on: str
 ) -> None:
-    log = str(tmp_path / "balancer.log") if run_on == "controller" else "/tmp/balancer.log"
+    log = (
+        str(tmp_path / "balancer.log") if run_on == "controller" else "/srv/balancer.log"
+    )  # the host's own
     _command_balancer(small_lab, log, run_on)
     result = rollout(small_lab, hello_web(tmp_path))
     assert result.exit_code == 0, result.stderr

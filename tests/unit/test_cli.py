@@ -302,7 +302,11 @@ def test_every_group_of_the_example_inventory_can_succeed(group: str) -> None:
     """The example is what people copy: each of its groups plans (exit 0, not 5 "cannot
     succeed"), the zonal one with its per-zone minimum included."""
     groups = load_inventory(REPO / "inventory.example.yaml").model.applications["shop"]
-    assert set(groups.deployment_groups) == {"web-prod", "web-behind-lb", "web-zonal"}  # a new one joins the list
+    assert set(groups.deployment_groups) == {
+        "web-prod",
+        "web-behind-lb",
+        "web-zonal",
+    }  # a new one joins the list
     result = CliRunner().invoke(
         cli, ["-i", EXAMPLE, "plan", "-a", "shop", "-g", group, "-r", str(HELLO_WEB)]
     )
