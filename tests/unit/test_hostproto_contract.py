@@ -38,6 +38,7 @@ from orchestrator.hostproto.requests import (
     LockMode,
     LockRequest,
     ProbeRequest,
+    RenderedRequest,
     parse_call,
 )
 from orchestrator.hostproto.scripts import PROGRAMS
@@ -59,6 +60,7 @@ REQUESTS: list[HostRequest] = [
     DownloadRequest("/r", "g-1", "d-1", "ab" * 32, None, 5, None),
     DownloadRequest("/r", "g-1", "d-1", "ab" * 32, "/r/g-1/d-0/bundle.tar", 5, "/r/g-1/d-0"),
     InstallRequest("/r", "g-1", "d-1"),
+    RenderedRequest("/r", "g-1", "d-1"),
     HookStart(
         "/r/g-1/d-1/hooks/AfterInstall.0",
         "/r",
@@ -257,6 +259,14 @@ def test_a_deployments_requests_get_their_typed_replies(sh: str, tmp_path: Path)
     )
     installed = _one(sh, InstallRequest(root, gid, did), b"B\tDISALLOW\n")
     assert installed.ok and installed.frames == (), installed.stderr
+    rendered = io.BytesIO()
+    with tarfile.open(fileobj=rendered, mode="w") as archive_of_renderings:
+        info = tarfile.TarInfo("0/app.conf")
+        info.size = 6
+        archive_of_renderings.addfile(info, io.BytesIO(b"port=1"))
+    placed = _one(sh, RenderedRequest(root, gid, did), rendered.getvalue())
+    assert placed.ok and placed.frames == (), placed.stderr
+    assert Path(f"{directory}/rendered/0/app.conf").read_bytes() == b"port=1"
 
     base = f"{directory}/hooks/AfterInstall.0"
     start = HookStart(
