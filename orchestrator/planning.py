@@ -207,10 +207,14 @@ class Scheduler:
     def _after_idle(self, zone: _Zone) -> None:
         if any(self.states[n] is Status.PENDING for n in zone.hosts):
             failed = self.count(Status.FAILED)
+            if self._healthy_idle - 1 >= self.minimum and zone.healthy_idle - 1 < zone.minimum:
+                # The fleet could spare a host; the zone could not.
+                limit = f"{zone.minimum} healthy host(s) in zone {zone.name}"
+            else:
+                limit = f"{self.minimum} healthy host(s)"
             self._error = (
                 HEALTH_CONSTRAINTS,
-                f"{failed} host(s) failed: deploying to another would leave fewer than "
-                f"{self.minimum} healthy host(s)",
+                f"{failed} host(s) failed: deploying to another would leave fewer than {limit}",
             )
             self._skip_pending()
         elif self._zone_index + 1 < len(self._zones):

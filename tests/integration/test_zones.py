@@ -70,7 +70,9 @@ def test_a_zone_that_would_fall_below_its_minimum_stops_the_deployment(
     web_3 = zoned.hosts[2].address
     result = rollout(zoned, failing_validate(tmp_path, [web_3]), group="web-zonal")
     assert result.exit_code == 5, result.stderr  # the deployment failed
-    assert result.document["errorInformation"]["code"] == "HEALTH_CONSTRAINTS"
+    error = result.document["errorInformation"]
+    assert error["code"] == "HEALTH_CONSTRAINTS"
+    assert "fewer than 1 healthy host(s) in zone z2" in error["message"]
     statuses = result.statuses()
     assert statuses["web-1"] == statuses["web-2"] == "Succeeded"
     assert statuses["web-3"] == "Failed"
