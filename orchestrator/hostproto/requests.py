@@ -9,7 +9,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.replies import HOOK_TAIL_BYTES
@@ -169,11 +169,10 @@ class DownloadRequest(_Request):
 
 
 @dataclass(frozen=True)
-class RenderedRequest(_Request):
-    """``rendered ROOT GROUP_ID DEPLOYMENT_ID < tar``: the host's rendered templates, unpacked
-    into the deployment directory before Install."""
+class _DeploymentRequest(_Request):
+    """A program that takes a deployment's directory (``ROOT GROUP_ID DEPLOYMENT_ID``) and its
+    input on stdin."""
 
-    PROGRAM: ClassVar[Program] = Program.RENDERED
     root: str
     group_id: str
     deployment_id: str
@@ -182,27 +181,24 @@ class RenderedRequest(_Request):
         return (self.root, self.group_id, self.deployment_id)
 
     @classmethod
-    def from_argv(cls, args: tuple[str, ...]) -> RenderedRequest:
+    def from_argv(cls, args: tuple[str, ...]) -> Self:
         root, group_id, deployment_id = args
         return cls(root, group_id, deployment_id)
 
 
 @dataclass(frozen=True)
-class InstallRequest(_Request):
+class RenderedRequest(_DeploymentRequest):
+    """``rendered ROOT GROUP_ID DEPLOYMENT_ID < tar``: the host's rendered templates, unpacked
+    into the deployment directory before Install."""
+
+    PROGRAM: ClassVar[Program] = Program.RENDERED
+
+
+@dataclass(frozen=True)
+class InstallRequest(_DeploymentRequest):
     """``install ROOT GROUP_ID DEPLOYMENT_ID < instructions``: its output is the step's log."""
 
     PROGRAM: ClassVar[Program] = Program.INSTALL
-    root: str
-    group_id: str
-    deployment_id: str
-
-    def argv(self) -> tuple[str, ...]:
-        return (self.root, self.group_id, self.deployment_id)
-
-    @classmethod
-    def from_argv(cls, args: tuple[str, ...]) -> InstallRequest:
-        root, group_id, deployment_id = args
-        return cls(root, group_id, deployment_id)
 
 
 def _pair(variable: str) -> tuple[str, str]:
