@@ -46,8 +46,17 @@ from orchestrator.templates import DeploymentContext, GroupContext, rendered_arc
     metavar="REVISION",
     help="Also check this revision: a directory, .tar, .tar.gz, .zip or git:REPO@REF.",
 )
+@click.option(
+    "-a",
+    "--application",
+    "application",
+    help="Render the revision's templates for this application's groups only (default: all).",
+)
+@click.option("-g", "--group", "group", help="With -a: render them for this deployment group only.")
 @pass_context
-def validate(ctx: CliContext, revision_spec: str | None) -> None:
+def validate(
+    ctx: CliContext, revision_spec: str | None, application: str | None, group: str | None
+) -> None:
     """Check the inventory and, with -r, a revision and its appspec. Contacts no host.
 
     Every problem is reported with its file, line and key path; the exit code is 3 if any.
@@ -76,10 +85,13 @@ def validate(ctx: CliContext, revision_spec: str | None) -> None:
         ):
             inventory = ctx.inventory()
             every_group = [
-                (application, group)
-                for application, app in inventory.model.applications.items()
-                for group in app.deployment_groups
+                (app_name, group_name)
+                for app_name, app in inventory.model.applications.items()
+                for group_name in app.deployment_groups
+                if application in (None, app_name) and group in (None, group_name)
             ]
+            if application is not None and group is not None:
+                inventory.group(application, group)  # an unknown one is an error, not nothing
             rendered = _render_templates(inventory, revision, every_group)
             ctx.err.print(
                 f"[green]ok[/] {len(revision.appspec.model.templates)} template(s) rendered "

@@ -72,21 +72,23 @@ class AlarmWatch:
     async def run(self, wake: Callable[[], None], note: Callable[[str], None]) -> None:
         """Read the alarms until one stops the deployment (or this task is cancelled); ``wake``
         the engine when one does; ``note`` what the operator should hear of."""
-        async with httpx.AsyncClient() as client:
-            while True:
-                readings = await asyncio.gather(*(read_alarm(a, client) for a in self._alarms))
-                why, notes = verdict(readings, self._ignore)
-                for text in notes:
-                    if text not in self._noted:  # once each: a note every poll is noise
-                        self._noted.add(text)
-                        note(text)
-                if why is not None:
-                    self._pending = StopRequest(error_code=ALARM_ACTIVE, message=why)
+        try:
+            async with httpx.AsyncClient() as client:
+                while True:
+                    readings = await asyncio.gather(*(read_alarm(a, client) for a in self._alarms))
+                    why, notes = verdict(readings, self._ignore)
+                    for text in notes:
+                        if text not in self._noted:  # once each: a note every poll is noise
+                            self._noted.add(text)
+                            note(text)
+                    if why is not None:
+                        self._pending = StopRequest(error_code=ALARM_ACTIVE, message=why)
+                        wake()
+                        return
                     self._first.set()
-                    wake()
-                    return
-                self._first.set()
-                await asyncio.sleep(self._interval)
+                    await asyncio.sleep(self._interval)
+        finally:
+            self._first.set()  # whatever ended the watch, nothing waits on it forever
 
 
 def alarm_watch_for(group: DeploymentGroup, deployment_id: str) -> AlarmWatch:

@@ -7,13 +7,12 @@ that (stop, roll back, or ignore an unreadable one) is the stop source's busines
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from dataclasses import dataclass
 
 import httpx
 
+from orchestrator.integrations.local_commands import run_local
 from orchestrator.models.traffic import Alarm, CommandAlarm, HttpAlarm, PrometheusAlarm
 
 MAX_DETAIL = 300  # characters of what a command printed or a server answered, in the reason
@@ -34,29 +33,15 @@ def _short(text: str) -> str:
 
 async def read_command(alarm: CommandAlarm) -> AlarmReading:
     try:
-        process = await asyncio.create_subprocess_shell(
-            alarm.command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
+        status, output = await run_local(["/bin/sh", "-c", alarm.command], alarm.timeout)
     except OSError as exc:
         return AlarmReading(alarm.name, None, f"cannot run: {exc}")
-    try:
-        async with asyncio.timeout(alarm.timeout):
-            output, _ = await process.communicate()
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
+    if status is None:
         return AlarmReading(alarm.name, None, f"no answer in {alarm.timeout:g} s")
-    said = _short(output.decode(errors="replace"))
-    if process.returncode == 0:
+    said = _short(output)
+    if status == 0:
         return AlarmReading(alarm.name, False, said)
-    return AlarmReading(
-        alarm.name, True, f"exit {process.returncode}" + (f": {said}" if said else "")
-    )
+    return AlarmReading(alarm.name, True, f"exit {status}" + (f": {said}" if said else ""))
 
 
 async def read_http(alarm: HttpAlarm, client: httpx.AsyncClient) -> AlarmReading:
@@ -102,8 +87,11 @@ def prometheus_reading(name: str, status: int, body: bytes) -> AlarmReading:
             _short(f"{len(result)} series, first {{{shown}}} = {value[-1] if value else '?'}"),
         )
     if kind == "scalar":  # a scalar is always one value: in alarm unless it is 0
-        value = result[-1] if isinstance(result, list) and result else "0"
-        return AlarmReading(name, value not in ("0", "0.0"), f"scalar {value}")
+        try:
+            value = float(result[-1])
+        except (TypeError, ValueError, IndexError, KeyError):
+            return AlarmReading(name, None, f"HTTP {status}: a scalar that is not a number")
+        return AlarmReading(name, value != 0, f"scalar {result[-1]}")
     return AlarmReading(name, None, f"HTTP {status}: result type {kind!r}")
 
 
@@ -124,6 +112,15 @@ async def read_prometheus(alarm: PrometheusAlarm, client: httpx.AsyncClient) -> 
 
 
 async def read_alarm(alarm: Alarm, client: httpx.AsyncClient) -> AlarmReading:
+    """The alarm's reading; anything that goes wrong reading it makes it unreadable, never an
+    exception that would end the watch (and with it the deployment's protection)."""
+    try:
+        return await _read(alarm, client)
+    except Exception as exc:  # an URL httpx refuses, a reply of an unexpected shape, ...
+        return AlarmReading(alarm.name, None, _short(f"{type(exc).__name__}: {exc}"))
+
+
+async def _read(alarm: Alarm, client: httpx.AsyncClient) -> AlarmReading:
     match alarm:
         case CommandAlarm():
             return await read_command(alarm)

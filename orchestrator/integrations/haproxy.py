@@ -2,12 +2,12 @@
 of its ``global`` section, at ``level admin``).
 
 BlockTraffic puts the host's server in ``drain`` (weight 0: no new connections, what it serves
-goes on) and waits until its current sessions end or ``drain_timeout`` passes. AllowTraffic puts
-it back (``ready``) and waits until HAProxy's own health check reports it ``UP``, at most
-``health_timeout``. Why ``drain`` and not ``maint`` for the whole deployment: HAProxy stops
-checking a server in maintenance, and one that leaves it shows the check result it had before
-(``UP`` for a server that is not listening, measured); a drained server is still checked, so the
-``UP`` that AllowTraffic waits for is the check's word about the new revision.
+goes on) and waits until its current sessions end or ``drain_timeout`` passes. AllowTraffic marks
+its health down while it is still drained, puts it back (``ready``) and waits until HAProxy's
+own checks bring it ``UP`` (``rise`` fresh checks), at most ``health_timeout``. Why: a health
+state changes only after ``fall`` failed checks, so a restart faster than that never shows DOWN
+and a bare ``UP`` would be the old revision's (measured with ``inter 3s fall 3``). Why ``drain``
+and not ``maint``: HAProxy stops checking a server in maintenance.
 
 Each command is one connection (the API's non-interactive mode: one request, one reply, the
 server closes), so a reply needs no framing and a lost connection loses one poll, not a session.
@@ -114,18 +114,16 @@ class HAProxy:
                 )
         raise LoadBalancerError(
             f"haproxy {self._api.address}: no server '{server}' in backend '{self._backend}'"
-            + (f" ({reply.strip()})" if not lines else "")
+            + ("" if reply.startswith("# pxname") else f": {reply.strip()[:200]}")
         )
 
     async def set_state(self, server: str, state: str) -> None:
-        reply = (
-            await self._api.command(f"set server {self._backend}/{server} state {state}")
-        ).strip()
+        await self._command_ok(f"set server {self._backend}/{server} state {state}")
+
+    async def _command_ok(self, line: str) -> None:
+        reply = (await self._api.command(line)).strip()
         if reply:  # the API answers a successful `set server` with an empty line
-            raise LoadBalancerError(
-                f"haproxy {self._api.address}: set server {self._backend}/{server} state {state}: "
-                f"{reply}"
-            )
+            raise LoadBalancerError(f"haproxy {self._api.address}: {line}: {reply}")
 
     async def block(self, server: str) -> str:
         """Drain ``server`` and wait for its sessions to end (at most ``drain_timeout``).
@@ -146,6 +144,10 @@ class HAProxy:
 
     async def allow(self, server: str) -> str:
         """Put ``server`` back and wait until HAProxy's health check sees it up."""
+        if (await self.stat(server)).status != "no check":
+            # While it is still drained: only `rise` fresh checks of the new revision bring it
+            # up again, even after a restart faster than the checks' `fall` could notice.
+            await self._command_ok(f"set server {self._backend}/{server} health down")
         await self.set_state(server, "ready")
         deadline = time.monotonic() + self._health_timeout
         while True:

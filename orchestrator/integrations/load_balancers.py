@@ -1,11 +1,12 @@
 """The deployment group's load balancer, made from its inventory entry (``models/traffic.py``):
 HAProxy through its runtime API (``haproxy.py``), or two commands for anything else.
 
-A ``command`` balancer runs ``block`` or ``allow`` with the host's inventory name and address as
-its two arguments (``sh -c 'COMMAND "$@"' sh NAME ADDRESS``: nothing is pasted into the command
-text), on the controller or, with ``run_on``, on an inventory host over SSH as its user (one
-connection for the whole deployment). The command does its own waiting (drained, healthy) and
-succeeds with exit 0; ``timeout`` bounds it.
+A ``command`` balancer runs ``block`` or ``allow`` as a shell command whose ``$1`` and ``$2`` are
+the host's inventory name and address (``sh -c COMMAND sh NAME ADDRESS``: nothing is pasted into
+the command text), on the controller or, with ``run_on``, on an inventory host over SSH as its
+user (one connection for the deployment, made again if it drops). The command does its own
+waiting (drained, healthy) and succeeds with exit 0; ``timeout`` bounds it, and on the
+controller ends everything it started.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shlex
 from orchestrator.engine.traffic import LoadBalancer, LoadBalancerFactory
 from orchestrator.errors import HostError, LoadBalancerError
 from orchestrator.integrations.haproxy import HAProxy, RuntimeApi
+from orchestrator.integrations.local_commands import run_local
 from orchestrator.models.hosts import HostSpec
 from orchestrator.models.inventory import Inventory
 from orchestrator.models.traffic import CommandBalancer, HAProxyBalancer
@@ -84,29 +86,13 @@ class CommandLoadBalancer:
 
     async def _locally(self, command: str, arguments: tuple[str, str]) -> tuple[int | None, str]:
         try:
-            process = await asyncio.create_subprocess_exec(
-                "/bin/sh", "-c", f'{command} "$@"', "sh", *arguments,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+            return await run_local(["/bin/sh", "-c", command, "sh", *arguments], self._spec.timeout)
         except OSError as exc:
             raise LoadBalancerError(f"cannot run the load balancer command: {exc}") from exc
-        try:
-            async with asyncio.timeout(self._spec.timeout):
-                output, _ = await process.communicate()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            return None, ""
-        return process.returncode, output.decode(errors="replace")
 
     async def _remotely(self, command: str, arguments: tuple[str, str]) -> tuple[int | None, str]:
         assert self._run_on is not None
-        line = " ".join(["/bin/sh", "-c", shlex.quote(f'{command} "$@"'), "sh"])
-        line += " " + " ".join(shlex.quote(argument) for argument in arguments)
+        line = " ".join(shlex.quote(part) for part in ("/bin/sh", "-c", command, "sh", *arguments))
         try:
             async with self._connecting:
                 if self._session is None:
@@ -115,6 +101,7 @@ class CommandLoadBalancer:
         except TimeoutError:
             return None, ""
         except HostError as exc:
+            self._session = None  # the next host's command connects again
             raise LoadBalancerError(
                 f"load balancer host {self._run_on.name}: {exc.message}"
             ) from exc

@@ -84,8 +84,8 @@ def _command_balancer(fleet: Lab, log: str, run_on: str, block: str = "") -> Non
     group = document["applications"]["hello"]["deployment_groups"]["web"]
     group["load_balancer"] = {
         "type": "command",
-        "block": block or f"printf 'block %s %s\\n' >> {log}",
-        "allow": f"printf 'allow %s %s\\n' >> {log}",
+        "block": block or f'printf \'block %s %s\\n\' "$1" "$2" >> {log}',
+        "allow": f'printf \'allow %s %s\\n\' "$1" "$2" >> {log}',
         "run_on": run_on,
     }
     fleet.inventory_path.write_text(yaml.safe_dump(document))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -69,3 +72,37 @@ def test_a_command_alarm_is_its_exit(command: str, active: bool | None) -> None:
             return (await read_alarm(alarm, client)).active
 
     assert asyncio.run(read()) is active
+
+
+def test_an_alarm_that_cannot_even_be_asked_is_unreadable_not_an_exception() -> None:
+    from orchestrator.models.traffic import HttpAlarm
+
+    alarm = HttpAlarm(type="http", name="typo", url="http://[::1")
+
+    async def read() -> tuple[bool | None, str]:
+        async with httpx.AsyncClient() as client:
+            reading = await read_alarm(alarm, client)
+        return reading.active, reading.detail
+
+    active, detail = asyncio.run(read())
+    assert active is None and "InvalidURL" in detail
+
+
+def test_a_timed_out_command_ends_with_everything_it_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    alarm = CommandAlarm(
+        type="command", name="slow", command=f"sleep 30 & echo $! > {pid_file}; wait", timeout=0.5
+    )
+
+    async def read() -> bool | None:
+        async with httpx.AsyncClient() as client:
+            return (await read_alarm(alarm, client)).active
+
+    assert asyncio.run(read()) is None
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # killed with its session, and reaped by init
+        for _ in range(50):  # bounded: the kill is sent before read_alarm returns
+            os.kill(pid, 0)
+            if Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0:
+                raise ProcessLookupError
+            time.sleep(0.1)
