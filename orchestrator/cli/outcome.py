@@ -82,9 +82,11 @@ def github_actions(
 
 def open_junit(path: Path) -> IO[bytes]:
     """The ``--junit`` file, opened before the deployment starts: a path that cannot be written
-    is a usage error (exit 2) with nothing contacted, not a report lost at the end."""
+    is a usage error (exit 2) with nothing contacted, not a report lost at the end. Opened
+    without truncating: a deployment refused before it starts (bad input, exit 3) leaves a
+    report from an earlier run as it was, not an empty file; ``write_junit`` truncates."""
     try:
-        return path.open("wb")
+        return path.open("ab")
     except OSError as exc:
         raise click.BadParameter(
             f"cannot write {path}: {exc.strerror}", param_hint="--junit"
@@ -93,6 +95,8 @@ def open_junit(path: Path) -> IO[bytes]:
 
 def write_junit(stream: IO[bytes], documents: list[dict[str, Any]]) -> None:
     try:
+        stream.seek(0)
+        stream.truncate()
         stream.write(junit_xml(documents))
         stream.flush()
     except OSError as exc:

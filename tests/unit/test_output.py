@@ -220,6 +220,24 @@ def test_an_unwritable_junit_file_is_a_usage_error_before_anything_runs(tmp_path
     assert "--junit" in result.stderr and "cannot write" in result.stderr
 
 
+def test_a_deployment_refused_before_it_starts_leaves_the_junit_file_as_it_was(
+    tmp_path: Path,
+) -> None:
+    example = str(REPO / "inventory.example.yaml")
+    junit = tmp_path / "report.xml"
+    junit.write_text("<testsuites/>\n")  # an earlier run's report
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "appspec.yml").write_text("version: 0.0\nos: windows\n")
+    result = CliRunner().invoke(
+        cli,
+        ["-i", example, "rollout", "-a", "shop", "-g", "web-prod", "-r", str(bad),
+         "--junit", str(junit)],
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert junit.read_text() == "<testsuites/>\n"
+
+
 # --- JUnit -----------------------------------------------------------------------------------
 
 COUNTS = ("tests", "failures", "errors", "skipped")
