@@ -123,7 +123,7 @@ class DeploymentGroup(_Strict):
     load_balancer: LoadBalancer | None = None
     alarms: list[Alarm] = Field(default_factory=list, max_length=MAX_ALARMS)
     ignore_poll_alarm_failure: bool = False
-    alarm_poll_interval: float = Field(default=10, gt=0, le=300)
+    alarm_poll_interval: float = Field(default=10, ge=0.5, le=300)  # no busy loop
 
 
 class Application(_Strict):
