@@ -145,10 +145,6 @@ def junit_xml(documents: Iterable[dict[str, Any]], hostname: str | None = None) 
     return text + b"\n"
 
 
-def write_junit(path: Path, documents: Iterable[dict[str, Any]]) -> None:
-    path.write_bytes(junit_xml(documents))
-
-
 # --- GitHub Actions -------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from orchestrator import api
 from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REPORTING
-from orchestrator.cli.outcome import Shown, github_actions, open_junit, show, write_junit
+from orchestrator.cli.outcome import JunitReport, Shown, github_actions, show
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress
 from orchestrator.engine.rollout import HOOK_GRACE_SECONDS
 from orchestrator.events import EventSink
@@ -137,17 +137,33 @@ def execute(ctx: CliContext, call: Call, options: Options) -> None:
         sinks.append(LiveProgress(ctx.err) if ctx.live_view else PlainProgress(ctx.err))
     signals: list[int] = []
     control = _signal_control(signals)
-    junit = None if options.junit_path is None else open_junit(options.junit_path)
-    with contextlib.ExitStack() as stack:
-        if options.events_path is not None:
-            events = options.events_path.open("w", encoding="utf-8")
-            # Every event is flushed as it is written: only a write that failed (and was
-            # reported) can be pending at the end.
-            stack.callback(_close_quietly, events)
-            sinks.append(NdjsonSink(events))
-        with usage_errors():
-            outcome = call(sinks, control)
-    code = exit_code_for(outcome.deployment, signal.SIGINT in signals)
+    junit = None if options.junit_path is None else JunitReport(options.junit_path)
+    try:
+        with contextlib.ExitStack() as stack:
+            if options.events_path is not None:
+                events = options.events_path.open("w", encoding="utf-8")
+                # Every event is flushed as it is written: only a write that failed (and was
+                # reported) can be pending at the end.
+                stack.callback(_close_quietly, events)
+                sinks.append(NdjsonSink(events))
+            with usage_errors():
+                outcome = call(sinks, control)
+        code = exit_code_for(outcome.deployment, signal.SIGINT in signals)
+        _report(ctx, outcome, options, code, junit)
+    finally:
+        if junit is not None:
+            junit.close()
+    raise click.exceptions.Exit(code)
+
+
+def _report(
+    ctx: CliContext,
+    outcome: api.Outcome,
+    options: Options,
+    code: ExitCode,
+    junit: JunitReport | None,
+) -> None:
+    """The outcome for people (stdout, stderr) and for CI (GitHub Actions, JUnit)."""
     if not options.quiet or code != ExitCode.SUCCEEDED:
         for note in outcome.notes:
             ctx.err.print(f"note: {note}", markup=False, highlight=False)
@@ -160,8 +176,7 @@ def execute(ctx: CliContext, call: Call, options: Options) -> None:
     show(ctx, documents, shown)
     github_actions(documents, shown)
     if junit is not None:
-        write_junit(junit, documents)
-    raise click.exceptions.Exit(code)
+        junit.write(documents)
 
 
 def _signal_control(signals: list[int]) -> api.DeploymentControl:

@@ -80,27 +80,35 @@ def github_actions(
             click.echo(f"warning: cannot append to $GITHUB_STEP_SUMMARY: {exc}", err=True)
 
 
-def open_junit(path: Path) -> IO[bytes]:
+class JunitReport:
     """The ``--junit`` file, opened before the deployment starts: a path that cannot be written
-    is a usage error (exit 2) with nothing contacted, not a report lost at the end. Opened
-    without truncating: a deployment refused before it starts (bad input, exit 3) leaves a
-    report from an earlier run as it was, not an empty file; ``write_junit`` truncates."""
-    try:
-        return path.open("ab")
-    except OSError as exc:
-        raise click.BadParameter(
-            f"cannot write {path}: {exc.strerror}", param_hint="--junit"
-        ) from None
+    is a usage error (exit 2) with nothing contacted, not a report lost at the end. It is
+    replaced only once a deployment ran: a command that started none (exit 3, 7, 8) leaves an
+    earlier report as it was, and no empty file where there was none."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.existed = path.exists()
+        try:
+            self.stream: IO[bytes] = path.open("ab")  # "wb" would empty it already
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot write {path}: {exc.strerror}", param_hint="--junit"
+            ) from None
+        self.written = False
 
-def write_junit(stream: IO[bytes], documents: list[dict[str, Any]]) -> None:
-    try:
-        stream.seek(0)
-        stream.truncate()
-        stream.write(junit_xml(documents))
-        stream.flush()
-    except OSError as exc:
-        click.echo(f"error: cannot write the JUnit report {stream.name}: {exc}", err=True)
-    finally:
+    def write(self, documents: list[dict[str, Any]]) -> None:
+        try:
+            self.stream.seek(0)
+            self.stream.truncate()
+            self.stream.write(junit_xml(documents))
+            self.stream.flush()
+        except OSError as exc:
+            click.echo(f"error: cannot write the JUnit report {self.path}: {exc}", err=True)
+        self.written = True
+
+    def close(self) -> None:
         with contextlib.suppress(OSError):
-            stream.close()
+            self.stream.close()
+            if not self.written and not self.existed:
+                self.path.unlink()

@@ -238,6 +238,20 @@ def test_a_deployment_refused_before_it_starts_leaves_the_junit_file_as_it_was(
     assert junit.read_text() == "<testsuites/>\n"
 
 
+def test_a_command_that_starts_no_deployment_leaves_the_junit_file_as_it_was(
+    tmp_path: Path,
+) -> None:
+    example = str(REPO / "inventory.example.yaml")
+    args = ["-i", example, "rollback", "-a", "shop", "-g", "web-prod", "--junit"]
+    absent, earlier = tmp_path / "absent.xml", tmp_path / "earlier.xml"
+    earlier.write_bytes(b"<testsuites/>\n")
+    for junit in (absent, earlier):
+        result = CliRunner().invoke(cli, [*args, str(junit)])
+        assert result.exit_code == 5, result.output  # nothing to roll back to: none started
+    assert not absent.exists()
+    assert earlier.read_bytes() == b"<testsuites/>\n"
+
+
 # --- JUnit -----------------------------------------------------------------------------------
 
 COUNTS = ("tests", "failures", "errors", "skipped")
