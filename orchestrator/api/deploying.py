@@ -22,7 +22,7 @@ from orchestrator.api.control import DeploymentControl
 from orchestrator.api.settings import Settings
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
 from orchestrator.engine.rollout import HOOK_GRACE_SECONDS, Rollout
-from orchestrator.engine.stopping import StoreStop
+from orchestrator.engine.stopping import STORE_READ_INTERVAL, StoreStop
 from orchestrator.engine.traffic import LoadBalancerFactory
 from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible
 from orchestrator.events import EventSink, Notice
@@ -385,12 +385,22 @@ async def _run(
             watch.run(releaser.control.wake, lambda text: releaser.sinks(Notice(deployment, text)))
         )
         await watch.first_reading()  # an alarm active now stops it before any host is touched
+    # No SIGUSR1 reaches a program using the API (a handler is the program's own business), so
+    # `orchestrator stop` from elsewhere is seen by polling the store about once a second.
+    ticker = asyncio.create_task(_wake_regularly(releaser))
     try:
         return await releaser.run(rollout, policy)
     finally:
+        ticker.cancel()
         if watching is not None:
             watching.cancel()
             await asyncio.gather(watching, return_exceptions=True)
         if control is not None:
             control.detach()
         await webhooks.drain()
+
+
+async def _wake_regularly(releaser: Releaser) -> None:
+    while True:
+        await asyncio.sleep(STORE_READ_INTERVAL)
+        releaser.control.wake()

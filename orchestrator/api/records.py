@@ -62,7 +62,8 @@ def logs(
 
 @dataclass(frozen=True)
 class StopRequested:
-    """How a stop request went: ``asked`` (its process was signalled), ``interrupted`` (its
+    """How a stop request went: ``asked`` (its process was signalled, or reads the request within
+    about a second), ``interrupted`` (its
     process was gone: recorded as Stopped at once) or ``ended`` (it ended meanwhile)."""
 
     outcome: Literal["asked", "interrupted", "ended"]
@@ -87,7 +88,8 @@ def request_stop(
                 f"deployment {deployment_id} is not running: it {deployment.status}"
             )
         runner = store.runner(deployment_id)
-        assert runner is not None
+        if runner is None:  # its record went away meanwhile
+            raise NotInHistory(f"no deployment {deployment_id} in the history at {store.location}")
         controller, machine = runner
         pid = controller.pid
         if machine != socket.gethostname():
@@ -96,8 +98,14 @@ def request_stop(
             store.mark_stopped(deployment_id, "stopped after its orchestrator process was gone")
             return StopRequested("interrupted", pid)
         store.request_stop(deployment_id, rollback=rollback, force=force)
-        # Only the very process recorded (its pid and start time), never another that got its pid.
-        signalled = controller.send(signal.SIGUSR1)
+        # Only the very process recorded (its pid and start time), never another that got its pid,
+        # and only one that catches SIGUSR1 (the command line's handler): its default action
+        # would end a Python program running the deployment through the API. That one reads the
+        # store about once a second instead.
+        if controller.catches(signal.SIGUSR1):
+            signalled = controller.send(signal.SIGUSR1)
+        else:
+            signalled = controller.start is not None and controller.alive()
         if not signalled and controller.start is not None:
             return StopRequested("ended", pid)  # its own conclusion records the deployment
         if not signalled:

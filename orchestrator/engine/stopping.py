@@ -4,9 +4,9 @@ A ``StopSource`` is polled between lifecycle events (by each host before it star
 whenever the engine is woken; it answers with what was asked since its last poll. The sources
 here are the operator's requests in this process (Ctrl-C, SIGTERM, ``DeploymentControl.stop``:
 ``OperatorStop``) and `orchestrator stop` from another process (its options in the history
-store, read when SIGUSR1 says one is there: ``StoreStop``). Another source (an alarm, say) is one
-more class with a ``poll``; whatever learns of a request between polls calls ``Control.wake`` so
-the engine acts at once rather than at the next host's event.
+store, read when SIGUSR1 says one is there, else about once a second: ``StoreStop``). Another
+source (an alarm, say) is one more class with a ``poll``; whatever learns of a request between
+polls calls ``Control.wake`` so the engine acts at once rather than at the next host's event.
 
 ``Stopping`` is one deployment's merged view of its sources: stopped or not, forced or not, a
 rollback asked or not, and why (the reason it records). It tells the operator as it learns.
@@ -15,14 +15,17 @@ rollback asked or not, and why (the reason it records). It tells the operator as
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from orchestrator.errors import StoreError
 from orchestrator.events import EventSink, Notice
 from orchestrator.models.results import Deployment
+
+if TYPE_CHECKING:
+    from orchestrator.state.base import RecordedStop
 
 MANUAL_STOP = "MANUAL_STOP"
 ALARM_ACTIVE = "ALARM_ACTIVE"  # an alarm source's stop (integrations/alarm_watch.py)
@@ -68,32 +71,48 @@ class OperatorStop:
         return StopRequest(force=force, rollback=any(request.rollback for request in pending))
 
 
+STORE_READ_INTERVAL = 1.0  # how often StoreStop reads the store unasked, in seconds
+
+
 class StopRequests(Protocol):
     """What ``StoreStop`` needs of the history store."""
 
-    def stop_request(self, deployment_id: str) -> tuple[bool, bool] | None: ...
+    def stop_request(self, deployment_id: str) -> RecordedStop | None: ...
 
 
 class StoreStop:
     """`orchestrator stop` from another process: it writes its options (rollback, force) to the
-    history store and sends SIGUSR1, whose handler calls ``ring``; the next poll reads them."""
+    history store, and sends SIGUSR1 to a process that catches it (the command line), whose
+    handler calls ``ring``: the next poll reads them. A process that does not catch it (a
+    program using the API) is not signalled: a poll reads the store when it has not for
+    ``STORE_READ_INTERVAL`` seconds, and the API wakes the engine that often to poll. A request
+    is taken once (told apart by when it was made), however many times it is read."""
 
     def __init__(self, store: StopRequests) -> None:
         self.store = store
         self._rung = False
+        self._last_read = time.monotonic()
+        self._taken: RecordedStop | None = None
 
     def ring(self) -> None:
         self._rung = True
 
     def poll(self, deployment_id: str) -> StopRequest | None:
-        if not self._rung:
+        rung, now = self._rung, time.monotonic()
+        if not rung and now - self._last_read < STORE_READ_INTERVAL:
             return None
-        self._rung = False
-        asked = None
-        with contextlib.suppress(StoreError):  # unreadable now: a plain stop, then
+        self._rung, self._last_read = False, now
+        try:
             asked = self.store.stop_request(deployment_id)
-        rollback, force = asked or (False, False)
-        return StopRequest(force=force, rollback=rollback)
+        except StoreError:
+            # Unreadable now: after a signal a plain stop; unasked, look again later.
+            return StopRequest() if rung else None
+        if asked is None:
+            return StopRequest() if rung else None
+        if asked == self._taken:
+            return None  # read already (unasked, just before its signal came)
+        self._taken = asked
+        return StopRequest(force=asked.force, rollback=asked.rollback)
 
 
 def _never_finished(deployment_id: str) -> bool:

@@ -28,6 +28,7 @@ class RecordedStop(NamedTuple):
 
     rollback: bool
     force: bool
+    requested: float = 0.0  # when (time.time()): a request made again is a new one
 
 
 class Runner(NamedTuple):

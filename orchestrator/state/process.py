@@ -59,6 +59,24 @@ class ProcessIdentity:
             return _legacy_alive(self.pid)
         return start_of(self.pid) == self.start
 
+    def catches(self, signum: signal.Signals) -> bool:
+        """The process with this pid has a handler for ``signum`` (Linux's ``SigCgt``), so
+        sending it does not end it. False where there is no /proc to tell: a process that
+        does not catch it would die of it (SIGUSR1's default action)."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            return False
+        for line in status.splitlines():
+            name, _, value = line.partition(":")
+            if name == "SigCgt":
+                try:
+                    caught = int(value.strip(), 16)
+                except ValueError:
+                    return False
+                return bool(caught >> (signum - 1) & 1)
+        return False
+
     def send(self, signum: signal.Signals) -> bool:
         """Signal this very process; False (nothing sent) when it is gone or cannot be told
         apart from another one with its pid."""

@@ -199,9 +199,10 @@ class SqliteStore:
     @_guarded("cannot be read")
     def stop_request(self, deployment_id: str) -> RecordedStop | None:
         row = self._db.execute(
-            "SELECT rollback, force FROM stop_requests WHERE deployment_id = ?", (deployment_id,)
+            "SELECT rollback, force, requested FROM stop_requests WHERE deployment_id = ?",
+            (deployment_id,),
         ).fetchone()
-        return None if row is None else RecordedStop(bool(row[0]), bool(row[1]))
+        return None if row is None else RecordedStop(bool(row[0]), bool(row[1]), float(row[2]))
 
     # -- reading ---------------------------------------------------------------------------------
 

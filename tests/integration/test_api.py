@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
 from orchestrator.lab.fleet import Lab
-from tests.integration.helpers import start_waiting_rollout
+from tests.integration.helpers import start_waiting_rollout, waiting_hook
 from tests.paths import REPO
 
 README_INVENTORY = "/tmp/orchestrator-lab/inventory.yaml"
@@ -97,3 +98,55 @@ def test_a_resume_runs_under_the_rules_its_deployment_recorded(
     assert [t["status"] for t in document["targets"]] == ["Succeeded", "Succeeded"]
     rules = document["deploymentRules"]
     assert rules["deploymentConfig"]["minimumHealthyHosts"] == all_at_once
+
+
+STOPPED_BY_ANOTHER_PROCESS = """
+import sys
+from orchestrator import deploy
+from orchestrator.events import LifecycleEventStarted
+
+def started(event):
+    if isinstance(event, LifecycleEventStarted) and event.event.name == "AfterInstall":
+        print(event.deployment.deployment_id, flush=True)
+
+outcome = deploy(sys.argv[1], "hello", "web", sys.argv[2], sinks=[started])
+print(outcome.deployment.status, flush=True)
+"""
+
+
+def test_orchestrator_stop_stops_a_deployment_a_python_program_runs(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    """The program catches no SIGUSR1 (its default action would end it): `orchestrator stop`
+    only records the request, which the API reads within about a second."""
+    from tests.integration.revisions import script_bundle
+
+    bundle = script_bundle(tmp_path, "slow", {"AfterInstall": waiting_hook(GO)})
+    program = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_BY_ANOTHER_PROCESS, str(small_lab.inventory_path), bundle],
+        cwd=REPO,
+        env=os.environ,  # ORCHESTRATOR_STATE and _CACHE of this test
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert program.stdout is not None
+        deployment_id = program.stdout.readline().strip()
+        assert deployment_id.startswith("d-"), program.communicate(timeout=60)
+        stop = CliRunner().invoke(cli, ["stop", deployment_id, "--wait", "0"])
+        assert stop.exit_code == 0, stop.output
+        assert f"stop requested for {deployment_id}" in stop.output
+        time.sleep(2.5)  # read within about a second, then hooks finish; nothing new starts
+        small_lab.host_path("web-1", GO).write_text("go\n")
+        out, err = program.communicate(timeout=60)
+    finally:
+        program.kill()
+    assert program.returncode == 0, err  # not 138: SIGUSR1 would have ended it
+    assert out.strip() == "Stopped"
+    document = json.loads(
+        CliRunner().invoke(cli, ["status", deployment_id, "--output", "json"]).stdout
+    )
+    assert document["status"] == "Stopped"
+    targets = document["targets"]
+    assert [t["status"] for t in targets][1:] == ["Skipped"] * (len(targets) - 1)

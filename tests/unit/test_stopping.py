@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from orchestrator.engine import stopping as stopping_module
 from orchestrator.engine.deployment import DeploymentRunner
 from orchestrator.engine.rollout import Rollout
 from orchestrator.engine.stopping import (
@@ -34,6 +37,7 @@ from orchestrator.models.deployment_config import (
 from orchestrator.models.inventory import parse_inventory
 from orchestrator.models.results import Deployment, RevisionInfo
 from orchestrator.revision import build_revision
+from orchestrator.state.base import RecordedStop
 from tests.paths import HELLO_WEB
 from tests.unit.fake_transport import FakeFleet, FakeTransport
 from tests.unit.test_engine import INVENTORY, new_deployment
@@ -145,15 +149,34 @@ def test_a_failed_sink_is_the_recorded_reason_and_a_later_request_forces() -> No
 
 class _Store:
     def __init__(self, asked: tuple[bool, bool] | None, broken: bool = False) -> None:
-        self.asked = asked
+        self.asked = None if asked is None else RecordedStop(*asked, requested=1.0)
         self.broken = broken
         self.reads = 0
 
-    def stop_request(self, deployment_id: str) -> tuple[bool, bool] | None:
+    def stop_request(self, deployment_id: str) -> RecordedStop | None:
         self.reads += 1
         if self.broken:
             raise StoreError(Path("/tmp/h.sqlite"), "cannot be read", OSError(5, "I/O error"))
         return self.asked
+
+
+def test_unsignalled_the_store_is_read_about_once_a_second_and_each_request_taken_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A program using the API catches no SIGUSR1: `orchestrator stop` only records its
+    request, which a poll reads when the store was not read for a second."""
+    store = _Store(None)
+    stored = StoreStop(store)
+    stopping, _ = _stopping(stored)
+    assert not stopping.check() and store.reads == 0  # read less than a second ago
+    monkeypatch.setattr(stopping_module, "STORE_READ_INTERVAL", 0.0)
+    assert not stopping.check() and store.reads == 1  # nothing asked
+    store.asked = RecordedStop(rollback=False, force=False, requested=5.0)
+    assert stopping.check() and not stopping.forced
+    stored.ring()  # its signal, after the request was read unasked: the same request
+    assert stopping.check() and not stopping.forced and store.reads == 3
+    store.asked = RecordedStop(rollback=True, force=False, requested=6.0)  # asked again
+    assert stopping.check() and stopping.forced and stopping.rollback
 
 
 def test_a_source_that_wakes_the_engine_ends_a_zones_bake_at_once(tmp_path: Path) -> None:
