@@ -11,12 +11,13 @@ signal handler is installed and nothing exits. Stop a running deployment through
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from orchestrator.api.control import DeploymentControl
 from orchestrator.api.settings import Settings
@@ -27,6 +28,7 @@ from orchestrator.engine.traffic import LoadBalancerFactory
 from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible
 from orchestrator.events import EventSink, Notice
 from orchestrator.hostproto.holder import LockHolder
+from orchestrator.hostproto.requests import MAX_SECONDS
 from orchestrator.install_plan import plan_for
 from orchestrator.integrations.load_balancers import load_balancer_for
 from orchestrator.integrations.webhooks import WebhookSink
@@ -61,6 +63,26 @@ class DeployOptions:
     update_outdated_only: bool = False
     lock_wait: float | None = None  # wait this long for the group's locks; None: do not wait
     hook_kill_grace: float = HOOK_GRACE_SECONDS
+
+    def __post_init__(self) -> None:
+        """Checked as the command line checks its options (``InvalidRequest``): a value it would
+        refuse must not be recorded, or acted on as something else."""
+        behaviors = get_args(FileExistsBehavior)
+        if self.file_exists_behavior is not None and self.file_exists_behavior not in behaviors:
+            raise InvalidRequest(
+                f"file_exists_behavior {self.file_exists_behavior!r} is not one of "
+                f"{', '.join(behaviors)}"
+            )
+        _check_seconds("hook_kill_grace", self.hook_kill_grace, MAX_SECONDS)
+        if self.lock_wait is not None:
+            _check_seconds("lock_wait", self.lock_wait, math.inf)
+
+
+def _check_seconds(name: str, value: object, most: float) -> None:
+    # bool is an int, but True seconds is a mistake; NaN fails every comparison.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
+        bound = "" if most == math.inf else f" and {most:g}"
+        raise InvalidRequest(f"{name} must be a number of seconds between 0{bound}, not {value!r}")
 
 
 @dataclass

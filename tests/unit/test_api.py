@@ -93,3 +93,21 @@ def test_the_package_exports_the_api() -> None:
     for name in ("deploy", "rollback", "sync", "resume", "stop", "status", "history"):
         assert getattr(orchestrator, name) is getattr(api, name)
     assert orchestrator.Deployment is Deployment
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"file_exists_behavior": "RETIAN"}, "file_exists_behavior 'RETIAN' is not one of"),
+        ({"hook_kill_grace": -1.0}, "hook_kill_grace must be a number of seconds"),
+        ({"hook_kill_grace": float("nan")}, "hook_kill_grace must be a number of seconds"),
+        ({"lock_wait": -5}, "lock_wait must be a number of seconds"),
+        ({"lock_wait": "10"}, "lock_wait must be a number of seconds"),
+    ],
+)
+def test_deploy_options_the_command_line_would_refuse_are_refused(
+    changes: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=says):
+        api.DeployOptions(**changes)
+    assert api.DeployOptions(file_exists_behavior="RETAIN", lock_wait=0, hook_kill_grace=0)
