@@ -162,7 +162,12 @@ class Stopping:
     def check(self) -> bool:
         """Poll every source; True once the deployment is stopping."""
         for source in self.control.sources:
-            request = source.poll(self.deployment.deployment_id)
+            try:
+                request = source.poll(self.deployment.deployment_id)
+            except Exception as exc:  # any source's bug: stop, as a sink's failure does
+                if self.failure is None:  # said once, not at every poll
+                    self.fail(f"stop source {type(source).__name__} failed ({exc!r})")
+                continue
             if request is not None:
                 self._take(request)
         return self.stopping
@@ -181,8 +186,9 @@ class Stopping:
         self.emit(Notice(self.deployment, message))
 
     def fail(self, message: str) -> None:
-        """A sink could not take an event: stop as `orchestrator stop` does, saying why. What
-        it stops could not be recorded: the history may still show it in progress."""
+        """A sink could not take an event, or a stop source could not tell: stop as `orchestrator
+        stop` does, saying why. What it stops could not be recorded: the history may still show
+        it in progress."""
         self.failure = f"stopped: {message}"
         self.control.wake()
         self.emit(

@@ -17,6 +17,7 @@ from orchestrator.engine.stopping import (
     OperatorStop,
     Stopping,
     StopRequest,
+    StopSource,
     StoreStop,
 )
 from orchestrator.errors import StoreError
@@ -95,7 +96,7 @@ def test_a_stop_source_of_ones_own_stops_the_deployment(tmp_path: Path) -> None:
     ]
 
 
-def _stopping(*sources: OperatorStop | StoreStop) -> tuple[Stopping, list[Event]]:
+def _stopping(*sources: StopSource) -> tuple[Stopping, list[Event]]:
     events: list[Event] = []
     revision = RevisionInfo("hello-web", "0" * 64, 0, "directory")
     deployment = Deployment("d-1", "a", "g", "gid", revision, "CodeDeployDefault.OneAtATime")
@@ -177,6 +178,26 @@ def test_unsignalled_the_store_is_read_about_once_a_second_and_each_request_take
     assert stopping.check() and not stopping.forced and store.reads == 3
     store.asked = RecordedStop(rollback=True, force=False, requested=6.0)  # asked again
     assert stopping.check() and stopping.forced and stopping.rollback
+
+
+class _BrokenSource:
+    def poll(self, deployment_id: str) -> StopRequest | None:
+        raise KeyError("oops")
+
+
+def test_a_source_that_raises_stops_the_deployment_as_an_internal_error() -> None:
+    asked = OperatorStop()
+    stopping, events = _stopping(_BrokenSource(), asked)
+    assert stopping.check() and not stopping.forced
+    assert stopping.check()  # said once
+    code, message = stopping.reason()
+    assert code == "INTERNAL_ERROR" and "stop source _BrokenSource failed" in message
+    assert [e.message for e in events if isinstance(e, Notice)] == [
+        "stopping: stop source _BrokenSource failed (KeyError('oops')); running hooks finish, "
+        "no new lifecycle event starts"
+    ]
+    asked.ask()  # the other sources are still polled
+    assert stopping.check() and stopping.forced
 
 
 def test_a_source_that_wakes_the_engine_ends_a_zones_bake_at_once(tmp_path: Path) -> None:
