@@ -21,7 +21,7 @@ _DIGITS = re.compile(r"(\d+)")
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key that orders embedded numbers by value: ``web-2`` < ``web-10``."""
     return tuple(
-        (0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(name) if part
+        (0, int(part)) if part.isdecimal() else (1, part) for part in _DIGITS.split(name) if part
     )
 
 

@@ -28,7 +28,8 @@ class LockField(StrEnum):
 
 def _number(value: object) -> int | None:
     text = str(value) if value is not None else ""
-    return int(text) if text.isdigit() else None
+    # ASCII only: "²".isdigit() is True, and int() refuses it.
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 @dataclass(frozen=True)

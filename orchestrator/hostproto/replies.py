@@ -312,6 +312,13 @@ def _hook_code(value: str) -> tuple[LifecycleErrorCode, str]:
         return LifecycleErrorCode.UNKNOWN_ERROR, value
 
 
+def _status_code(text: str) -> int:
+    """The hook's status: a decimal number in ASCII ("²".isdigit() is True, and int() refuses
+    it); anything else is 5, as a reply without one."""
+    digits = text.removeprefix("-")
+    return int(text) if digits.isascii() and digits.isdigit() else 5
+
+
 def parse_hook(result: CommandResult) -> HookResult | None:
     """``hook.sh``'s reply; None when it has none (the channel ended before it could report)."""
     head = _section(result, Section.HOOK)
@@ -326,7 +333,7 @@ def parse_hook(result: CommandResult) -> HookResult | None:
     stdout, stdout_capped = _tail(_section(result, Section.SCRIPT_STDOUT) or b"")
     stderr, stderr_capped = _tail(_section(result, Section.SCRIPT_STDERR) or b"")
     return HookResult(
-        code=int(code_text) if code_text.lstrip("-").isdigit() else 5,
+        code=_status_code(code_text),
         error_code=error_code,
         message=values.get(HookField.MESSAGE.value, "the hook runner printed no result"),
         warning=values.get(HookField.WARNING.value, ""),

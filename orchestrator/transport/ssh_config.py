@@ -88,7 +88,7 @@ def _host_port(text: str, value: str) -> tuple[str, int | None]:
         raise ValueError(f"ProxyJump '{value}': a hop without a host")
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"ProxyJump '{value}': port '{port_text}' is not 1-65535")
     return host, int(port_text)
 

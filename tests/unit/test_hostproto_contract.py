@@ -179,6 +179,24 @@ def test_replies_the_controller_cannot_read_are_typed_too() -> None:
     assert blank is not None and blank.recorded_code == LifecycleErrorCode.UNKNOWN_ERROR.value
 
 
+def test_numbers_that_are_digits_but_not_ascii_are_no_numbers() -> None:
+    """ "²".isdigit() is True and int("²") raises: a host's reply must not crash the parser."""
+    held = parse_lock(
+        _read(
+            (
+                ("lock", b"lock=held\n"),
+                ("lock-holder", "pid=\u00b2\nheartbeat_age=\u0663\n".encode()),
+            )
+        )
+    )
+    assert held.state is LockState.HELD
+    assert held.holder is not None and (held.holder.pid, held.holder.heartbeat_age) == (None, None)
+    for status in ("\u00b2 Succeeded", "-\u00b2 Succeeded", "--1 Succeeded"):
+        hook = parse_hook(_read((("hook", f"status={status}\n".encode()),)))
+        assert hook is not None and hook.code == 5, status
+    assert LockHolder.from_lines("pid=\u00b2").pid is None
+
+
 def test_a_lock_call_that_replied_nothing_failed_for_its_stderr() -> None:
     """No frame "lock" (the program never ran, or died first) is a lock that failed, not a
     state nobody knows: ``lock release`` then fails (exit 1) instead of passing."""

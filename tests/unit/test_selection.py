@@ -59,6 +59,8 @@ def test_explicit_hosts_are_unioned_and_no_sets_select_nothing_by_tag() -> None:
 
 def test_natural_order() -> None:
     assert sort_hosts(["web-10", "web-2", "web-1", "db-3"]) == ["db-3", "web-1", "web-2", "web-10"]
+    # "²" is a digit to str.isdigit but no number to int(): a name, not a crash.
+    assert natural_key("\u00b2") == ((1, "\u00b2"),)
 
 
 # -- properties ------------------------------------------------------------------------------------
