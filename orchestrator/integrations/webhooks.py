@@ -82,6 +82,24 @@ def trigger_events(event: Event) -> list[str]:
             assert_never(event)
 
 
+def _payload(trigger: str, event: Event) -> dict[str, Any]:
+    """A host's events notify about that host, the others about the deployment."""
+    match event:
+        case TargetStarted() | TargetFinished() | HostUnreachable():
+            return instance_payload(trigger, event.deployment, event.target)
+        case (
+            DeploymentStarted()
+            | DeploymentFinished()
+            | LifecycleEventStarted()
+            | LifecycleEventFinished()
+            | Notice()
+            | ZoneBaking()
+        ):
+            return deployment_payload(trigger, event.deployment)
+        case _:
+            assert_never(event)
+
+
 def _status(status: str) -> str:
     """CodeDeploy's spelling in notifications: InProgress -> IN_PROGRESS."""
     return re.sub(r"(?<!^)([A-Z])", r"_\1", status).upper()
@@ -216,11 +234,7 @@ class WebhookSink:
             for index, trigger in enumerate(self.triggers):
                 if name not in trigger.events:
                     continue
-                if isinstance(event, TargetStarted | TargetFinished | HostUnreachable):
-                    payload = instance_payload(trigger.name, event.deployment, event.target)
-                else:
-                    payload = deployment_payload(trigger.name, event.deployment)
-                self._enqueue(index, name, json.dumps(payload).encode())
+                self._enqueue(index, name, json.dumps(_payload(trigger.name, event)).encode())
 
     def _enqueue(self, index: int, name: str, body: bytes) -> None:
         if not self._queues:

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, assert_never
 
 from orchestrator.errors import StoreError
 from orchestrator.events import (
@@ -31,7 +31,10 @@ from orchestrator.events import (
     HostUnreachable,
     LifecycleEventFinished,
     LifecycleEventStarted,
+    Notice,
     TargetFinished,
+    TargetStarted,
+    ZoneBaking,
 )
 from orchestrator.models.results import Deployment, Status
 from orchestrator.state.base import LogEntry, RecordedStop, Runner
@@ -129,25 +132,28 @@ class SqliteStore:
 
     def __call__(self, event: Event) -> None:
         # As a sink, SQLite's own errors: the engine reports them as the store's write failure.
-        if isinstance(event, DeploymentStarted | DeploymentFinished):
-            self._save(event.deployment)
-        elif isinstance(event, LifecycleEventStarted | LifecycleEventFinished):
-            # One row per event as it starts and ends: cheap, and a crash loses nothing.
-            self._db.execute(
-                "INSERT OR REPLACE INTO lifecycle_events VALUES (?, ?, ?, ?, ?)",
-                (
-                    event.deployment.deployment_id,
-                    event.target.host,
-                    event.event.name,
-                    json.dumps(event.event.to_document()),
-                    event.event.output,
-                ),
-            )
-        elif (
-            isinstance(event, TargetFinished | HostUnreachable)
-            and time.monotonic() - self._last_save >= SAVE_INTERVAL
-        ):
-            self._save(event.deployment)
+        match event:
+            case DeploymentStarted() | DeploymentFinished():
+                self._save(event.deployment)
+            case LifecycleEventStarted() | LifecycleEventFinished():
+                # One row per event as it starts and ends: cheap, and a crash loses nothing.
+                self._db.execute(
+                    "INSERT OR REPLACE INTO lifecycle_events VALUES (?, ?, ?, ?, ?)",
+                    (
+                        event.deployment.deployment_id,
+                        event.target.host,
+                        event.event.name,
+                        json.dumps(event.event.to_document()),
+                        event.event.output,
+                    ),
+                )
+            case TargetFinished() | HostUnreachable():
+                if time.monotonic() - self._last_save >= SAVE_INTERVAL:
+                    self._save(event.deployment)
+            case TargetStarted() | ZoneBaking() | Notice():
+                pass  # what they say is in the next save's document, or not recorded at all
+            case _:
+                assert_never(event)
 
     @_guarded("cannot be written")
     def save(self, deployment: Deployment) -> None:

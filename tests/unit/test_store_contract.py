@@ -221,3 +221,10 @@ def test_open_store_opens_sqlite_where_the_state_says(
     lock.acquire("d-X")
     lock.release()
     assert (tmp_path / "state" / "locks" / "gid.lock").is_file()  # beside the history
+
+
+def test_the_store_as_a_sink_knows_every_event_type(store: Store) -> None:
+    """Its dispatch ends in assert_never: an event type it does not name is a bug it reports
+    (mypy at check time), never one it silently drops."""
+    with pytest.raises(AssertionError):
+        store(object())  # type: ignore[arg-type]

@@ -318,3 +318,10 @@ def test_what_a_receiver_says_back_never_shows_a_header_value(tmp_path: Path) ->
     assert received.events() == ["DeploymentStart"]
     # Before: "HTTP 401 Bearer t0k3n", the reason phrase as the receiver wrote it.
     assert sink.problems == [f"trigger chat: DeploymentStart to {url} failed: HTTP 401 Bearer ***"]
+
+
+def test_the_payload_is_chosen_for_every_event_type() -> None:
+    from orchestrator.integrations.webhooks import _payload
+
+    with pytest.raises(AssertionError):
+        _payload("t", object())  # type: ignore[arg-type]
