@@ -114,6 +114,7 @@ def deploy(
     control: DeploymentControl | None = None,
 ) -> Outcome:
     """Deploy ``revision`` (built, or a directory, archive or ``git:REPO@REF``) to the group."""
+    _outside_event_loop("deploy")
     options, settings = options or DeployOptions(), settings or Settings()
     loaded = _inventory(inventory)
     if not isinstance(revision, Revision):
@@ -135,6 +136,7 @@ def rollback(
 ) -> Outcome:
     """Redeploy the group's last successful revision (or deployment ``to``'s) to all its hosts,
     from the bundle cache. ``RollbackImpossible`` when there is none."""
+    _outside_event_loop("rollback")
     options, settings = options or DeployOptions(), settings or Settings()
     loaded = _inventory(inventory)
     previous, revision = earlier_revision(settings, application, group, to, "roll back to")
@@ -164,6 +166,7 @@ def sync(
     control: DeploymentControl | None = None,
 ) -> Outcome:
     """Deploy the group's last successful revision to the hosts that do not have it."""
+    _outside_event_loop("sync")
     options = replace(options or DeployOptions(), update_outdated_only=True)
     settings = settings or Settings()
     loaded = _inventory(inventory)
@@ -191,6 +194,7 @@ def resume(
 ) -> Outcome:
     """Complete a deployment whose process died, under the rules it recorded when it started
     (records from before those were kept: the inventory's config of the recorded name)."""
+    _outside_event_loop("resume")
     options, settings = options or DeployOptions(), settings or Settings()
     with closing(open_store(settings.state)) as store:
         recorded = store.get(deployment_id)
@@ -226,6 +230,19 @@ def resume(
         load_balancer=load_balancer_for(loaded, application, group),
     )
     return _release(rollout, loaded, options, settings, sinks, control)
+
+
+def _outside_event_loop(call: str) -> None:
+    """Checked first, before anything is built: in a running event loop the release cannot run
+    (and would fail late, leaving a coroutine never awaited)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise InvalidRequest(
+        f"{call}() blocks until the release ends and runs its own event loop: call it from a "
+        f"thread, not in a running event loop (await asyncio.to_thread({call}, ...))"
+    )
 
 
 def earlier_revision(

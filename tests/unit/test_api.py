@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,15 @@ def test_deploy_options_the_command_line_would_refuse_are_refused(
     with pytest.raises(InvalidRequest, match=says):
         api.DeployOptions(**changes)
     assert api.DeployOptions(file_exists_behavior="RETAIN", lock_wait=0, hook_kill_grace=0)
+
+
+def test_a_deployment_call_in_a_running_event_loop_is_refused_before_anything_is_built(
+    tmp_path: Path,
+) -> None:
+    async def in_a_loop() -> None:
+        with pytest.raises(InvalidRequest, match=r"asyncio\.to_thread\(deploy"):
+            api.deploy(EXAMPLE, "hello", "web", str(tmp_path / "no-such-revision"))
+        with pytest.raises(InvalidRequest, match=r"asyncio\.to_thread\(resume"):
+            api.resume("d-NOSUCHONE", EXAMPLE)
+
+    asyncio.run(in_a_loop())
