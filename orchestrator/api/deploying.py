@@ -25,7 +25,7 @@ from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached
 from orchestrator.engine.rollout import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.engine.stopping import STORE_READ_INTERVAL, StoreStop
 from orchestrator.engine.traffic import LoadBalancerFactory
-from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible
+from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible, StoreError
 from orchestrator.events import EventSink, Notice
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.hostproto.requests import MAX_SECONDS
@@ -197,12 +197,13 @@ def resume(
     _outside_event_loop("resume")
     options, settings = options or DeployOptions(), settings or Settings()
     with closing(open_store(settings.state)) as store:
-        recorded = store.get(deployment_id)
+        recorded, location = store.get(deployment_id), store.location
     if recorded is None:
         raise NotInHistory(f"no deployment {deployment_id} in the history")
     if not recorded.interrupted:
         state = "still running" if recorded.status == Status.IN_PROGRESS else recorded.status
         raise InvalidRequest(f"deployment {deployment_id} was not interrupted: it is {state}")
+    recorded_rules = _recorded_rules(recorded, location)
     recorded.interrupted = False  # it is no longer, once it runs again
     loaded = _inventory(inventory)
     application, group = recorded.application, recorded.group
@@ -210,8 +211,8 @@ def resume(
         settings.bundle_cache, recorded.revision.sha256, recorded.revision.source
     )
     hosts = selected_hosts(loaded, application, group)
-    if recorded.rules is not None:
-        rules = DeploymentRules.from_document(recorded.rules)
+    if recorded_rules is not None:
+        rules = recorded_rules
     else:  # recorded before the rules were: the inventory's config of its name, as then
         config_name = loaded.config_name_for(application, group, recorded.config_name)
         rules = _rules(loaded.deployment_config(config_name), options)
@@ -230,6 +231,21 @@ def resume(
         load_balancer=load_balancer_for(loaded, application, group),
     )
     return _release(rollout, loaded, options, settings, sinks, control)
+
+
+def _recorded_rules(recorded: Deployment, location: str) -> DeploymentRules | None:
+    """The rules ``recorded`` ran under (None: recorded before they were); a record that does
+    not hold them whole is damaged: a ``StoreError`` naming it, not a ``KeyError``."""
+    if recorded.rules is None:
+        return None
+    try:
+        return DeploymentRules.from_document(recorded.rules)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StoreError(
+            location,
+            f"cannot be read for deployment {recorded.deployment_id}",
+            ValueError(f"a damaged record: its deploymentRules are unreadable ({exc!r})"),
+        ) from exc
 
 
 def _outside_event_loop(call: str) -> None:

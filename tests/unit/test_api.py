@@ -124,3 +124,38 @@ def test_a_deployment_call_in_a_running_event_loop_is_refused_before_anything_is
             api.resume("d-NOSUCHONE", EXAMPLE)
 
     asyncio.run(in_a_loop())
+
+
+def test_a_damaged_record_of_the_rules_is_a_store_error_naming_the_deployment(
+    tmp_path: Path,
+) -> None:
+    from orchestrator.errors import StoreError
+    from orchestrator.state.base import open_store
+
+    revision = {"source": "x", "sha256": "0" * 64, "size": 1, "type": "directory"}
+    recorded = Deployment.from_document(
+        {
+            "deploymentId": "d-DAMAGED",
+            "applicationName": "hello",
+            "deploymentGroupName": "web",
+            "deploymentGroupId": "gid",
+            "deploymentConfigName": "CodeDeployDefault.OneAtATime",
+            "creator": "user",
+            "description": "",
+            "status": "InProgress",
+            "revision": revision,
+            "fileExistsBehavior": "DISALLOW",
+            "ignoreApplicationStopFailures": False,
+            "createTime": None,
+        }
+    )
+    recorded.interrupted = True
+    recorded.rules = {"hookKillGraceSeconds": 5}  # its deploymentConfig lost
+    settings = api.Settings(state=str(tmp_path / "history.sqlite"), cache=tmp_path / "cache")
+    store = open_store(settings.state)
+    try:
+        store.save(recorded)
+    finally:
+        store.close()
+    with pytest.raises(StoreError, match="d-DAMAGED.*damaged record"):
+        api.resume("d-DAMAGED", EXAMPLE, settings=settings)
