@@ -78,6 +78,25 @@ def test_stop_does_not_signal_a_process_that_got_the_controllers_pid(
     assert _signal_before_term(impostor) == signal.SIGTERM
 
 
+def test_stop_does_not_signal_a_controller_that_does_not_catch_sigusr1(
+    tmp_path: Path, impostor: subprocess.Popen[bytes]
+) -> None:
+    """Its default action would end it (a Python program running the deployment through the
+    API): the request is only recorded, for it to read."""
+    deployment_id = _record_controller(tmp_path, impostor.pid, start_of(impostor.pid))
+    stop = ["--state", str(tmp_path), "stop", deployment_id, "--wait", "0"]
+    result = CliRunner().invoke(cli, stop)
+    assert result.exit_code == 0, result.output
+    assert f"stop requested for {deployment_id}" in result.stderr
+    assert _signal_before_term(impostor) == signal.SIGTERM  # no SIGUSR1 came first
+    store = open_store(str(tmp_path))
+    try:
+        asked = store.stop_request(deployment_id)
+    finally:
+        store.close()
+    assert asked is not None and (asked.rollback, asked.force) == (False, False)
+
+
 def test_a_controller_with_its_own_start_time_is_alive_and_signalled(
     impostor: subprocess.Popen[bytes],
 ) -> None:
