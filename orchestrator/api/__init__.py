@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from orchestrator.api.control import DeploymentControl
     from orchestrator.api.deploying import (
-        DeployOptions,
         Outcome,
         deploy,
         earlier_revision,
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
         rollback,
         sync,
     )
+    from orchestrator.api.options import DeployOptions
     from orchestrator.api.records import (
         StopRequested,
         history,
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 _HOMES = {
     "orchestrator.api.control": ("DeploymentControl",),
     "orchestrator.api.deploying": (
-        "DeployOptions",
         "Outcome",
         "deploy",
         "earlier_revision",
@@ -50,6 +49,7 @@ _HOMES = {
         "rollback",
         "sync",
     ),
+    "orchestrator.api.options": ("DeployOptions",),
     "orchestrator.api.records": (
         "StopRequested",
         "history",

@@ -11,24 +11,27 @@ signal handler is installed and nothing exits. Stop a running deployment through
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.api.control import DeploymentControl
+from orchestrator.api.options import (
+    DeployOptions,
+    outside_event_loop,
+    recorded_rules,
+)
 from orchestrator.api.settings import Settings
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
-from orchestrator.engine.rollout import HOOK_GRACE_SECONDS, Rollout
+from orchestrator.engine.rollout import Rollout
 from orchestrator.engine.stopping import STORE_READ_INTERVAL, StoreStop
 from orchestrator.engine.traffic import LoadBalancerFactory
-from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible, StoreError
+from orchestrator.errors import InvalidRequest, NotInHistory, RollbackImpossible
 from orchestrator.events import EventSink, Notice
 from orchestrator.hostproto.holder import LockHolder
-from orchestrator.hostproto.requests import MAX_SECONDS
 from orchestrator.install_plan import plan_for
 from orchestrator.integrations.load_balancers import load_balancer_for
 from orchestrator.integrations.webhooks import WebhookSink
@@ -46,43 +49,7 @@ from orchestrator.templates import rendered_for
 if TYPE_CHECKING:
     from orchestrator.integrations.alarm_watch import AlarmWatch
 
-FileExistsBehavior = Literal["DISALLOW", "OVERWRITE", "RETAIN"]
 InventoryArg = Inventory | str | os.PathLike[str]
-
-
-@dataclass(frozen=True)
-class DeployOptions:
-    """What every deployment accepts beyond its group and revision (the command line's options
-    of the same names)."""
-
-    config_name: str | None = None  # None: the group's deployment config, else OneAtATime
-    description: str = ""
-    file_exists_behavior: FileExistsBehavior | None = None  # the appspec's own setting wins
-    ignore_application_stop_failures: bool = False
-    auto_rollback: bool | None = None  # None: the group's auto_rollback setting
-    update_outdated_only: bool = False
-    lock_wait: float | None = None  # wait this long for the group's locks; None: do not wait
-    hook_kill_grace: float = HOOK_GRACE_SECONDS
-
-    def __post_init__(self) -> None:
-        """Checked as the command line checks its options (``InvalidRequest``): a value it would
-        refuse must not be recorded, or acted on as something else."""
-        behaviors = get_args(FileExistsBehavior)
-        if self.file_exists_behavior is not None and self.file_exists_behavior not in behaviors:
-            raise InvalidRequest(
-                f"file_exists_behavior {self.file_exists_behavior!r} is not one of "
-                f"{', '.join(behaviors)}"
-            )
-        _check_seconds("hook_kill_grace", self.hook_kill_grace, MAX_SECONDS)
-        if self.lock_wait is not None:
-            _check_seconds("lock_wait", self.lock_wait, math.inf)
-
-
-def _check_seconds(name: str, value: object, most: float) -> None:
-    # bool is an int, but True seconds is a mistake; NaN fails every comparison.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
-        bound = "" if most == math.inf else f" and {most:g}"
-        raise InvalidRequest(f"{name} must be a number of seconds between 0{bound}, not {value!r}")
 
 
 @dataclass
@@ -114,7 +81,7 @@ def deploy(
     control: DeploymentControl | None = None,
 ) -> Outcome:
     """Deploy ``revision`` (built, or a directory, archive or ``git:REPO@REF``) to the group."""
-    _outside_event_loop("deploy")
+    outside_event_loop("deploy")
     options, settings = options or DeployOptions(), settings or Settings()
     loaded = _inventory(inventory)
     if not isinstance(revision, Revision):
@@ -136,7 +103,7 @@ def rollback(
 ) -> Outcome:
     """Redeploy the group's last successful revision (or deployment ``to``'s) to all its hosts,
     from the bundle cache. ``RollbackImpossible`` when there is none."""
-    _outside_event_loop("rollback")
+    outside_event_loop("rollback")
     options, settings = options or DeployOptions(), settings or Settings()
     loaded = _inventory(inventory)
     previous, revision = earlier_revision(settings, application, group, to, "roll back to")
@@ -166,7 +133,7 @@ def sync(
     control: DeploymentControl | None = None,
 ) -> Outcome:
     """Deploy the group's last successful revision to the hosts that do not have it."""
-    _outside_event_loop("sync")
+    outside_event_loop("sync")
     options = replace(options or DeployOptions(), update_outdated_only=True)
     settings = settings or Settings()
     loaded = _inventory(inventory)
@@ -194,7 +161,7 @@ def resume(
 ) -> Outcome:
     """Complete a deployment whose process died, under the rules it recorded when it started
     (records from before those were kept: the inventory's config of the recorded name)."""
-    _outside_event_loop("resume")
+    outside_event_loop("resume")
     options, settings = options or DeployOptions(), settings or Settings()
     with closing(open_store(settings.state)) as store:
         recorded, location = store.get(deployment_id), store.location
@@ -203,7 +170,7 @@ def resume(
     if not recorded.interrupted:
         state = "still running" if recorded.status == Status.IN_PROGRESS else recorded.status
         raise InvalidRequest(f"deployment {deployment_id} was not interrupted: it is {state}")
-    recorded_rules = _recorded_rules(recorded, location)
+    known_rules = recorded_rules(recorded, location)
     recorded.interrupted = False  # it is no longer, once it runs again
     loaded = _inventory(inventory)
     application, group = recorded.application, recorded.group
@@ -211,8 +178,8 @@ def resume(
         settings.bundle_cache, recorded.revision.sha256, recorded.revision.source
     )
     hosts = selected_hosts(loaded, application, group)
-    if recorded_rules is not None:
-        rules = recorded_rules
+    if known_rules is not None:
+        rules = known_rules
     else:  # recorded before the rules were: the inventory's config of its name, as then
         config_name = loaded.config_name_for(application, group, recorded.config_name)
         rules = _rules(loaded.deployment_config(config_name), options)
@@ -231,34 +198,6 @@ def resume(
         load_balancer=load_balancer_for(loaded, application, group),
     )
     return _release(rollout, loaded, options, settings, sinks, control)
-
-
-def _recorded_rules(recorded: Deployment, location: str) -> DeploymentRules | None:
-    """The rules ``recorded`` ran under (None: recorded before they were); a record that does
-    not hold them whole is damaged: a ``StoreError`` naming it, not a ``KeyError``."""
-    if recorded.rules is None:
-        return None
-    try:
-        return DeploymentRules.from_document(recorded.rules)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise StoreError(
-            location,
-            f"cannot be read for deployment {recorded.deployment_id}",
-            ValueError(f"a damaged record: its deploymentRules are unreadable ({exc!r})"),
-        ) from exc
-
-
-def _outside_event_loop(call: str) -> None:
-    """Checked first, before anything is built: in a running event loop the release cannot run
-    (and would fail late, leaving a coroutine never awaited)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise InvalidRequest(
-        f"{call}() blocks until the release ends and runs its own event loop: call it from a "
-        f"thread, not in a running event loop (await asyncio.to_thread({call}, ...))"
-    )
 
 
 def earlier_revision(
