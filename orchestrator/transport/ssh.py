@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from orchestrator.errors import (
     AuthFailed,
     CommandTimeout,
@@ -32,6 +30,7 @@ from orchestrator.errors import (
 )
 from orchestrator.models.hosts import HostSpec
 from orchestrator.private_paths import private_file
+from orchestrator.transport.asyncssh_quiet import asyncssh
 from orchestrator.transport.base import CommandResult, ScriptCall, SessionScript
 from orchestrator.transport.commands import channel_command, runner_command
 from orchestrator.transport.runner import Runner

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import asyncssh
-
 from orchestrator.errors import ClientConfigError
 from orchestrator.models.hosts import HostSpec
+from orchestrator.transport.asyncssh_quiet import asyncssh
 
 # OpenSSH's default identities, in the order ssh(1) tries them.
 OPENSSH_IDENTITY_FILES = (
