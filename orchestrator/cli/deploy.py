@@ -19,7 +19,7 @@ from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REPO
 from orchestrator.cli.outcome import JunitReport, Shown, github_actions, show
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress
 from orchestrator.engine.rollout import HOOK_GRACE_SECONDS
-from orchestrator.events import EventSink
+from orchestrator.events import Event, EventSink, Notice
 from orchestrator.hostproto.requests import MAX_SECONDS
 from orchestrator.models.results import Deployment, Status
 
@@ -133,7 +133,15 @@ def execute(ctx: CliContext, call: Call, options: Options) -> None:
     if options.verbose and options.quiet:
         raise click.UsageError("-v/--verbose and -q/--quiet exclude each other")
     sinks: list[EventSink] = []
-    if not options.quiet:
+    notices: list[Notice] = []  # -q: shown, as notes, only when the deployment did not succeed
+    if options.quiet:
+
+        def keep_notice(event: Event) -> None:
+            if isinstance(event, Notice):
+                notices.append(event)
+
+        sinks.append(keep_notice)
+    else:
         sinks.append(LiveProgress(ctx.err) if ctx.live_view else PlainProgress(ctx.err))
     signals: list[int] = []
     control = _signal_control(signals)
@@ -149,7 +157,7 @@ def execute(ctx: CliContext, call: Call, options: Options) -> None:
             with usage_errors():
                 outcome = call(sinks, control)
         code = exit_code_for(outcome.deployment, signal.SIGINT in signals)
-        _report(ctx, outcome, options, code, junit)
+        _report(ctx, outcome, options, code, junit, notices)
     finally:
         if junit is not None:
             junit.close()
@@ -162,10 +170,12 @@ def _report(
     options: Options,
     code: ExitCode,
     junit: JunitReport | None,
+    notices: list[Notice],
 ) -> None:
     """The outcome for people (stdout, stderr) and for CI (GitHub Actions, JUnit)."""
     if not options.quiet or code != ExitCode.SUCCEEDED:
-        for note in outcome.notes:
+        quiet_notes = [f"{n.host}: {n.message}" if n.host else n.message for n in notices]
+        for note in [*quiet_notes, *outcome.notes]:
             ctx.err.print(f"note: {note}", markup=False, highlight=False)
     if outcome.failure is not None:
         _report_failure(ctx, outcome.deployment, outcome.failure)

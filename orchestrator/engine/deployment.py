@@ -83,6 +83,7 @@ class DeploymentRunner:
         balanced = any(isinstance(step, BlockTraffic) for step in self.steps)
         self.balancer = factory(transport) if factory is not None and balanced else None
         self.touched: set[str] = set()  # hosts that ran at least one event
+        self.out_of_balancer: set[str] = set()  # see HostJob.out_of_balancer
 
     async def run(self) -> Deployment:
         """Run the deployment; ``LockHeld`` (nothing started, nothing recorded) if it is locked."""
@@ -219,6 +220,13 @@ class DeploymentRunner:
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+        if self.out_of_balancer:
+            names = ", ".join(sorted(self.out_of_balancer))
+            message = (
+                f"left out of the load balancer (BlockTraffic ran, AllowTraffic did not "
+                f"succeed): {names}"
+            )
+            self.emit(Notice(self.deployment, message))
 
     def _job(self) -> HostJob:
         stopping = self.stopping
@@ -236,6 +244,7 @@ class DeploymentRunner:
             forced=lambda: stopping.check() and stopping.forced,
             balancer=self.balancer,
             rendered=self.rollout.rendered,
+            out_of_balancer=self.out_of_balancer,
         )
 
     def _conclude(self, scheduler: Scheduler) -> None:

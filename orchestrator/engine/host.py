@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import assert_never
 
+from orchestrator.engine.outcome import StepOutcome, command_outcome
 from orchestrator.engine.remote import (
     HOOK_RESULT_SLACK,
     HookResult,
@@ -32,7 +33,7 @@ from orchestrator.engine.steps import (
     PreviousHooks,
     Step,
 )
-from orchestrator.engine.traffic import LoadBalancer
+from orchestrator.engine.traffic import LoadBalancer, TrafficCall
 from orchestrator.errors import ConfigError, HostError, LoadBalancerError
 from orchestrator.events import Event, LifecycleEventFinished, LifecycleEventStarted
 from orchestrator.hostproto import install_stream
@@ -49,18 +50,8 @@ from orchestrator.models.results import (
     log_tail,
 )
 from orchestrator.revision import Revision
-from orchestrator.transport.base import CommandResult
 
 RECONNECT_DELAY = 0.5
-
-
-@dataclass
-class StepOutcome:
-    ok: bool
-    diagnostics: Diagnostics | None = None
-    output: str = ""
-    warnings: tuple[str, ...] = ()
-    ignored_failure: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +76,9 @@ class HostJob:
     forced: Callable[[], bool] = lambda: False
     balancer: LoadBalancer | None = None  # the group's, when its steps include traffic events
     rendered: Mapping[str, bytes] = field(default_factory=dict)  # host: its templates' tar
+    # Hosts BlockTraffic took out of the load balancer and AllowTraffic has not put back: the
+    # deployment names them at its end, since nothing else would tell the operator.
+    out_of_balancer: set[str] = field(default_factory=set)
 
 
 class HostRun:
@@ -94,6 +88,7 @@ class HostRun:
         self.remote = remote
         self.probe = probe
         self.current_hook: tuple[str, int] | None = None  # (event, script index) while one runs
+        self.traffic: TrafficCall | None = None  # a load balancer call while it runs
         self.collecting = False  # resuming: a hook may have run, or still run, on the host
 
     @property
@@ -233,27 +228,28 @@ class HostRun:
             self.remote.spec.max_revisions,
             self.probe.last_successful,
         )
-        return _command_outcome(result)
+        return command_outcome(result)
 
     async def _traffic(self, *, block: bool) -> StepOutcome:
         balancer = self.job.balancer
         if balancer is None:  # build_steps adds traffic steps only for a group with one
             raise LoadBalancerError("a traffic event without a load balancer")
-        spec = self.remote.spec
+        if self.job.forced():
+            return TrafficCall.not_run(block)
+        self.traffic = TrafficCall(balancer, self.remote.spec, block, self.job.out_of_balancer)
         try:
-            said = await (balancer.block(spec) if block else balancer.allow(spec))
-        except LoadBalancerError as exc:
-            return StepOutcome(False, Diagnostics("UnknownError", message=str(exc)))
-        return StepOutcome(True, output=f"{said}\n")
+            return await self.traffic.run()
+        finally:
+            self.traffic = None
 
     async def _install(self) -> StepOutcome:
         rendered = self.job.rendered.get(self.target.host)
         if rendered is not None:
             placed = await self.remote.put_rendered(self.deployment_id, rendered)
             if not placed.ok:
-                return _command_outcome(placed)
+                return command_outcome(placed)
         instructions = install_stream.encoded(self.job.plan)
-        return _command_outcome(await self.remote.install(self.deployment_id, instructions))
+        return command_outcome(await self.remote.install(self.deployment_id, instructions))
 
     async def _hooks(self, event: str, scripts: Sequence[HookScript], archive: str) -> StepOutcome:
         if not scripts:
@@ -286,8 +282,15 @@ class HostRun:
         log = f"{self.remote.deployment_dir(self.deployment_id)}/logs/scripts.log"
         return capped_output(output, capped, f"the whole output is in {log} on {self.target.host}")
 
-    async def abort_hook(self) -> None:
-        """stop --force: terminate the hook that runs now (its supervisor then reports it)."""
+    def busy(self) -> bool:
+        """A hook or a load balancer call runs now: what stop --force interrupts."""
+        return self.current_hook is not None or self.traffic is not None
+
+    async def abort(self) -> None:
+        """stop --force: terminate the hook that runs now (its supervisor then reports it), or
+        end the wait on the load balancer (up to its drain or health timeout otherwise)."""
+        if self.traffic is not None:
+            self.traffic.abort()
         if self.current_hook is not None:
             event, index = self.current_hook
             await self.remote.abort_hook(self.deployment_id, event, index, self.job.hook_grace)
@@ -360,7 +363,7 @@ class HostRun:
                 self.remote = await self.job.reconnect(self.remote)
                 if self.job.forced():
                     # The force's abort may have gone to the connection that died.
-                    await self.abort_hook()
+                    await self.abort()
                 within = max(deadline - time.monotonic(), HOOK_RESULT_SLACK)
                 collected = await self.remote.collect_hook(self.deployment_id, event, index, within)
                 if collected.started:
@@ -380,17 +383,3 @@ def _previous_appspec(text: str, file: str) -> AppSpec:
     """Hosts deployed together hold the same previous appspec: parsed once, not once per host
     (measured: 20% of the controller's CPU in a 100-host rollout)."""
     return parse_appspec(text, file)
-
-
-def _command_outcome(result: CommandResult) -> StepOutcome:
-    """DownloadBundle and Install: their output is the log; stderr's end explains a failure."""
-    output = result.stdout + result.stderr
-    kept = capped_output(output, False, "the rest was not kept")
-    if result.ok:
-        return StepOutcome(True, output=kept)
-    message = result.stderr.strip()[-1000:] or f"exit status {result.exit_status}"
-    return StepOutcome(
-        False,
-        Diagnostics(LifecycleErrorCode.UNKNOWN_ERROR, message=message, log_tail=log_tail(output)),
-        kept,
-    )

@@ -59,7 +59,7 @@ class Waves:
                 scheduler.stop(*self.stopping.reason())
             if self.stopping.forced and not forced:
                 forced = True
-                await self._abort_running_hooks()
+                await self._abort_running()
             for name in scheduler.start_next():
                 running[self._start(name)] = name
             if not running:
@@ -91,8 +91,8 @@ class Waves:
         self.runs[name] = run
         return asyncio.create_task(run.run(resume_at), name=f"host {name}")
 
-    async def _abort_running_hooks(self) -> None:
-        aborts = [run.abort_hook() for run in self.runs.values() if run.current_hook is not None]
+    async def _abort_running(self) -> None:
+        aborts = [run.abort() for run in self.runs.values() if run.busy()]
         await asyncio.gather(*aborts, return_exceptions=True)
 
     async def _bake(self) -> None:

@@ -122,3 +122,30 @@ def test_a_failing_block_command_fails_the_host_before_its_application_stops(
     assert blocked["status"] == "Failed"
     assert "exited 3: no way" in blocked["diagnostics"]["message"]
     assert result.event("web-1", "ApplicationStop")["status"] == "Skipped"
+
+
+def test_a_host_that_never_comes_up_fails_allow_traffic_and_is_named_even_with_q(
+    small_lab: Lab, tmp_path: Path
+) -> None:
+    first = rollout(small_lab, hello_web(tmp_path, "first"))
+    assert first.exit_code == 0, first.stderr
+    broken = hello_web(tmp_path, "broken")  # its server never listens; nothing validates it
+    (broken / "scripts" / "start.sh").write_text("#!/bin/sh\necho not starting\n")
+    (broken / "scripts" / "validate.sh").write_text("#!/bin/sh\nexit 0\n")
+    with haproxy_in_front(small_lab, tmp_path / "haproxy") as proxy:
+        _use_load_balancer(small_lab, proxy, "CodeDeployDefault.OneAtATime")
+        document = yaml.safe_load(small_lab.inventory_path.read_text())
+        balancer = document["applications"]["hello"]["deployment_groups"]["web"]["load_balancer"]
+        balancer["health_timeout"] = 3
+        small_lab.inventory_path.write_text(yaml.safe_dump(document))
+        result = rollout(small_lab, broken, "-q")
+        statuses = proxy.statuses()
+    assert result.exit_code == 5, result.stderr
+    allowed = result.event("web-1", "AllowTraffic")
+    assert allowed["status"] == "Failed"
+    assert result.event("web-1", "AfterAllowTraffic")["status"] == "Skipped"
+    assert statuses["web-1"] != "UP" and statuses["web-2"] == "UP"  # web-2 never went out
+    assert (
+        "note: left out of the load balancer (BlockTraffic ran, AllowTraffic did not "
+        "succeed): web-1"
+    ) in result.stderr
