@@ -19,6 +19,7 @@ A host var named like one of the four objects is reachable only through ``vars``
 from __future__ import annotations
 
 import io
+import math
 import tarfile
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from orchestrator.errors import ConfigIssue, TemplateRenderError
@@ -81,11 +83,42 @@ def context_for(
     }
 
 
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, with ``*`` and ``**`` checked before they run: a rendering's
+    size is checked as it streams out, but ``{{ "x" * 10**10 }}`` would take the memory in one
+    step, before any output."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sized, count in ((left, right), (right, left)):
+                if (
+                    isinstance(sized, str | list | tuple | bytes)
+                    and isinstance(count, int)
+                    and len(sized) * count > MAX_RENDERED_BYTES
+                ):
+                    raise SecurityError(
+                        f"a repetition of {len(sized)} x {count} is more than "
+                        f"{MAX_RENDERED_BYTES} (the cap on a rendering)"
+                    )
+        if (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and abs(left) > 1
+            and right * math.log2(abs(left)) > MAX_POWER_BITS
+        ):
+            raise SecurityError(f"{left} ** {right} is more than {MAX_POWER_BITS} bits")
+        return super().call_binop(context, operator, left, right)
+
+
+MAX_POWER_BITS = 4096  # a number in a config file; a bigger power is a runaway, not a value
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
     # keep_trailing_newline: a config file keeps the newline its template ends with.
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
+    return _BoundedSandbox(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 class TemplateRenderer:
@@ -116,7 +149,11 @@ class TemplateRenderer:
         """``path`` rendered for ``host``; raise ``TemplateRenderError`` naming the template,
         its line and the host."""
         try:
-            text = self._template(path).render(context)
+            text = _bounded_render(self._template(path), context)
+        except _TooBig as exc:
+            raise _error(
+                path, None, host, f"renders to more than {MAX_RENDERED_BYTES} bytes"
+            ) from exc
         except TemplateSyntaxError as exc:
             raise _error(path, exc.lineno, host, f"template syntax: {exc.message}") from exc
         except UndefinedError as exc:
@@ -133,6 +170,23 @@ class TemplateRenderer:
                 path, None, host, f"renders to {len(data)} bytes, more than {MAX_RENDERED_BYTES}"
             )
         return data
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _bounded_render(template: Template, context: Mapping[str, Any]) -> str:
+    """The rendering, streamed and stopped at the cap: a runaway loop costs the cap, not the
+    controller's memory."""
+    chunks: list[str] = []
+    size = 0
+    for chunk in template.generate(context):
+        size += len(chunk)  # characters: at most as many as the bytes they encode to
+        if size > MAX_RENDERED_BYTES:
+            raise _TooBig
+        chunks.append(chunk)
+    return "".join(chunks)
 
 
 def _error(path: str, line: int | None, host: str, message: str) -> TemplateRenderError:

@@ -92,6 +92,25 @@ def test_a_runaway_template_is_cut_off() -> None:
     assert MAX_RENDERED_BYTES < 100000 * 100
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Nested loops: 10^10 chunks, stopped as the output passes the cap, not at the end.
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        '{{ "x" * 10000000000 }}',  # one step that would take 10 GB
+        "{{ 10000000000 * [1] }}",
+        "{{ 7 ** 100000000 }}",  # a number of 280 million bits, minutes of CPU
+    ],
+)
+def test_a_runaway_is_stopped_before_it_takes_the_memory(text: str) -> None:
+    with pytest.raises(TemplateRenderError, match="more than"):
+        _render(text)
+
+
+def test_bounded_operators_still_work() -> None:
+    assert _render('{{ "-" * 3 }} {{ 2 ** 10 }} {{ 3 * 4 }} {{ [0] * 2 }}') == "--- 1024 12 [0, 0]"
+
+
 def test_trailing_newline_is_kept() -> None:
     assert _render("a\n") == "a\n"
 
