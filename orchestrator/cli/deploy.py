@@ -17,6 +17,7 @@ from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REPORTING
 from orchestrator.cli.outcome import JunitReport, Shown, github_actions, show
+from orchestrator.cli.plain import visible
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress
 from orchestrator.engine.rollout import HOOK_GRACE_SECONDS
 from orchestrator.events import Event, EventSink, Notice
@@ -176,7 +177,7 @@ def _report(
     if not options.quiet or code != ExitCode.SUCCEEDED:
         quiet_notes = [f"{n.host}: {n.message}" if n.host else n.message for n in notices]
         for note in [*quiet_notes, *outcome.notes]:
-            ctx.err.print(f"note: {note}", markup=False, highlight=False)
+            ctx.err.print(f"note: {visible(note)}", markup=False, highlight=False)
     if outcome.failure is not None:
         _report_failure(ctx, outcome.deployment, outcome.failure)
     documents = [outcome.deployment.to_document()]

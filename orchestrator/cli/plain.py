@@ -8,6 +8,7 @@ it, and holds no markup and no escape sequence.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,24 @@ from orchestrator.models.results import Status
 
 SLOWEST_SHOWN = 3
 _COUNTED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
+
+
+# C0 and C1 controls but newline and tab, DEL, and the bidirectional overrides: what a host's
+# output can hold (a hook's stderr, a load balancer command's) that a terminal would act on
+# (colours, a title, OSC 52 writing the clipboard) or that would reorder what the reader sees.
+_UNSEEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` with what a terminal would act on written as a visible ``\\xNN`` escape."""
+    return _UNSEEN.sub(
+        lambda match: (
+            f"\\x{ord(match.group()):02x}"
+            if ord(match.group()) < 0x100
+            else f"\\u{ord(match.group()):04x}"
+        ),
+        text,
+    )
 
 
 def took(event: dict[str, Any]) -> float | None:
@@ -34,7 +53,7 @@ def event_detail(event: dict[str, Any], *, one_line: bool = True) -> str:
         detail = f"{diagnostics.get('errorCode')}: {diagnostics.get('message')}"
     if event.get("warnings"):
         detail = "; ".join([detail, *event["warnings"]]).strip("; ")
-    return " ".join(detail.split()) if one_line else detail
+    return visible(" ".join(detail.split()) if one_line else detail)
 
 
 def deployment_header(document: dict[str, Any]) -> list[str]:
@@ -44,7 +63,7 @@ def deployment_header(document: dict[str, Any]) -> list[str]:
     lines = [
         f"{document['deploymentId']} {document['applicationName']}/"
         f"{document['deploymentGroupName']} {document['status']}"
-        + (f" {error.get('code')}: {error.get('message')}" if error else ""),
+        + (visible(f" {error.get('code')}: {error.get('message')}") if error else ""),
         f"revision {revision.get('source')} sha256 {revision.get('sha256', '')[:12]}"
         f"  config {document.get('deploymentConfigName')}  created {document.get('createTime')}"
         f"  completed {document.get('completeTime') or '-'}",

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.plain import event_detail, took
+from orchestrator.cli.plain import event_detail, took, visible
 from orchestrator.events import (
     DeploymentFinished,
     DeploymentStarted,
@@ -57,7 +57,7 @@ class PlainProgress:
         if line is not None:
             # Plain text straight to the console's file: rich's rendering of each line cost more
             # than the rest of the event's handling (measured at 100 hosts).
-            self.console.file.write(line + "\n")
+            self.console.file.write(visible(line) + "\n")
             self.console.file.flush()
 
     @staticmethod
@@ -126,12 +126,13 @@ class LiveProgress:
                 self.failures.append(f"{event.target.host}: {event.message}")
             case Notice():
                 where = f"{event.host}: " if event.host else ""
-                self.console.print(where + event.message, markup=False, highlight=False)
+                self.console.print(visible(where + event.message), markup=False, highlight=False)
             case TargetFinished():
                 self.current.pop(event.target.host, None)
             case DeploymentFinished():
                 self.live.stop()
-                self.console.print(summary_line(event.deployment), markup=False, highlight=False)
+                line = visible(summary_line(event.deployment))
+                self.console.print(line, markup=False, highlight=False)
                 return
             case TargetStarted() | ZoneBaking():
                 pass
@@ -141,7 +142,7 @@ class LiveProgress:
 
     def _failed(self, event: LifecycleEventFinished) -> None:
         diagnostics = event.event.diagnostics
-        detail = f"{diagnostics.error_code}: {diagnostics.message}" if diagnostics else ""
+        detail = visible(f"{diagnostics.error_code}: {diagnostics.message}") if diagnostics else ""
         self.failures.append(f"{event.target.host} {event.event.name}: {detail}")
         self.console.print(
             f"[red]{escape(event.target.host)}[/] {event.event.name} failed: {escape(detail)}"
@@ -198,7 +199,7 @@ def deployment_table(document: dict[str, Any]) -> Group:
     lines = [
         f"[bold]{escape(document['deploymentId'])}[/] {name}"
         f"  {styled(document['status'])}"
-        + (escape(f"  {error.get('code')}: {error.get('message')}") if error else ""),
+        + (escape(visible(f"  {error.get('code')}: {error.get('message')}")) if error else ""),
         escape(
             f"revision {revision.get('source')} sha256 {revision.get('sha256', '')[:12]}"
             f"  config {document.get('deploymentConfigName')}  created {document.get('createTime')}"

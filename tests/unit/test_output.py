@@ -443,3 +443,34 @@ def _rendered(document: dict[str, Any]) -> str:
 
 def test_tables_on_a_terminal_without_colour_hold_no_escape() -> None:
     assert not ANSI.search(_rendered(deployment(failed=True).to_document()))
+
+
+HOSTILE = "exit 3 \x1b]52;c;c2VjcmV0\x07 \x1b[2J\u202egnp.exe\x9b31m"
+
+
+def test_what_a_host_said_reaches_the_terminal_without_its_control_sequences() -> None:
+    from orchestrator.cli.plain import visible
+    from orchestrator.cli.render import LiveProgress, PlainProgress, deployment_table
+    from orchestrator.events import LifecycleEventFinished, Notice
+
+    assert visible("a\tb\nc") == "a\tb\nc"  # layout stays
+    assert visible(HOSTILE) == ("exit 3 \\x1b]52;c;c2VjcmV0\\x07 \\x1b[2J\\u202egnp.exe\\x9b31m")
+    failed = deployment(failed=True)
+    event = failed.targets["web-2"].events[-1]
+    assert event.diagnostics is not None
+    event.diagnostics.message = HOSTILE
+    finished = LifecycleEventFinished(failed, failed.targets["web-2"], event)
+    notice = Notice(failed, HOSTILE, "web-2")
+    plain, live, table = io.StringIO(), io.StringIO(), io.StringIO()
+    for sink in (PlainProgress(Console(file=plain)), LiveProgress(Console(file=live))):
+        sink.deployment = failed  # type: ignore[attr-defined]
+        sink(finished)
+        sink(notice)
+    Console(file=table, force_terminal=True, width=300).print(
+        deployment_table(failed.to_document())
+    )
+    for written in (plain.getvalue(), live.getvalue()):
+        assert "\\x1b]52" in written and "\x1b" not in written and "\u202e" not in written
+    # The table keeps rich's own colours; the host's sequences are shown, not sent.
+    assert "\\x1b]52" in table.getvalue() and "\x1b]52" not in table.getvalue()
+    assert "\x9b" not in table.getvalue()
