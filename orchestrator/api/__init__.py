@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         rollback,
         sync,
     )
+    from orchestrator.api.hosts import HostCheck, check_hosts
     from orchestrator.api.options import DeployOptions
     from orchestrator.api.records import (
         StopRequested,
@@ -42,6 +43,7 @@ _HOMES = {
     "orchestrator.api.control": ("DeploymentControl",),
     "orchestrator.api.deploying": (
         "Outcome",
+        "check_hosts",
         "deploy",
         "earlier_revision",
         "load_revision",
@@ -49,6 +51,7 @@ _HOMES = {
         "rollback",
         "sync",
     ),
+    "orchestrator.api.hosts": ("HostCheck", "check_hosts"),
     "orchestrator.api.options": ("DeployOptions",),
     "orchestrator.api.records": (
         "StopRequested",
@@ -67,9 +70,11 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = [
     "DeployOptions",
     "DeploymentControl",
+    "HostCheck",
     "Outcome",
     "Settings",
     "StopRequested",
+    "check_hosts",
     "deploy",
     "earlier_revision",
     "history",

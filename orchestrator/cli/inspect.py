@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, assert_never
 
 import click
@@ -14,7 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.api import selected_hosts
-from orchestrator.cli.context import CliContext, pass_context, ssh_transport
+from orchestrator.api.hosts import HostCheck, check_hosts
+from orchestrator.cli.context import CliContext, pass_context
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REVISION
 from orchestrator.engine.steps import (
@@ -27,11 +24,8 @@ from orchestrator.engine.steps import (
     build_steps,
     unused_traffic_hooks,
 )
-from orchestrator.errors import HostError
-from orchestrator.limits import raise_file_limit
 from orchestrator.models.deployment_config import PREDEFINED, DeploymentConfig
 from orchestrator.models.groups import DeploymentGroup
-from orchestrator.models.hosts import HostSpec
 from orchestrator.models.inventory import Inventory
 from orchestrator.planning import Simulation, TargetInfo, simulate
 from orchestrator.revision import Revision
@@ -102,41 +96,6 @@ def validate(
         raise click.UsageError("nothing to validate")
 
 
-@dataclass
-class _Check:
-    host: HostSpec
-    error: str | None
-    seconds: float
-
-
-async def _check_hosts(
-    hosts: list[HostSpec], max_handshakes: int | None, accept_new_file: Path
-) -> list[_Check]:
-    raise_file_limit()  # a connection each, up to all of them at once
-    transport = ssh_transport(max_handshakes, accept_new_file)()
-
-    async def check(host: HostSpec) -> _Check:
-        started = time.monotonic()
-        try:
-            session = await transport.connect(host)
-            host = session.host  # where ssh_config took it
-            try:
-                result = await session.run("echo ok", timeout=host.ssh.connect_timeout)
-            finally:
-                await session.close()
-            error = (
-                None if result.ok and result.stdout.strip() == "ok" else f"'echo ok' gave {result}"
-            )
-        except HostError as exc:
-            error = exc.message
-        return _Check(host, error, time.monotonic() - started)
-
-    try:
-        return await asyncio.gather(*(check(host) for host in hosts))
-    finally:
-        await transport.close()
-
-
 @click.command()
 @APP
 @GROUP
@@ -152,9 +111,9 @@ def hosts(ctx: CliContext, application: str, group: str, check: bool, output: st
     inventory = ctx.inventory()
     selected = selected_hosts(inventory, application, group)
     checks = (
-        asyncio.run(_check_hosts(selected, ctx.max_handshakes, ctx.accept_new_file))
+        check_hosts(inventory, application, group, ctx.settings())
         if check
-        else [_Check(h, None, 0.0) for h in selected]
+        else [HostCheck(h, None, 0.0) for h in selected]
     )
     if output == "json":
         ctx.out.print_json(

@@ -124,6 +124,12 @@ def test_a_stopped_host_is_unreachable_and_named(small_lab: Lab) -> None:
     )
     assert result.exit_code == 5
     assert "1 of 2 hosts reachable" in result.stderr
+    # The library's hosts --check: the same answer, one HostCheck a host, nothing raised.
+    from orchestrator import api
+
+    checks = api.check_hosts(small_lab.inventory_path, "hello", "web", api.Settings())
+    assert [(c.host.name, c.reachable) for c in checks] == [("web-1", True), ("web-2", False)]
+    assert checks[0].error is None and checks[1].error is not None
     with pytest.raises(Unreachable) as caught:
         run_on(host_spec(small_lab, "web-2"), "true")
     assert caught.value.host == "web-2"
