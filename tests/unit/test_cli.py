@@ -249,7 +249,7 @@ GROUP_ARGS = ["-a", "shop", "-g", "web-prod"]
     ("module", "command"),
     [
         ("api.settings", ["rollout", *GROUP_ARGS, "-r", str(HELLO_WEB)]),
-        ("cli.inspect", ["hosts", *GROUP_ARGS, "--check"]),
+        ("api.hosts", ["hosts", *GROUP_ARGS, "--check"]),
         ("cli.control", ["lock", "status", *GROUP_ARGS]),
     ],
 )
