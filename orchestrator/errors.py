@@ -21,6 +21,7 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     │   └── CommandTimeout          also a TimeoutError
     ├── LockHeld                    another deployment of the group holds its lock    -> exit 7
     ├── StoreError                  the history store cannot be opened, read or written -> exit 8
+    │                               (a database that went away mid-rollout, too)
     ├── StoreURLError               --state names no store (an unknown scheme)         -> exit 2
     ├── RollbackImpossible          no revision to roll back to, or it is gone
     ├── InvalidRequest              asked of a deployment what it cannot do; nothing done -> exit 2
@@ -153,13 +154,19 @@ class LockHeld(OrchestratorError):
 
 
 class StoreError(OrchestratorError):
-    """The history store is unusable: corrupt, read-only, on a full disk. Names the file and
-    what to do; an operator fixes this, retrying alone would not."""
+    """The history store is unusable: corrupt, read-only, on a full disk, a database server gone
+    or refusing us. Names the file (or the server's host:port/database, never a password) and
+    what to do (``advice``, else what fits a file); an operator fixes this, retrying alone would
+    not."""
 
-    def __init__(self, path: object, doing: str, cause: BaseException) -> None:
+    def __init__(
+        self, path: object, doing: str, cause: BaseException, advice: str | None = None
+    ) -> None:
         self.path = str(path)
         self.reason = _reason(cause)
-        super().__init__(f"the history store {self.path} {doing}: {self.reason}; {_advice(cause)}")
+        super().__init__(
+            f"the history store {self.path} {doing}: {self.reason}; {advice or _advice(cause)}"
+        )
 
 
 def _reason(cause: BaseException) -> str:

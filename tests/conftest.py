@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration.postgres import PostgresServer, postgres_server
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +19,17 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # summaries to the job's page (the tests that want them set these themselves).
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server on loopback for the whole run (tests/integration/postgres.py);
+    each test takes a database of its own (``postgres_url``)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A fresh database of this test's on the shared server: its URL, password included."""
+    return postgres.new_database()

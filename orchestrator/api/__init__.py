@@ -2,11 +2,12 @@
 
 ``deploy``, ``rollback``, ``sync`` and ``resume`` run a deployment and return its ``Deployment``
 record (in an ``Outcome``, with the automatic rollback it triggered and notes); ``stop`` asks one
-that another process runs to stop; ``status``, ``history`` and ``logs`` read the history. Inputs
-are an inventory (a path or a loaded ``Inventory``), ``DeployOptions`` and ``Settings`` (where the
-history and the bundle cache are). Errors are those of ``orchestrator.errors``; nothing prints,
-exits or installs a signal handler. Each name is imported when first used, so that reading the
-history does not import the models or asyncssh.
+that another process runs to stop; ``status``, ``history`` and ``logs`` read the history;
+``migrate_state`` and ``copy_state`` upgrade a store's schema and copy a history into another store.
+Inputs are an inventory (a path or a loaded ``Inventory``), ``DeployOptions`` and ``Settings``
+(where the history and the bundle cache are). Errors are those of ``orchestrator.errors``; nothing
+prints, exits or installs a signal handler. Each name is imported when first used, so that reading
+the history does not import the models or asyncssh.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         wait_stopped,
     )
     from orchestrator.api.settings import Settings
+    from orchestrator.api.state import copy_state, migrate_state
     from orchestrator.selection import selected_hosts
 
 _HOMES = {
@@ -63,6 +65,7 @@ _HOMES = {
         "wait_stopped",
     ),
     "orchestrator.api.settings": ("Settings",),
+    "orchestrator.api.state": ("copy_state", "migrate_state"),
     "orchestrator.selection": ("selected_hosts",),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
@@ -75,11 +78,13 @@ __all__ = [
     "Settings",
     "StopRequested",
     "check_hosts",
+    "copy_state",
     "deploy",
     "earlier_revision",
     "history",
     "load_revision",
     "logs",
+    "migrate_state",
     "request_stop",
     "resume",
     "rollback",

@@ -77,8 +77,9 @@ def request_stop(
     force: bool = False,
     settings: Settings | None = None,
 ) -> StopRequested:
-    """Ask a deployment that runs on this machine to stop (``InvalidRequest`` when it does not
-    run, or runs elsewhere)."""
+    """Ask a running deployment to stop: one on this machine, or with a shared store
+    (PostgreSQL) one on any machine (``InvalidRequest`` when it does not run, or runs on another
+    machine of a store that is not shared)."""
     with closing(open_store((settings or Settings()).state)) as store:
         deployment = store.get(deployment_id)
         if deployment is None:
@@ -93,7 +94,15 @@ def request_stop(
         controller, machine = runner
         pid = controller.pid
         if machine != socket.gethostname():
-            raise InvalidRequest(f"deployment {deployment_id} runs on {machine}: stop it there")
+            if not store.shared:
+                raise InvalidRequest(f"deployment {deployment_id} runs on {machine}: stop it there")
+            # A shared store (PostgreSQL): its controller reads the request within about a
+            # second; a pid on another machine is never signalled from here.
+            if deployment.interrupted:
+                store.mark_stopped(deployment_id, "stopped after its orchestrator process was gone")
+                return StopRequested("interrupted", pid)
+            store.request_stop(deployment_id, rollback=rollback, force=force)
+            return StopRequested("asked", pid)
         if not controller.alive():
             store.mark_stopped(deployment_id, "stopped after its orchestrator process was gone")
             return StopRequested("interrupted", pid)

@@ -50,7 +50,7 @@ LIVE_SCAN = 100  # the group's most recent deployments looked at for one still r
 def stop(
     ctx: CliContext, deployment_id: str, rollback: bool, force: bool, wait_seconds: float
 ) -> None:
-    """Ask a running deployment (run by any process on this machine) to stop.
+    """Ask a running deployment (run on this machine, or anywhere with a PostgreSQL store) to stop.
 
     No new lifecycle event starts; running hooks finish (or, with --force, are terminated). The
     deployment is recorded as Stopped (MANUAL_STOP) and its rollout exits 6. An interrupted

@@ -158,6 +158,8 @@ def execute(ctx: CliContext, call: Call, options: Options) -> None:
             with usage_errors():
                 outcome = call(sinks, control)
         code = exit_code_for(outcome.deployment, signal.SIGINT in signals)
+        if outcome.failure is not None:
+            code = ExitCode.LOCAL_FAULT  # stopped because the controller's own store failed
         _report(ctx, outcome, options, code, junit, notices)
     finally:
         if junit is not None:
@@ -228,7 +230,8 @@ def _report_failure(ctx: CliContext, deployment: Deployment, failure: str) -> No
             f"error: {failure}\n"
             f"The deployment {deployment.deployment_id} was stopped: hooks that were running "
             "finished, no new lifecycle event started, and the hosts keep what they have. "
-            f"Make room, then `orchestrator status {deployment.deployment_id}` shows where each "
+            "Once the store works again (room on its disk, its database server back), "
+            f"`orchestrator status {deployment.deployment_id}` shows where each "
             "host stands; a deployment it shows as interrupted completes with "
             f"`orchestrator rollout --resume {deployment.deployment_id}`.",
             markup=False,

@@ -14,8 +14,10 @@ class ExitCode(enum.IntEnum):
     FAILED = 5  # failed (HEALTH_CONSTRAINTS, NO_INSTANCES, unreachable hosts on --check, ...)
     STOPPED = 6  # stopped by the stop command or an alarm
     LOCKED = 7  # not started: another deployment of this group holds the lock
-    # not started: the controller's own resources are unusable (a damaged or read-only history
-    # store, an open-file limit too low for the hosts); no host contacted
+    # the controller's own resources are unusable: not started (a damaged or read-only history
+    # store, a database that cannot be reached, an open-file limit too low for the hosts; no
+    # host contacted), or stopped because the history could no longer be written (a full disk,
+    # a database that went away) or the group's lock was lost with its database connection
     LOCAL_FAULT = 8
     INTERRUPTED = 130  # Ctrl-C; the deployment is recorded as Stopped
 
@@ -31,5 +33,7 @@ Exit codes:
   6    stopped (stop command or alarm)
   7    not started: another deployment of this group holds the lock
   8    not started: the history store cannot be opened, read or written, or the
-       open-file limit (ulimit -n) is too low for the hosts (no host contacted)
+       open-file limit (ulimit -n) is too low for the hosts (no host contacted);
+       or stopped: the history could no longer be written, or its database went
+       away (the group lock with it)
   130  interrupted (Ctrl-C)"""

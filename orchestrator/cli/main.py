@@ -51,7 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "stop": (
         "orchestrator.cli.control",
-        "Ask a running deployment (run by any process on this machine) to stop.",
+        "Ask a running deployment (run on this machine, or anywhere with a PostgreSQL store) "
+        "to stop.",
     ),
     "lock": (
         "orchestrator.cli.control",
@@ -63,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "status, times and diagnostics.",
     ),
     "history": ("orchestrator.cli.records", "Past deployments, newest first."),
+    "state": (
+        "orchestrator.cli.state_cmd",
+        "The history store: upgrade its schema, copy a history into another store.",
+    ),
     "logs": (
         "orchestrator.cli.records",
         "The output of a deployment's lifecycle events (hooks, download, install).",

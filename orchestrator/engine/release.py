@@ -25,7 +25,7 @@ from orchestrator.install_plan import plan_for
 from orchestrator.models.deployment_config import DeploymentRules
 from orchestrator.models.results import Deployment, RevisionInfo, Status, new_deployment_id
 from orchestrator.revision import Revision, build_revision
-from orchestrator.state.base import Store
+from orchestrator.state.base import GroupLock, Store
 from orchestrator.templates import rendered_for
 from orchestrator.transport.base import Transport
 
@@ -68,6 +68,20 @@ def cached_revision(cache_dir: Path, sha256: str, source: str) -> Revision:
     )
 
 
+class LockWatch:
+    """A stop source: the group lock this release holds, lost (``GroupLock.lost``)."""
+
+    def __init__(self) -> None:
+        self.lock: GroupLock | None = None
+        self.failure: str | None = None
+
+    def poll(self, deployment_id: str) -> None:
+        lost = self.lock.lost() if self.lock is not None else None
+        if lost is not None and self.failure is None:
+            self.failure = str(lost)
+            raise lost  # the engine stops the deployment, saying why (``Stopping.check``)
+
+
 class Releaser:
     def __init__(
         self,
@@ -83,7 +97,8 @@ class Releaser:
         self.cache_dir = cache_dir
         self.current: Rollout | None = None
         self.requests = OperatorStop()
-        self.control = Control([self.requests, *stops], self._finished)
+        self.watch = LockWatch()
+        self.control = Control([self.requests, self.watch, *stops], self._finished)
 
     # -- control from signal handlers and `orchestrator stop` ------------------------------------
 
@@ -99,15 +114,17 @@ class Releaser:
         deployment = rollout.deployment
         lock = self.store.group_lock(deployment.application, deployment.group, deployment.group_id)
         await asyncio.to_thread(lock.acquire, deployment.deployment_id, policy.lock_wait)
+        self.watch.lock = lock
         try:
             deadline = time.monotonic() + policy.lock_wait
             runner = await self._deploy(rollout, deadline)
             release = Release(runner.deployment)
             if self._wants_rollback(runner, policy):
                 release.rollback = await self._roll_back(rollout, runner.touched, release)
-            release.failure = self.sinks.failure
+            release.failure = self.sinks.failure or self.watch.failure
             return release
         finally:
+            self.watch.lock = None
             lock.release()
 
     async def _deploy(self, rollout: Rollout, deadline: float) -> DeploymentRunner:
@@ -126,9 +143,14 @@ class Releaser:
                 delay = min(delay * 2, LOCK_RETRY_MAX)
 
     def _finished(self, deployment_id: str) -> bool:
-        """A deployment this machine ran that has ended: its host locks are left-overs."""
+        """A deployment the history holds that has ended, or whose controller is gone (it is
+        interrupted: its process is gone from this machine, or, with a shared store, it no
+        longer holds the group's lock, which this release now holds): its host locks are
+        left-overs, taken over without waiting out their heartbeat."""
         recorded = self.store.get(deployment_id)
-        return recorded is not None and recorded.status != Status.IN_PROGRESS
+        return recorded is not None and (
+            recorded.status != Status.IN_PROGRESS or recorded.interrupted
+        )
 
     def _wants_rollback(self, runner: DeploymentRunner, policy: ReleasePolicy) -> bool:
         deployment = runner.deployment

@@ -164,6 +164,10 @@ class Stopping:
         for source in self.control.sources:
             try:
                 request = source.poll(self.deployment.deployment_id)
+            except StoreError as exc:  # the history (or its group lock) went away
+                if self.failure is None:
+                    self.fail(str(exc))
+                continue
             except Exception as exc:  # any source's bug: stop, as a sink's failure does
                 if self.failure is None:  # said once, not at every poll
                     self.fail(f"stop source {type(source).__name__} failed ({exc!r})")

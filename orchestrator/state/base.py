@@ -4,9 +4,10 @@ A ``Store`` records deployments and their events (it is an event sink), reads th
 result models (``models/results.py``), carries the requests of ``orchestrator stop`` to the
 process that runs a deployment, says which process that is, and hands out the group locks that
 keep one deployment per group active. ``open_store`` picks the backend from ``--state``'s scheme
-(``state/location.py``): SQLite today (``state/sqlite.py``). Nothing outside ``state/`` names a
-backend; another one (PostgreSQL, say) is a module that implements these two protocols and a
-scheme that ``open_store`` maps to it.
+(``state/location.py``): SQLite (``state/sqlite.py``), the default, or PostgreSQL
+(``state/postgres.py``), shared by controllers on many machines. Nothing outside ``state/`` names
+a backend; another one is a module that implements these two protocols and a scheme that
+``open_store`` maps to it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from orchestrator.errors import StoreURLError
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.state.location import state_location
 
 if TYPE_CHECKING:
+    from orchestrator.errors import StoreError
     from orchestrator.events import Event
     from orchestrator.models.results import Deployment
     from orchestrator.state.process import ProcessIdentity
@@ -67,6 +70,11 @@ class GroupLock(Protocol):
         """Let it go (a no-op when not held); a holder that dies lets it go too."""
         ...
 
+    def lost(self) -> StoreError | None:
+        """Why a held lock is no longer held (a database connection that died), else None.
+        Cheap (no I/O): polled between lifecycle events."""
+        ...
+
 
 class Store(Protocol):
     """A deployment history. Its errors are ``StoreError`` naming it and what to do."""
@@ -79,6 +87,11 @@ class Store(Protocol):
     @property
     def label(self) -> str:
         """What it is, for an event sink's failure: ``the history store /path``."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """Controllers on other machines use it too: ``stop`` reaches theirs through it."""
         ...
 
     def close(self) -> None: ...
@@ -159,4 +172,13 @@ def open_store(url: str | None, *, readonly: bool = False) -> Store:
         from orchestrator.state.sqlite import SqliteStore  # noqa: PLC0415
 
         return SqliteStore(location.history, state_dir=location.directory, readonly=readonly)
+    if location.scheme == "postgresql" and location.url is not None:
+        try:
+            from orchestrator.state.postgres import PostgresStore  # noqa: PLC0415
+        except ImportError as exc:
+            raise StoreURLError(
+                f"{location.display}: PostgreSQL stores need psycopg: "
+                "pip install 'orchestrator[postgresql]'"
+            ) from exc
+        return PostgresStore(location.url)
     raise AssertionError(f"state_location accepted {location.scheme!r}, which has no backend")

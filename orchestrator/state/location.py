@@ -1,23 +1,29 @@
 """Where ``--state`` (or ``ORCHESTRATOR_STATE``) puts things: the one parser of that option.
 
-Its scheme names the store's backend (``state/base.py`` opens it); only ``sqlite`` today. Two
-places follow from a SQLite store: its file, and the state directory, which holds the local
-group locks (``locks/``) and the host keys that ``accept-new`` records (``known_hosts``). Both are
-absolute, ``~`` expanded, so that rollouts started from different directories with the same
-``--state`` share one history and exclude each other.
+Its scheme names the store's backend (``state/base.py`` opens it): ``sqlite`` or
+``postgresql``. Two places follow from a SQLite store: its file, and the state directory, which
+holds the local group locks (``locks/``) and the host keys that ``accept-new`` records
+(``known_hosts``). Both are absolute, ``~`` expanded, so that rollouts started from different
+directories with the same ``--state`` share one history and exclude each other. A PostgreSQL
+store keeps the history and the group locks in the database; the state directory is then the
+user state dir, for ``known_hosts`` only.
 
 - no value: the user state dir (``~/.local/state/orchestrator`` on Linux), ``history.sqlite`` in it
 - ``sqlite:///path/file.db``, ``sqlite://~/file.db`` or ``sqlite:relative/file.db``: that file;
   the state dir is its directory
 - a path ending in ``.sqlite``, ``.sqlite3`` or ``.db``: the same
 - any other path: a directory, holding ``history.sqlite`` and the rest
-- ``SCHEME://...`` with another scheme (``postgresql://``...): ``StoreURLError`` naming the
-  schemes there are; nothing is created
+- ``postgresql://user[:password]@host[:port]/db[?options]`` (or ``postgres://``): that
+  database, connected to as libpq would (PGPASSWORD, ~/.pgpass, PGSSLMODE... apply); ``display``
+  is the URL without its password, for every message
+- ``SCHEME://...`` with another scheme: ``StoreURLError`` naming the schemes there are; nothing
+  is created
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +34,11 @@ from orchestrator.errors import StoreURLError
 APP_NAME = "orchestrator"
 HISTORY_FILE = "history.sqlite"
 SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
-# The schemes a store can be opened with (``state/base.open_store``).
-SCHEMES = (SQLITE,)
+# The schemes a store can be opened with (``state/base.open_store``), and what each one means.
+SCHEMES = (SQLITE, POSTGRESQL, "postgres")
+BACKENDS = {SQLITE: SQLITE, POSTGRESQL: POSTGRESQL, "postgres": POSTGRESQL}
 # A URL's scheme (RFC 3986) when an authority follows: ``foo:bar`` stays a path, as it always was.
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SQLITE_PREFIX = re.compile(r"sqlite:(//)?", re.IGNORECASE)
@@ -41,6 +49,12 @@ class StateLocation:
     history: Path  # the SQLite history store
     directory: Path  # locks/ and known_hosts
     scheme: str = SQLITE
+    url: str | None = None  # a server's URL, as given (with its password, if it has one)
+
+    @property
+    def display(self) -> str:
+        """Where it is, for messages: the file, or the URL without its password."""
+        return str(self.history) if self.url is None else without_password(self.url)
 
     @property
     def locks(self) -> Path:
@@ -62,15 +76,34 @@ def store_scheme(state: str | None) -> str:
     scheme = url.group(1).lower()
     if scheme not in SCHEMES:
         raise StoreURLError(
-            f"{state!r}: no store of scheme {scheme!r}; supported: "
-            f"{', '.join(SCHEMES)} (sqlite:///path/to/history.sqlite, or a file or directory path)"
+            f"{without_password(state)!r}: no store of scheme {scheme!r}; supported: "
+            f"{', '.join(SCHEMES)} (sqlite:///path/to/history.sqlite, a file or directory path, "
+            "or postgresql://user@host:port/database)"
         )
-    return scheme
+    return BACKENDS[scheme]
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password of its authority (``user:password@``) and of a ``password=``
+    query option replaced by ``***``: what messages and records show of a server's URL."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else f"{key}={value}" if sep else key
+        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def state_location(state: str | None) -> StateLocation:
     """Parse ``--state``; see the module's docstring for the forms it takes."""
     scheme = store_scheme(state)
+    if scheme == POSTGRESQL and state:
+        directory = Path(platformdirs.user_state_dir(APP_NAME))
+        return StateLocation(directory / HISTORY_FILE, directory, scheme, state)
     if not state:
         directory = Path(platformdirs.user_state_dir(APP_NAME))
         return StateLocation(directory / HISTORY_FILE, directory, scheme)

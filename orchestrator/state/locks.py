@@ -78,6 +78,10 @@ class LocalLock:
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
 
+    def lost(self) -> None:
+        """An flock is held until released: never lost."""
+        return None
+
     def release(self) -> None:
         if self._handle is not None:
             fcntl.flock(self._handle, fcntl.LOCK_UN)

@@ -77,6 +77,8 @@ def store_path(state: str | None) -> Path:
 class SqliteStore:
     """A ``Store`` (``state/base.py``) in one SQLite file."""
 
+    shared = False  # one machine's: its flocks exclude the controllers of this machine only
+
     def __init__(
         self, path: Path, *, state_dir: Path | None = None, readonly: bool = False
     ) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import StoreError
 from orchestrator.models.results import Status
 from orchestrator.private_paths import private_file, tighten
 
@@ -48,6 +50,11 @@ CREATE TABLE IF NOT EXISTS lifecycle_events (
 """
 # Added after the first release: files made before it lack the column until opened for writing.
 ADDED_COLUMNS = (("deployments", "pid_start", "TEXT"),)
+# The schema's version, kept in ``schema_version``: 1 is the tables above with every column of
+# ADDED_COLUMNS (which opening for writing adds: a file without the table is version 0, and
+# becomes 1 when opened for writing). A newer orchestrator that changes the tables raises it,
+# and this one then refuses the file rather than misread it.
+SCHEMA_VERSION = 1
 
 
 def connect_writing(path: Path) -> sqlite3.Connection:
@@ -62,6 +69,7 @@ def connect_writing(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
         _add_missing_columns(db)
+        _versioned(db, path)
     except BaseException:
         db.close()
         raise
@@ -107,6 +115,12 @@ def overlay_events(db: sqlite3.Connection, document: dict[str, Any]) -> None:
         "SELECT host, event, record FROM lifecycle_events WHERE deployment_id = ?",
         (document["deploymentId"],),
     ).fetchall()
+    overlay(document, rows)
+
+
+def overlay(document: dict[str, Any], rows: Iterable[tuple[str, str, str]]) -> None:
+    """``document`` with the event records ``rows`` (host, event, JSON record) in place of its
+    own (any store's: PostgreSQL's too)."""
     latest = {(host, event): json.loads(record) for host, event, record in rows}
     for target in document.get("targets", []):
         events = target["lifecycleEvents"]
@@ -128,6 +142,32 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as exc:
                 if "duplicate column" not in str(exc):  # another process added it meanwhile
                     raise
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """The version its ``schema_version`` table records; 0 for a file without one."""
+    if "schema_version" not in tables(db):
+        return 0
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _versioned(db: sqlite3.Connection, path: Path) -> None:
+    version = schema_version(db)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            path,
+            "cannot be used",
+            RuntimeError(
+                f"its schema is version {version}, newer than this orchestrator knows "
+                f"({SCHEMA_VERSION})"
+            ),
+            "upgrade orchestrator to one that knows it, or point --state elsewhere",
+        )
+    if version < SCHEMA_VERSION:
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        db.execute("DELETE FROM schema_version")
+        db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
 
 
 def _empty() -> sqlite3.Connection:

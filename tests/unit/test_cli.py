@@ -39,7 +39,7 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple
 def test_the_commands_are_all_there() -> None:
     assert {command[0] for command in all_commands(cli)} == {
         "validate", "hosts", "plan", "rollout", "rollback", "sync",
-        "stop", "lock", "status", "history", "logs", "lab",
+        "stop", "lock", "status", "history", "logs", "lab", "state",
     }  # fmt: skip
     assert CliRunner().invoke(cli, ["no-such-command"]).exit_code == 2
 

@@ -115,12 +115,14 @@ def test_a_state_no_command_could_use_is_a_usage_error(state: str) -> None:
 def test_a_state_of_an_unknown_scheme_is_a_usage_error_that_creates_nothing(
     command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``--state postgresql://...`` once made ./postgresql:/u@host/db/history.sqlite and exit 0:
-    now a usage error naming the scheme and the supported ones, from the option or the env."""
+    """``--state mysql://...`` once made ./mysql:/u@host/db/history.sqlite and exit 0: now a
+    usage error naming the scheme and the supported ones (never the password), from the option
+    or the env."""
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["--state", "postgresql://u@host/db", *command])
+    result = CliRunner().invoke(cli, ["--state", "mysql://u:hush@host/db", *command])
     assert result.exit_code == 2, result.output
-    assert "scheme 'postgresql'" in result.stderr and "supported: sqlite" in result.stderr
+    assert "scheme 'mysql'" in result.stderr and "supported: sqlite, postgresql" in result.stderr
+    assert "hush" not in result.output
     monkeypatch.setenv("ORCHESTRATOR_STATE", "foo://bar")
     result = CliRunner().invoke(cli, command)
     assert result.exit_code == 2, result.output

@@ -1,7 +1,8 @@
 """The Store seam (``state/base.py``): what every backend does, and ``open_store`` choosing one.
 
-The contract tests run against each backend ``STORES`` opens (SQLite today); a new backend adds
-itself there and passes the same tests.
+The contract tests run against each backend ``STORES`` opens: SQLite (a directory, a URL) and
+PostgreSQL (a database of the test's own on the real server the suite starts,
+``tests/integration/postgres.py``); a new backend adds itself there and passes the same tests.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from orchestrator.state.location import state_location, store_scheme
 from orchestrator.state.process import ProcessIdentity
 from orchestrator.state.sqlite import SqliteStore
 
-STORES: dict[str, Callable[[Path], str]] = {
-    "sqlite-directory": lambda tmp: str(tmp / "state"),
-    "sqlite-url": lambda tmp: f"sqlite://{tmp}/h.db",
+STORES: dict[str, Callable[[Path, pytest.FixtureRequest], str]] = {
+    "sqlite-directory": lambda tmp, _: str(tmp / "state"),
+    "sqlite-url": lambda tmp, _: f"sqlite://{tmp}/h.db",
+    "postgresql": lambda _, request: str(request.getfixturevalue("postgres_url")),
 }
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(STORES[request.param](tmp_path))
+    opened = open_store(STORES[request.param](tmp_path, request))
     yield opened
     opened.close()
 
@@ -184,8 +186,6 @@ def test_sqlite_url_forms(
 @pytest.mark.parametrize(
     ("url", "scheme"),
     [
-        ("postgresql://u@host/db", "postgresql"),
-        ("postgres://host/db", "postgres"),
         ("foo://", "foo"),
         ("MySQL://x", "mysql"),
         ("s3+https://bucket/key", "s3+https"),
@@ -197,7 +197,7 @@ def test_an_unknown_scheme_is_an_error_naming_it_and_the_supported_ones(
     monkeypatch.chdir(tmp_path)
     for parse in (store_scheme, state_location, open_store):
         with pytest.raises(
-            StoreURLError, match=rf"scheme '{re.escape(scheme)}'.*supported: sqlite"
+            StoreURLError, match=rf"scheme '{re.escape(scheme)}'.*supported: sqlite, postgresql"
         ):
             parse(url)
     with pytest.raises(ValueError, match="supported"):  # also a ValueError, as it always was
