@@ -154,7 +154,7 @@ class Releaser:
 
     def _wants_rollback(self, runner: DeploymentRunner, policy: ReleasePolicy) -> bool:
         deployment = runner.deployment
-        if self.sinks.failure is not None:
+        if self.sinks.failure is not None or self.watch.failure is not None:
             return False  # a rollback could be neither recorded nor followed either
         if deployment.status == Status.FAILED:
             return policy.auto_rollback and policy.rollback_on_failure

@@ -159,7 +159,13 @@ def connect(url: str, purpose: str = "history") -> psycopg.Connection[Any]:
 def schema_version(db: psycopg.Connection[Any]) -> int:
     """The version of the last migration applied; 0 for a database without orchestrator's
     tables."""
-    found = db.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+    # pg_class itself, read with this statement's snapshot: a name lookup (to_regclass) may
+    # answer from a cache that has not yet heard of a table another session just committed.
+    found = db.execute(
+        "SELECT count(*) > 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.relname = 'schema_version' "
+        "AND n.nspname = current_schema()"
+    ).fetchone()
     if not found or not found[0]:
         return 0
     row = db.execute("SELECT max(version) FROM schema_version").fetchone()

@@ -98,6 +98,11 @@ def connect_reading(path: Path) -> sqlite3.Connection:
     if "deployments" not in found:
         db.close()
         return _empty()  # an empty file: a store never written
+    try:
+        _refuse_newer(db, path)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -152,7 +157,8 @@ def schema_version(db: sqlite3.Connection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _versioned(db: sqlite3.Connection, path: Path) -> None:
+def _refuse_newer(db: sqlite3.Connection, path: Path) -> int:
+    """Its version; a ``StoreError`` for one newer than this orchestrator knows."""
     version = schema_version(db)
     if version > SCHEMA_VERSION:
         raise StoreError(
@@ -164,7 +170,11 @@ def _versioned(db: sqlite3.Connection, path: Path) -> None:
             ),
             "upgrade orchestrator to one that knows it, or point --state elsewhere",
         )
-    if version < SCHEMA_VERSION:
+    return version
+
+
+def _versioned(db: sqlite3.Connection, path: Path) -> None:
+    if _refuse_newer(db, path) < SCHEMA_VERSION:
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         db.execute("DELETE FROM schema_version")
         db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
