@@ -162,8 +162,12 @@ class PostgresStore:
         if self._writer is not None:
             self._writer.flush()
 
-    def _read(self, query: LiteralString, values: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        self._flush()
+    def _read(
+        self, query: LiteralString, values: tuple[Any, ...] = (), *, own: bool = True
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``query``; ``own``: of what this process may have queued, written first."""
+        if own:
+            self._flush()
         with guarded(self.where, "cannot be read"):
             return self._db.execute(query, values).fetchall()
 
@@ -232,6 +236,7 @@ class PostgresStore:
         rows = self._read(
             "SELECT rollback, force, requested FROM stop_requests WHERE deployment_id = %s",
             (deployment_id,),
+            own=False,  # another process's request: polled while hosts deploy, never waits
         )
         return None if not rows else RecordedStop(bool(rows[0][0]), bool(rows[0][1]), rows[0][2])
 
