@@ -230,7 +230,7 @@ def _report_failure(ctx: CliContext, deployment: Deployment, failure: str) -> No
             f"error: {failure}\n"
             f"The deployment {deployment.deployment_id} was stopped: hooks that were running "
             "finished, no new lifecycle event started, and the hosts keep what they have. "
-            "Once the store works again (room on its disk, its database server back), "
+            "Once it works again (make room on its disk, or bring its database server back), "
             f"`orchestrator status {deployment.deployment_id}` shows where each "
             "host stands; a deployment it shows as interrupted completes with "
             f"`orchestrator rollout --resume {deployment.deployment_id}`.",

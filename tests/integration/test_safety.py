@@ -408,14 +408,14 @@ def test_lock_status_and_release(small_lab: Lab, tmp_path: Path) -> None:
 
 
 def test_a_full_disk_under_the_events_file_stops_cleanly(small_lab: Lab, tmp_path: Path) -> None:
-    """Writing fails from the first event (/dev/full): stopped, exit 6, hosts untouched, locks
+    """Writing fails from the first event (/dev/full): stopped, exit 8 (a local fault), hosts untouched, locks
     released, the history store says so, and the next rollout runs."""
     revision = hello_web(tmp_path)
     args = ["-i", str(small_lab.inventory_path), "rollout", "-a", "hello", "-g", "web"]
     result = CliRunner().invoke(
         cli, [*args, "-r", str(revision), "--output", "json", "--events", "/dev/full"]
     )
-    assert result.exit_code == 6, result.output
+    assert result.exit_code == 8, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "error: cannot write the events file /dev/full: [Errno 28] No space left on device" in (
         result.stderr
