@@ -12,7 +12,9 @@ deploys. There is exactly one holder at any moment, decided by the server; no cl
 The other side of that coin: a holder whose connection dies has lost the lock, and another
 controller may take it at once. So the holder watches its connection (a ``SELECT 1`` about
 once a second, in a thread, with TCP keepalives and a TCP user timeout set on the connection:
-``state/postgres_db.py``), and ``lost`` says why once it fails: the engine then stops the
+``state/postgres_db.py``; the server's keepalives on it are set as short, so that a holder
+whose machine vanished without a word loses the lock in about 25 s), and ``lost`` says why once
+it fails: the engine then stops the
 rollout as it does when the history cannot be written (``engine/release.py``).
 
 The hosts keep their own lock too (``hostproto/programs/lock.sh``): this one only decides which
@@ -35,6 +37,11 @@ from orchestrator.state.postgres_db import connect, failure, guarded, server
 POLL_START = 0.05
 POLL_MAX = 1.0
 WATCH_INTERVAL = 1.0  # how often a held lock's connection is checked, in seconds
+SERVER_KEEPALIVES = (
+    ("tcp_keepalives_idle", 10),
+    ("tcp_keepalives_interval", 5),
+    ("tcp_keepalives_count", 3),
+)
 
 
 def lock_key(group_id: str) -> int:
@@ -66,6 +73,11 @@ class PostgresLock:
         delay = POLL_START
         try:
             with guarded(self.where, "cannot lock the group"):
+                # The server's side of the same keepalives: a holder whose machine vanished
+                # (no FIN, no RST) lets the lock go in about 25 s, not after the server's
+                # default two hours.
+                for setting, value in SERVER_KEEPALIVES:
+                    db.execute("SELECT set_config(%s, %s, false)", (setting, str(value)))
                 while not db.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]:  # type: ignore[index]
                     if time.monotonic() + delay > deadline:
                         holder = self._recorded() or LockHolder()

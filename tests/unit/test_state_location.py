@@ -128,3 +128,25 @@ def test_a_state_of_an_unknown_scheme_is_a_usage_error_that_creates_nothing(
     assert result.exit_code == 2, result.output
     assert "scheme 'foo'" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://deployer:s3cret@db.internal:5433/orch",
+         "postgresql://deployer:***@db.internal:5433/orch"),
+        ("postgres://deployer@db/orch", "postgres://deployer@db/orch"),
+        ("postgresql://u:p%40ss@h/d?sslmode=require&password=s3cret",
+         "postgresql://u:***@h/d?sslmode=require&password=***"),
+        ("POSTGRESQL://u:a@b@h/d", "postgresql://u:***@h/d"),  # an unescaped @ in the password
+    ],
+)  # fmt: skip
+def test_a_postgresql_url_is_a_server_shown_without_its_password(
+    url: str, shown: str, home: Path
+) -> None:
+    """The URL is kept whole for libpq; every message gets ``display``. The state dir (for
+    known_hosts) is then the user state dir: a server holds no local files."""
+    location = state_location(url)
+    assert (location.scheme, location.url, location.display) == ("postgresql", url, shown)
+    assert location.directory == Path(platformdirs.user_state_dir("orchestrator"))
+    assert not location.directory.exists()  # parsing creates nothing
