@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import time
 
 import click
@@ -202,9 +203,10 @@ def lock_release(
             deployment_id, pid = next(iter(live.items()))
             ctx.err.print(
                 escape(
-                    f"deployment {deployment_id} of {application}/{group} runs on this machine "
-                    f"(process {pid}): its locks are left alone. Stop it (orchestrator stop "
-                    f"{deployment_id}), or add --kill to stop it and then break the locks"
+                    f"deployment {deployment_id} of {application}/{group} runs "
+                    f"{_where(store, local)} (process {pid}): its locks are left alone. Stop it "
+                    f"(orchestrator stop {deployment_id}), or add --kill to stop it and then "
+                    "break the locks"
                 )
             )
             raise click.exceptions.Exit(ExitCode.LOCKED)
@@ -218,6 +220,15 @@ def lock_release(
     _show(ctx, local, rows, f"{application}/{group} locks broken")
     if any(isinstance(state, str) or state.state == LockState.FAILED for _, state in rows):
         raise click.exceptions.Exit(ExitCode.FAILED)
+
+
+def _where(store: Store, local: GroupLock) -> str:
+    """Where the group lock's holder runs: this machine, or (a shared store) the one it names."""
+    holder = local.holder() if store.shared else None
+    if holder is None or holder.holder is None:
+        return "on this machine"
+    machine = holder.holder.rpartition("@")[2]
+    return "on this machine" if machine == socket.gethostname() else f"on {machine}"
 
 
 def _live_deployments(

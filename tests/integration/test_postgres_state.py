@@ -219,6 +219,11 @@ def test_stop_from_one_controller_stops_a_rollout_on_another_machine(
     a = Controller(tmp_path / "a", postgres_url, hostname="ctl-a")
     b = Controller(tmp_path / "b", postgres_url)
     process, events, deployment_id = _started(a, small_lab, tmp_path)
+    inventory = ["-i", str(small_lab.inventory_path)]
+    kept = b.run(*inventory, "lock", "release", "-a", "hello", "-g", "web", "--force")
+    assert kept.returncode == 7, kept.stderr  # a live holder elsewhere keeps its locks
+    assert f"deployment {deployment_id} of hello/web runs on ctl-a" in kept.stderr
+    assert _host_lock(small_lab, "web-1").exists()
     asked = b.run("stop", deployment_id, "--wait", "0")
     assert asked.returncode == 0, asked.stderr
     assert f"stop requested for {deployment_id}" in asked.stderr
