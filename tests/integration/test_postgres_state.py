@@ -213,6 +213,24 @@ def test_a_controller_killed_mid_rollout_is_taken_over_by_another(
     assert f"took over a stale lock held by {deployment_id}" in notices
 
 
+def test_another_controller_resumes_a_deployment_whose_controller_died(
+    small_lab: Lab, tmp_path: Path, postgres_url: str, go: None
+) -> None:
+    """The same deployment, completed by another controller from the shared history (its own
+    bundle cache rebuilt from the revision's source)."""
+    a = Controller(tmp_path / "a", postgres_url, hostname="ctl-a")
+    b = Controller(tmp_path / "b", postgres_url)
+    process, _, deployment_id = _started(a, small_lab, tmp_path)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    release_hooks(small_lab)
+    resumed = b.run("-i", str(small_lab.inventory_path), "rollout", "--resume", deployment_id)
+    assert resumed.returncode == 0, resumed.stderr
+    done = json.loads(b.run("status", deployment_id, "--output", "json").stdout)
+    assert done["status"] == "Succeeded" and "interrupted" not in done
+    assert {t["status"] for t in done["targets"]} == {"Succeeded"}
+
+
 def test_stop_from_one_controller_stops_a_rollout_on_another_machine(
     small_lab: Lab, tmp_path: Path, postgres_url: str, go: None
 ) -> None:
