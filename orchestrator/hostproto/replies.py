@@ -42,6 +42,7 @@ class ProbeField(StrEnum):
     BUNDLE = "bundle"  # "SHA256 PATH", one line a bundle
     ONGOING = "ongoing"
     MISSING_TOOLS = "missing_tools"
+    FETCH = "fetch"  # curl or wget, whichever the host has (curl first), or empty: neither
 
 
 class LockState(StrEnum):
@@ -74,6 +75,9 @@ OURS = frozenset(
 # The controller's own: no host reply reads as one of them.
 CONTROLLER_STATES = frozenset({LockState.UNKNOWN, LockState.UNREACHABLE})
 
+
+# What the probe may name as the host's way to fetch a bundle from a bundle store.
+FETCH_TOOL_NAMES = ("curl", "wget")
 
 # What ``hook collect`` says of a hook that never started, in place of its error code.
 NOT_STARTED = "NotStarted"
@@ -133,6 +137,7 @@ class Probe:
     appspec_missing: bool = False  # a last successful install whose appspec is gone
     ongoing_event: str | None = None  # the event the probed deployment was in (resume)
     missing_tools: tuple[str, ...] = ()  # commands the host lacks: it cannot be deployed to
+    fetch: str | None = None  # what fetches a bundle from a bundle store: curl or wget
 
     def bundle(self, sha256: str) -> str | None:
         """The path of a bundle the host holds with this digest."""
@@ -149,6 +154,7 @@ class Probe:
         pairs.extend((ProbeField.BUNDLE.value, f"{sha} {path}") for sha, path in self.bundles)
         if self.ongoing_event is not None:
             pairs.append((ProbeField.ONGOING.value, self.ongoing_event))
+        pairs.append((ProbeField.FETCH.value, self.fetch or ""))
         frames: list[tuple[str, bytes]] = [(Section.PROBE.value, _lines(pairs))]
         if self.appspec_missing:
             frames.append((Section.APPSPEC_MISSING.value, b""))
@@ -159,7 +165,7 @@ class Probe:
 
 def parse_probe(result: CommandResult) -> Probe:
     """``probe.sh``'s reply."""
-    last_successful = ongoing = last = None
+    last_successful = ongoing = last = fetch = None
     bundles: dict[str, str] = {}
     tools: tuple[str, ...] = ()
     for line in framing.text(_section(result, Section.PROBE) or b"").splitlines():
@@ -175,12 +181,15 @@ def parse_probe(result: CommandResult) -> Probe:
             ongoing = value or None
         elif key == ProbeField.MISSING_TOOLS:
             tools = tuple(value.split())
+        elif key == ProbeField.FETCH:
+            fetch = value if value in FETCH_TOOL_NAMES else None
     appspec, missing = None, False
     if last_successful:
         found = _section(result, Section.APPSPEC)
         appspec = framing.text(found) if found is not None else None
         missing = found is None and _section(result, Section.APPSPEC_MISSING) is not None
-    return Probe(last_successful, last, tuple(bundles.items()), appspec, missing, ongoing, tools)
+    bundles_held = tuple(bundles.items())
+    return Probe(last_successful, last, bundles_held, appspec, missing, ongoing, tools, fetch)
 
 
 @dataclass(frozen=True)

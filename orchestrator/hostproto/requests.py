@@ -19,6 +19,9 @@ from orchestrator.transport.base import ScriptCall
 # arithmetic, and beyond any hook timeout or grace anyone means.
 MAX_SECONDS = 10**9
 NONE = "-"  # a deployment id or status the program is told there is none of
+# download's exit status when the host could not fetch the bundle from the bundle store (or what
+# it fetched was not the bundle): the controller may push it instead (``fallback: push``).
+FETCH_FAILED = 4
 
 
 class Program(StrEnum):
@@ -139,8 +142,9 @@ class LockRequest(_Request):
 
 @dataclass(frozen=True)
 class DownloadRequest(_Request):
-    """``download ROOT GROUP_ID DEPLOYMENT_ID SHA256 EXISTING MAX_REVISIONS LAST_SUCCESSFUL``:
-    the bundle from ``existing`` on the host, else from stdin; its output is the step's log."""
+    """``download ROOT GROUP_ID DEPLOYMENT_ID SHA256 EXISTING MAX_REVISIONS LAST_SUCCESSFUL
+    [FETCH]``: the bundle from ``existing`` on the host, else fetched with ``fetch`` (curl or
+    wget) from the URL on stdin's first line, else from stdin; its output is the step's log."""
 
     PROGRAM: ClassVar[Program] = Program.DOWNLOAD
     root: str
@@ -150,6 +154,7 @@ class DownloadRequest(_Request):
     existing: str | None  # a bundle.tar already on the host
     max_revisions: int
     last_successful: str | None  # kept whatever the retention
+    fetch: str | None = None  # curl or wget: fetched from a bundle store's presigned URL
 
     def argv(self) -> tuple[str, ...]:
         return (
@@ -160,12 +165,18 @@ class DownloadRequest(_Request):
             self.existing or "",
             str(self.max_revisions),
             self.last_successful or "",
+            *_optional(self.fetch),
         )
 
     @classmethod
     def from_argv(cls, args: tuple[str, ...]) -> DownloadRequest:
-        root, group_id, deployment_id, sha256, existing, keep, last = args
-        return cls(root, group_id, deployment_id, sha256, existing or None, int(keep), last or None)
+        root, group_id, deployment_id, sha256, existing, keep, last, *rest = args
+        if len(rest) > 1:
+            raise ValueError(f"download takes at most 8 arguments: {args!r}")
+        fetch = rest[0] if rest and rest[0] else None
+        return cls(
+            root, group_id, deployment_id, sha256, existing or None, int(keep), last or None, fetch
+        )
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ def shell(name: str) -> list[str]:
 Request = tuple[tuple[ScriptCall, ...], bytes]
 
 
+def fetch_tool() -> str | None:
+    """What the probe names as this machine's way to fetch from a bundle store."""
+    return next((tool for tool in ("curl", "wget") if shutil.which(tool)), None)
+
+
 def run_runner(
     shell_name: str, requests: list[Request], env: Mapping[str, str] | None = None
 ) -> list[CommandResult]:

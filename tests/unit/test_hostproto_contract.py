@@ -44,7 +44,7 @@ from orchestrator.hostproto.requests import (
 from orchestrator.hostproto.scripts import PROGRAMS
 from orchestrator.models.error_codes import LifecycleErrorCode
 from orchestrator.transport.base import CommandResult, ScriptCall
-from tests.unit.host_programs import SHELLS, run_channel, run_runner
+from tests.unit.host_programs import SHELLS, fetch_tool, run_channel, run_runner
 
 REQUESTS: list[HostRequest] = [
     ProbeRequest("/r", "g-1"),
@@ -59,6 +59,8 @@ REQUESTS: list[HostRequest] = [
     LockRequest(LockMode.BREAK, "/r", "g-1"),
     DownloadRequest("/r", "g-1", "d-1", "ab" * 32, None, 5, None),
     DownloadRequest("/r", "g-1", "d-1", "ab" * 32, "/r/g-1/d-0/bundle.tar", 5, "/r/g-1/d-0"),
+    DownloadRequest("/r", "g-1", "d-1", "ab" * 32, None, 5, "/r/g-1/d-0", "curl"),
+    DownloadRequest("/r", "g-1", "d-1", "ab" * 32, None, 5, None, "wget"),
     InstallRequest("/r", "g-1", "d-1"),
     RenderedRequest("/r", "g-1", "d-1"),
     HookStart(
@@ -105,6 +107,8 @@ def test_the_arguments_are_in_the_order_the_programs_read_them() -> None:
     assert FinishRequest("/r", "g", "d", None, "s").argv() == ("/r", "g", "d", "-", "s")
     assert HookCollect("/b", 0.04).argv() == ("collect", "/b", "65537", "0.04")
     assert DownloadRequest("/r", "g", "d", "s", None, 5, None).argv()[4:] == ("", "5", "")
+    fetched = DownloadRequest("/r", "g", "d", "s", None, 5, None, "curl")
+    assert fetched.argv()[4:] == ("", "5", "", "curl")
 
 
 def _read(frames: Frames) -> CommandResult:
@@ -265,7 +269,7 @@ def test_a_deployments_requests_get_their_typed_replies(sh: str, tmp_path: Path)
     probe = ProbeRequest(root, gid, did, 1_048_577)
     acquire = LockRequest(LockMode.ACQUIRE, root, gid, did, 120, LockHolder(holder="me@x"))
     first = run_runner(sh, [((probe.call(), acquire.call()), b"")])[0]
-    assert parse_probe(first) == Probe()
+    assert parse_probe(first) == Probe(fetch=fetch_tool())
     assert parse_lock(first) == LockReply(LockState.ACQUIRED)
 
     download = DownloadRequest(root, gid, did, sha, None, 5, None)
@@ -327,6 +331,7 @@ def test_a_deployments_requests_get_their_typed_replies(sh: str, tmp_path: Path)
         last_deployment=LastDeployment(did, "Succeeded", sha),
         bundles=((sha, f"{directory}/bundle.tar"),),
         old_appspec="version: 0.0\nos: linux\n",
+        fetch=fetch_tool(),
     )
 
     held = parse_lock(

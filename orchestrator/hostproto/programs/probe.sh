@@ -16,6 +16,10 @@ if [ -n "$missing" ]; then
     printf 'missing_tools=%s\n' "${missing# }"
     exit 3
 fi
+# What fetches a bundle from a bundle store (a group's bundle_store): curl, else wget.
+fetch=
+if command -v curl > /dev/null; then fetch=curl; elif command -v wget > /dev/null; then fetch=wget; fi
+printf 'fetch=%s\n' "$fetch"
 instr="$root/deployment-instructions"
 # One-line files are read with the `read` builtin: no fork per file (IFS= keeps a path's
 # leading and trailing spaces).
