@@ -23,6 +23,7 @@ Split by whose fault it is: our user's input (``ConfigError``, nothing was conta
     ├── StoreError                  the history store cannot be opened, read or written -> exit 8
     │                               (a database that went away mid-rollout, too)
     ├── StoreURLError               --state names no store (an unknown scheme)         -> exit 2
+    ├── BundleStoreError            the bundle store cannot be reached or used          -> exit 8
     ├── RollbackImpossible          no revision to roll back to, or it is gone
     ├── InvalidRequest              asked of a deployment what it cannot do; nothing done -> exit 2
     │   └── NotInHistory            no such deployment in the history
@@ -191,6 +192,13 @@ def _advice(cause: BaseException) -> str:
         "make the file and its directory writable by this user (SQLite also writes its -wal "
         f"and -shm files beside it), {elsewhere}"
     )
+
+
+class BundleStoreError(OrchestratorError):
+    """The bundle store (``bundle_store``) cannot be used: no such bucket, no credentials, an
+    endpoint that does not answer. Names the bucket and endpoint, never a credential. Before any
+    host is contacted it ends the command (exit 8); later, it fails DownloadBundle on the hosts
+    that needed the upload."""
 
 
 class StoreURLError(OrchestratorError, ValueError):

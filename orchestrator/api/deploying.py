@@ -23,6 +23,7 @@ from orchestrator.api.options import (
     DeployOptions,
     outside_event_loop,
     recorded_rules,
+    with_bundle_store,
 )
 from orchestrator.api.settings import Settings
 from orchestrator.engine.release import Release, ReleasePolicy, Releaser, cached_revision
@@ -84,8 +85,7 @@ def deploy(
     outside_event_loop("deploy")
     options, settings = options or DeployOptions(), settings or Settings()
     loaded = _inventory(inventory)
-    if not isinstance(revision, Revision):
-        revision = load_revision(revision, settings)
+    revision = revision if isinstance(revision, Revision) else load_revision(revision, settings)
     rollout = new_rollout(loaded, application, group, revision, options)
     return _release(rollout, loaded, options, settings, sinks, control)
 
@@ -336,8 +336,8 @@ def _release(
     require_open_files(descriptors_for(rollout.hosts), len(rollout.hosts))
     policy = _policy(inventory, application, group, options)
     group_spec = inventory.group(application, group)
-    triggers = group_spec.triggers
-    webhooks = WebhookSink(triggers)
+    rollout = with_bundle_store(rollout, group_spec, options)
+    webhooks = WebhookSink(group_spec.triggers)
     with closing(open_store(settings.state)) as store:
         stored = StoreStop(store)
         watch = None
@@ -348,7 +348,7 @@ def _release(
         releaser = Releaser(
             store,
             settings.transport(),
-            [store, *sinks, *([webhooks] if triggers else [])],
+            [store, *sinks, *([webhooks] if group_spec.triggers else [])],
             settings.bundle_cache,
             stops=[stored, *([watch] if watch else [])],
         )

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
-from orchestrator.engine.rollout import HOOK_GRACE_SECONDS
+from pydantic import ValidationError
+
+from orchestrator.engine.rollout import HOOK_GRACE_SECONDS, Rollout
 from orchestrator.errors import InvalidRequest, StoreError
 from orchestrator.hostproto.requests import MAX_SECONDS
+from orchestrator.models.bundle_store import BundleStoreSpec, endpoint_problem, s3_problem
 from orchestrator.models.deployment_config import DeploymentRules
+from orchestrator.models.groups import DeploymentGroup
 from orchestrator.models.results import Deployment
 
 FileExistsBehavior = Literal["DISALLOW", "OVERWRITE", "RETAIN"]
@@ -31,6 +35,10 @@ class DeployOptions:
     update_outdated_only: bool = False
     lock_wait: float | None = None  # wait this long for the group's locks; None: do not wait
     hook_kill_grace: float = HOOK_GRACE_SECONDS
+    # s3://bucket/prefix: hosts fetch the bundle from there (the group's bundle_store with
+    # this URL, or a store of its own); None: the group's, if it names one.
+    bundle_store: str | None = None
+    bundle_store_endpoint: str | None = None  # an S3-compatible store's endpoint URL
 
     def __post_init__(self) -> None:
         """Checked as the command line checks its options (``InvalidRequest``): a value it would
@@ -44,6 +52,46 @@ class DeployOptions:
         _check_seconds("hook_kill_grace", self.hook_kill_grace, MAX_SECONDS)
         if self.lock_wait is not None:
             _check_seconds("lock_wait", self.lock_wait, math.inf)
+        # A URL that names no store is refused now, not once hosts are contacted.
+        problem = (self.bundle_store and s3_problem(self.bundle_store)) or (
+            self.bundle_store_endpoint and endpoint_problem(self.bundle_store_endpoint)
+        )
+        if problem:
+            raise InvalidRequest(f"bundle store: {problem}")
+
+
+def store_spec(group: BundleStoreSpec | None, options: DeployOptions) -> BundleStoreSpec | None:
+    """The bundle store a deployment uses: the group's, with the options' URL and endpoint in
+    place of its own; ``InvalidRequest`` for options that name none."""
+    url, endpoint = options.bundle_store, options.bundle_store_endpoint
+    if url is None and endpoint is None:
+        return group
+    if url is None and group is None:
+        raise InvalidRequest("bundle_store_endpoint needs a bundle store (bundle_store)")
+    changes = {"url": url} if url is not None else {}
+    if endpoint is not None:
+        changes["endpoint_url"] = endpoint
+    base = group.model_dump(exclude_defaults=True) if group is not None else {}
+    try:
+        return BundleStoreSpec.model_validate({**base, **changes})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+        )
+        raise InvalidRequest(f"bundle store: {problems}") from None
+
+
+def with_bundle_store(rollout: Rollout, group: DeploymentGroup, options: DeployOptions) -> Rollout:
+    """``rollout`` with the bundle store it uses, checked (the bucket is there and may be used)
+    before any host is contacted: ``BundleStoreError`` otherwise."""
+    spec = store_spec(group.bundle_store, options)
+    if spec is None:
+        return rollout
+    from orchestrator.integrations.bundle_store import S3BundleStore  # noqa: PLC0415 - boto3
+
+    store = S3BundleStore(spec)
+    store.check()
+    return replace(rollout, bundle_store=store)
 
 
 def _check_seconds(name: str, value: object, most: float) -> None:

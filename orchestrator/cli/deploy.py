@@ -68,6 +68,8 @@ class Options:
     update_outdated_only: bool = False
     lock_wait: float | None = None
     hook_kill_grace: float = HOOK_GRACE_SECONDS
+    bundle_store: str | None = None
+    bundle_store_endpoint: str | None = None
     events_path: Path | None = None
     output: str = "text"
     verbose: bool = False
@@ -110,6 +112,17 @@ def common_options(function: Any) -> Any:
                 metavar="SECONDS",
                 help="After a hook's timeout (or stop --force) its process group gets SIGTERM, "
                 "then SIGKILL this much later.",
+            ),
+            click.option(
+                "--bundle-store",
+                metavar="s3://BUCKET/PREFIX",
+                help="Hosts fetch the bundle from this S3 (or S3-compatible) store instead of "
+                "having it pushed over SSH (default: the group's bundle_store).",
+            ),
+            click.option(
+                "--bundle-store-endpoint",
+                metavar="URL",
+                help="The bundle store's endpoint, for an S3-compatible store.",
             ),
             click.option(
                 "--events",

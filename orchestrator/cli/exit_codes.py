@@ -15,9 +15,10 @@ class ExitCode(enum.IntEnum):
     STOPPED = 6  # stopped by the stop command or an alarm
     LOCKED = 7  # not started: another deployment of this group holds the lock
     # the controller's own resources are unusable: not started (a damaged or read-only history
-    # store, a database that cannot be reached, an open-file limit too low for the hosts; no
-    # host contacted), or stopped because the history could no longer be written (a full disk,
-    # a database that went away) or the group's lock was lost with its database connection
+    # store, a database that cannot be reached, a bundle store it cannot use, an open-file limit
+    # too low for the hosts; no host contacted), or stopped because the history could no longer
+    # be written (a full disk, a database that went away) or the group's lock was lost with its
+    # database connection
     LOCAL_FAULT = 8
     INTERRUPTED = 130  # Ctrl-C; the deployment is recorded as Stopped
 
@@ -32,8 +33,8 @@ Exit codes:
   5    failed (HEALTH_CONSTRAINTS, HEALTH_CONSTRAINTS_INVALID, NO_INSTANCES, unreachable)
   6    stopped (stop command or alarm)
   7    not started: another deployment of this group holds the lock
-  8    not started: the history store cannot be opened, read or written, or the
-       open-file limit (ulimit -n) is too low for the hosts (no host contacted);
-       or stopped: the history could no longer be written, or its database went
-       away (the group lock with it)
+  8    not started: the history store cannot be opened, read or written, the bundle
+       store cannot be used, or the open-file limit (ulimit -n) is too low for the
+       hosts (no host contacted); or stopped: the history could no longer be
+       written, or its database went away (the group lock with it)
   130  interrupted (Ctrl-C)"""

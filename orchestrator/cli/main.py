@@ -11,6 +11,7 @@ import click
 from orchestrator.cli.context import CliContext
 from orchestrator.cli.exit_codes import EXIT_CODE_HELP, ExitCode
 from orchestrator.errors import (
+    BundleStoreError,
     ConfigError,
     LabError,
     LockHeld,
@@ -117,7 +118,7 @@ class _Cli(click.Group):
         except LockHeld as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(ExitCode.LOCKED)
-        except (StoreError, TooManyFiles) as exc:
+        except (StoreError, BundleStoreError, TooManyFiles) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(ExitCode.LOCAL_FAULT)
         except (LabError, NotImplementedYet) as exc:

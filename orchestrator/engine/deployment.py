@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from orchestrator.engine.bundles import BundleDelivery
 from orchestrator.engine.fleet import Fleet
 from orchestrator.engine.heartbeat import Heartbeat
 from orchestrator.engine.host import HostJob
@@ -84,6 +85,7 @@ class DeploymentRunner:
         self.balancer = factory(transport) if factory is not None and balanced else None
         self.touched: set[str] = set()  # hosts that ran at least one event
         self.out_of_balancer: set[str] = set()  # see HostJob.out_of_balancer
+        self.delivery = BundleDelivery(rollout.revision, rollout.bundle_store, self._notice)
 
     async def run(self) -> Deployment:
         """Run the deployment; ``LockHeld`` (nothing started, nothing recorded) if it is locked."""
@@ -111,6 +113,11 @@ class DeploymentRunner:
                 message = f"took over a stale lock held by {previous.describe()}"
                 self.emit(Notice(deployment, message, name))
             scheduler, resumed = self._schedule(hosts, unreachable)
+            # The upload to the bundle store, when a host lacks the bundle, runs in a thread
+            # from here; DownloadBundle waits for it.
+            self.delivery.prepare(
+                self.fleet.probes[h.name] for h in hosts if h.name in self.fleet.probes
+            )
             await self._drive(scheduler, resumed)
             self._conclude(scheduler)
             if self.rollout.update_outdated_only and not hosts and deployment.targets:
@@ -118,6 +125,7 @@ class DeploymentRunner:
                 deployment.status = Status.SUCCEEDED
                 deployment.error_code = deployment.error_message = None
         finally:
+            await self.delivery.close()
             await self.fleet.release_and_close()
         deployment.complete_time = time.time()
         self.emit(DeploymentFinished(deployment))
@@ -245,7 +253,11 @@ class DeploymentRunner:
             balancer=self.balancer,
             rendered=self.rollout.rendered,
             out_of_balancer=self.out_of_balancer,
+            delivery=self.delivery,
         )
+
+    def _notice(self, message: str, host: str | None) -> None:
+        self.emit(Notice(self.deployment, message, host))
 
     def _conclude(self, scheduler: Scheduler) -> None:
         outcome = scheduler.outcome()

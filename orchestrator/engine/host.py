@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import assert_never
 
+from orchestrator.engine.bundles import BundleDelivery
 from orchestrator.engine.outcome import StepOutcome, command_outcome
 from orchestrator.engine.remote import (
     HOOK_RESULT_SLACK,
@@ -79,6 +80,7 @@ class HostJob:
     # Hosts BlockTraffic took out of the load balancer and AllowTraffic has not put back: the
     # deployment names them at its end, since nothing else would tell the operator.
     out_of_balancer: set[str] = field(default_factory=set)
+    delivery: BundleDelivery | None = None  # how DownloadBundle gets the bundle; None: pushed
 
 
 class HostRun:
@@ -218,17 +220,11 @@ class HostRun:
         )
 
     async def _download(self) -> StepOutcome:
-        revision = self.job.revision
-        existing = self.probe.bundle(revision.sha256)
-        result = await self.remote.download(
-            self.deployment_id,
-            revision.sha256,
-            existing,
-            revision.tar_path,
-            self.remote.spec.max_revisions,
-            self.probe.last_successful,
-        )
-        return command_outcome(result)
+        delivery = self.job.delivery or BundleDelivery(self.job.revision)
+        result, notes = await delivery.download(self.remote, self.probe, self.deployment_id)
+        outcome = command_outcome(result)
+        outcome.warnings = notes
+        return outcome
 
     async def _traffic(self, *, block: bool) -> StepOutcome:
         balancer = self.job.balancer

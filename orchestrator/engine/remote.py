@@ -128,6 +128,28 @@ class RemoteHost:
         )
         return await self.session.call(request.call(), stdin_file=None if existing else bundle)
 
+    async def fetch(
+        self,
+        deployment_id: str,
+        sha256: str,
+        url: str,
+        tool: str,
+        last_successful: str | None,
+    ) -> CommandResult:
+        """DownloadBundle from a bundle store: the host fetches ``url`` with ``tool`` (curl or
+        wget). The URL is a credential: it goes on stdin, never on the command line."""
+        request = DownloadRequest(
+            self.root,
+            self.group_id,
+            deployment_id,
+            sha256,
+            None,
+            self.spec.max_revisions,
+            last_successful,
+            tool,
+        )
+        return await self.session.call(request.call(), stdin=f"{url}\n".encode())
+
     async def put_rendered(self, deployment_id: str, archive: bytes) -> CommandResult:
         """This host's rendered templates (a tar) into the deployment directory."""
         request = RenderedRequest(self.root, self.group_id, deployment_id)

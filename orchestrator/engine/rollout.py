@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from orchestrator.engine.bundles import BundleStore
 from orchestrator.engine.traffic import LoadBalancerFactory
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.install_plan import InstallPlan
@@ -41,3 +42,4 @@ class Rollout:
     load_balancer: LoadBalancerFactory | None = None  # the group's, for its traffic events
     # Each host's rendered templates, the tar it unpacks before Install (``templates.py``).
     rendered: Mapping[str, bytes] = field(default_factory=dict)
+    bundle_store: BundleStore | None = None  # hosts fetch the bundle from it; None: pushed

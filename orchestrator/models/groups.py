@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.models.bundle_store import BundleStoreSpec
 from orchestrator.models.hosts import TagKey, TagText
 from orchestrator.models.text import GroupId
 from orchestrator.models.traffic import MAX_ALARMS, Alarm, LoadBalancer
@@ -124,6 +125,7 @@ class DeploymentGroup(_Strict):
     alarms: list[Alarm] = Field(default_factory=list, max_length=MAX_ALARMS)
     ignore_poll_alarm_failure: bool = False
     alarm_poll_interval: float = Field(default=10, ge=0.5, le=300)  # no busy loop
+    bundle_store: BundleStoreSpec | None = None  # hosts fetch the bundle from it
 
 
 class Application(_Strict):
