@@ -3,9 +3,10 @@
 Workload: N lab hosts (real sshd on loopback) with bench/rollout.py's revision already deployed;
 every timed run is a redeploy of it (AllAtOnce), so what the caps change is how long connecting,
 probing and locking every host takes. The caps run in rotating order, ROUNDS times each.
-`--delay SECONDS` puts a proxy between the controller and every host that holds each chunk for
-that long in each direction (the round trip is twice that): a fleet far away, whose handshakes
-wait on round trips rather than on CPU. The proxy is a process on the same cores.
+`--delay SECONDS` puts a proxy (bench/uplink_proxy.py) between the controller and every host that
+holds each chunk for that long in each direction (the round trip is twice that): a fleet far
+away, whose handshakes wait on round trips rather than on CPU. The proxy is a process on the same
+cores.
 
     python bench/handshakes.py --hosts 100 --caps 4,8,16,32,64,128 --rounds 3
     python bench/handshakes.py --hosts 200 --caps 16,32,64,128 --rounds 2 --delay 0.05
@@ -17,16 +18,13 @@ createTime (the start-up, then every host connected, probed and locked); control
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from rollout import Bench, lab_filesystem, run_measured  # noqa: E402
+from uplink_proxy import ProxyProcess  # noqa: E402
 
 from orchestrator.lab.fleet import Lab  # noqa: E402
 
@@ -47,69 +46,15 @@ PROXY_BASE_ADDRESS = ipaddress.IPv4Address("127.67.0.1")
 PROXY_PORT = 2200
 
 
-async def _delayed(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
-) -> None:
-    """Copy ``reader`` to ``writer``, each chunk ``delay`` seconds after it arrived."""
-    loop = asyncio.get_running_loop()
-    chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-    async def receive() -> None:
-        try:
-            while data := await reader.read(65536):
-                chunks.put_nowait((loop.time() + delay, data))
-        except OSError:  # the connection reset: what came before still goes
-            pass
-        chunks.put_nowait((loop.time() + delay, b""))
-
-    receiving = asyncio.create_task(receive())
-    try:
-        while True:
-            due, data = await chunks.get()
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        receiving.cancel()
-        writer.close()
-
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _proxy(delay: float, routes: list[list[Any]]) -> None:
-    def handler(address: str, port: int) -> Handler:
-        async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-            try:
-                host_r, host_w = await asyncio.open_connection(address, port)
-            except OSError:
-                client_w.close()
-                return
-            await asyncio.gather(
-                _delayed(client_r, host_w, delay), _delayed(host_r, client_w, delay)
-            )
-
-        return handle
-
-    for listen, address, port in routes:
-        await asyncio.start_server(handler(address, port), listen, PROXY_PORT, backlog=1024)
-    print("ready", flush=True)
-    await asyncio.Event().wait()
-
-
-def through_proxy(lab: Lab, workdir: Path) -> tuple[Path, Path]:
-    """An inventory (and its routes file) that reaches every host through the proxy."""
+def through_proxy(lab: Lab, workdir: Path) -> tuple[Path, list[list[Any]]]:
+    """An inventory that reaches every host through the proxy, and the proxy's routes."""
     inventory = yaml.safe_load(lab.inventory_path.read_text())
     keys = dict(line.split(" ", 1) for line in lab.known_hosts.read_text().splitlines())
     routes, known = [], []
     for index, (name, host) in enumerate(sorted(inventory["hosts"].items())):
         listen = str(PROXY_BASE_ADDRESS + index)
         spec = lab.host(name)
-        routes.append((listen, spec.address, spec.port))
+        routes.append([listen, PROXY_PORT, spec.address, spec.port])
         known.append(f"[{listen}]:{PROXY_PORT} {keys[f'[{spec.address}]:{spec.port}']}")
         host.update(address=listen, port=PROXY_PORT)
     (workdir / "known_hosts").write_text("\n".join(known) + "\n")
@@ -117,8 +62,7 @@ def through_proxy(lab: Lab, workdir: Path) -> tuple[Path, Path]:
     # Behind the delay, with many in flight, a handshake outlasts the lab inventory's 5 s.
     inventory["defaults"]["ssh"]["connect_timeout"] = 30
     (workdir / "inventory.yaml").write_text(yaml.safe_dump(inventory))
-    (workdir / "routes.json").write_text(json.dumps(routes))
-    return workdir / "inventory.yaml", workdir / "routes.json"
+    return workdir / "inventory.yaml", routes
 
 
 def redeploy(bench: Bench, inventory: Path, revision: Path, cap: int) -> tuple[float, float, float]:
@@ -150,13 +94,7 @@ def measure(count: int, caps: list[int], rounds: int, delay: float, workdir: Pat
         inventory = lab.inventory_path
         if delay:
             inventory, routes = through_proxy(lab, workdir)
-            proxy = subprocess.Popen(
-                [sys.executable, __file__, "--proxy", str(delay), str(routes)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            if proxy.stdout is None or proxy.stdout.readline().strip() != "ready":
-                raise RuntimeError("the delaying proxy did not start")
+            proxy = ProxyProcess(routes, workdir, delay, None)
         results: dict[int, list[tuple[float, float, float]]] = {cap: [] for cap in caps}
         for round_ in range(rounds):
             shift = round_ % len(caps)
@@ -178,14 +116,11 @@ def measure(count: int, caps: list[int], rounds: int, delay: float, workdir: Pat
             )
     finally:
         if proxy is not None:
-            proxy.kill()
+            proxy.stop()
         lab.down()
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--proxy"]:
-        asyncio.run(_proxy(float(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text())))
-        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -1,4 +1,5 @@
-"""Revision sources: a directory, a .tar / .tar.gz or .zip archive, or a git ref, read as entries.
+"""Revision sources: a directory, a .tar / .tar.gz or .zip archive (local, or an S3 object:
+``integrations/revision_s3.py``), or a git ref, read as entries.
 
 Each reader yields a ``RawEntry`` per entry in the source's own order (or a string saying why an
 entry cannot be in a bundle: a hard link, a device), with a way to open a file's contents that
@@ -185,6 +186,12 @@ def open_source(spec: str, workdir: Path) -> tuple[SourceKind, Path, str | None]
     if spec.startswith("git:"):
         path, commit = _git_archive(spec, workdir)
         return "git", path, commit
+    if spec.startswith("s3://"):
+        # boto3 is imported only for an S3 revision.
+        from orchestrator.integrations.revision_s3 import download_revision  # noqa: PLC0415
+
+        kind, path = download_revision(spec, workdir)
+        return kind, path, None
     path = Path(spec)
     if not path.exists():
         raise RevisionError.single(spec, "revision not found")
@@ -198,7 +205,9 @@ def open_source(spec: str, workdir: Path) -> tuple[SourceKind, Path, str | None]
     if lower.endswith(".zip"):
         return "zip", path, None
     raise RevisionError.single(
-        spec, "unknown revision type: give a directory, .tar, .tar.gz, .tgz, .zip or git:REPO@REF"
+        spec,
+        "unknown revision type: give a directory, .tar, .tar.gz, .tgz, .zip, git:REPO@REF or "
+        "s3://BUCKET/KEY",
     )
 
 

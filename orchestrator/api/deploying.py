@@ -347,7 +347,7 @@ def _release(
             watch = alarm_watch_for(group_spec, rollout.deployment.deployment_id)
         releaser = Releaser(
             store,
-            settings.transport(),
+            settings.transport(compress=rollout.bundle_store is not None),
             [store, *sinks, *([webhooks] if group_spec.triggers else [])],
             settings.bundle_cache,
             stops=[stored, *([watch] if watch else [])],

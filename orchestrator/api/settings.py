@@ -8,7 +8,7 @@ handshake cap.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,10 @@ APP_NAME = "orchestrator"
 
 
 def ssh_transport(
-    max_handshakes: int | None = None, accept_new_file: Path | None = None
+    max_handshakes: int | None = None,
+    accept_new_file: Path | None = None,
+    *,
+    compress: bool = False,
 ) -> Callable[[], SshTransport]:
     """Makes SSH transports (with at most ``max_handshakes`` SSH handshakes at once, else the
     default; recording the keys that ``host_key_policy: accept-new`` accepts in
@@ -35,7 +38,9 @@ def ssh_transport(
     from orchestrator.transport.ssh import SshTransport  # noqa: PLC0415 - deferred on purpose
     from orchestrator.transport.ssh_limits import SshLimits  # noqa: PLC0415 - deferred too
 
-    limits = SshLimits() if max_handshakes is None else SshLimits(max_handshakes=max_handshakes)
+    limits = SshLimits(compress=compress)
+    if max_handshakes is not None:
+        limits = replace(limits, max_handshakes=max_handshakes)
     return lambda: SshTransport(limits, accept_new_file, script=HOST_PROGRAMS)
 
 
@@ -73,5 +78,6 @@ class Settings:
         """Every revision deployed, as its tar: where rollbacks, syncs and resumes find it."""
         return self.cache_dir / "bundles"
 
-    def transport(self) -> Callable[[], SshTransport]:
-        return ssh_transport(self.max_handshakes, self.accept_new_file)
+    def transport(self, *, compress: bool = False) -> Callable[[], SshTransport]:
+        """``compress``: SSH compression, for connections that carry no bundle (see SshLimits)."""
+        return ssh_transport(self.max_handshakes, self.accept_new_file, compress=compress)

@@ -85,10 +85,17 @@ class CliContext:
     def cache_dir(self) -> Path:
         return self.settings().cache_dir
 
-    def revision(self, spec: str) -> Revision:
-        """Build and fully check a revision, its install plan included (exit 3 on any problem)."""
+    def revision(self, spec: str, version: str | None = None) -> Revision:
+        """Build and fully check a revision, its install plan included (exit 3 on any problem);
+        ``version``: an s3:// revision's (``--revision-version``)."""
         from orchestrator.api.deploying import load_revision  # noqa: PLC0415 - deferred
+        from orchestrator.models.bundle_store import with_version  # noqa: PLC0415 - deferred
 
+        if version is not None:
+            try:
+                spec = with_version(spec, version)
+            except ValueError as exc:
+                raise click.UsageError(f"--revision-version: {exc}") from None
         return load_revision(spec, self.settings())
 
 

@@ -15,7 +15,15 @@ import click
 from orchestrator import api
 from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REPORTING
+from orchestrator.cli.options import (
+    APP,
+    BUNDLE_STORE,
+    DEPLOYMENT_CONFIG,
+    GROUP,
+    OUTPUT,
+    REPORTING,
+    REVISION_VERSION,
+)
 from orchestrator.cli.outcome import JunitReport, Shown, github_actions, show
 from orchestrator.cli.plain import visible
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress
@@ -113,17 +121,7 @@ def common_options(function: Any) -> Any:
                 help="After a hook's timeout (or stop --force) its process group gets SIGTERM, "
                 "then SIGKILL this much later.",
             ),
-            click.option(
-                "--bundle-store",
-                metavar="s3://BUCKET/PREFIX",
-                help="Hosts fetch the bundle from this S3 (or S3-compatible) store instead of "
-                "having it pushed over SSH (default: the group's bundle_store).",
-            ),
-            click.option(
-                "--bundle-store-endpoint",
-                metavar="URL",
-                help="The bundle store's endpoint, for an S3-compatible store.",
-            ),
+            *BUNDLE_STORE,
             click.option(
                 "--events",
                 "events_path",
@@ -260,8 +258,9 @@ def _report_failure(ctx: CliContext, deployment: Deployment, failure: str) -> No
     "--revision",
     "revision_spec",
     metavar="REVISION",
-    help="A directory, .tar, .tar.gz, .zip or git:REPO@REF with an appspec.yml.",
+    help="A directory, .tar, .tar.gz, .zip, git:REPO@REF or s3://BUCKET/KEY with an appspec.yml.",
 )
+@REVISION_VERSION
 @click.option(
     "--file-exists-behavior",
     type=click.Choice(["DISALLOW", "OVERWRITE", "RETAIN"]),
@@ -288,6 +287,7 @@ def rollout(
     application: str | None,
     group: str | None,
     revision_spec: str | None,
+    revision_version: str | None,
     resume_id: str | None,
     **options: Any,
 ) -> None:
@@ -321,7 +321,7 @@ def rollout(
             "rollout needs -a/--application, -g/--group and -r/--revision (or --resume)"
         )
     inventory = ctx.inventory()
-    revision = ctx.revision(revision_spec)
+    revision = ctx.revision(revision_spec, revision_version)
     execute(
         ctx,
         lambda sinks, control: api.deploy(

@@ -23,7 +23,7 @@ REVISION = click.option(
     "revision_spec",
     required=True,
     metavar="REVISION",
-    help="A directory, .tar, .tar.gz, .zip or git:REPO@REF with an appspec.yml.",
+    help="A directory, .tar, .tar.gz, .zip, git:REPO@REF or s3://BUCKET/KEY with an appspec.yml.",
 )
 DEPLOYMENT_CONFIG = click.option(
     "--deployment-config",
@@ -56,4 +56,24 @@ REPORTING = (
         help="Also write a JUnit XML report to FILE: a test suite per deployment, a test case "
         "per host.",
     ),
+)
+
+# Deploying commands: hosts fetch the bundle from a bundle store (README: Inventory).
+BUNDLE_STORE = [
+    click.option(
+        "--bundle-store",
+        metavar="s3://BUCKET/PREFIX",
+        help="Hosts fetch the bundle from this S3 (or S3-compatible) store instead of having it "
+        "pushed over SSH (default: the group's bundle_store).",
+    ),
+    click.option(
+        "--bundle-store-endpoint",
+        metavar="URL",
+        help="The bundle store's endpoint, for an S3-compatible store.",
+    ),
+]
+REVISION_VERSION = click.option(
+    "--revision-version",
+    metavar="VERSION_ID",
+    help="The version of an s3:// revision (as its ?versionId=).",
 )

@@ -36,9 +36,29 @@ def store_reason(exc: BaseException) -> str:
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         code = error.get("Code") or "error"
         message = error.get("Message")
+        if str(code) == str(status) and message:  # a HEAD's error has no body: no code
+            return f"{status} {message}"
         said = f"{status} {code}" if status else str(code)
         return f"{said} ({message})" if message and message != code else said
     return str(exc) or type(exc).__name__
+
+
+def new_s3_client(endpoint_url: str | None = None, region: str | None = None) -> S3Client:
+    """A boto3 S3 client with the default credential chain; ``ImportError`` without boto3.
+    Without ``endpoint_url``, boto3's own settings name one (``AWS_ENDPOINT_URL_S3``)."""
+    import boto3  # noqa: PLC0415 - an optional dependency, for those who use S3
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        signature_version="s3v4",
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        retries={"max_attempts": 3, "mode": "standard"},
+        # An S3-compatible store is reached by its address: the bucket in the path.
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+    )
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -79,27 +99,11 @@ class S3BundleStore:
 
     def _new_client(self) -> S3Client:
         try:
-            import boto3  # noqa: PLC0415 - an optional dependency, for groups that use a store
-            from botocore.config import Config  # noqa: PLC0415
+            return new_s3_client(self.spec.endpoint_url, self.spec.region)
         except ImportError as exc:
             raise BundleStoreError(
                 f"the bundle store {self.described()} needs boto3: {INSTALL_HINT}"
             ) from exc
-        config = Config(
-            signature_version="s3v4",
-            connect_timeout=CONNECT_TIMEOUT,
-            read_timeout=READ_TIMEOUT,
-            retries={"max_attempts": 3, "mode": "standard"},
-            # An S3-compatible store is reached by its address: the bucket in the path.
-            s3={"addressing_style": "path" if self.spec.endpoint_url else "auto"},
-        )
-        try:
-            return boto3.session.Session().client(
-                "s3",
-                endpoint_url=self.spec.endpoint_url,
-                region_name=self.spec.region,
-                config=config,
-            )
         except Exception as exc:  # a profile or region boto3 cannot use
             raise self._error("cannot be used", exc) from exc
 

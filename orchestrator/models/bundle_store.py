@@ -25,18 +25,36 @@ DEFAULT_URL_EXPIRY = 3600
 Fallback = Literal["push", "fail"]
 
 
+BundleType = Literal["tar", "tgz", "zip"]
+BUNDLE_TYPES: tuple[BundleType, ...] = ("tar", "tgz", "zip")
+_REVISION_QUERY = {"versionId", "bundleType"}
+
+
 @dataclass(frozen=True)
 class S3Location:
-    """``s3://bucket/key``: a bucket and a key (a prefix, for a bundle store), and a version."""
+    """``s3://bucket/key``: a bucket and a key (a prefix, for a bundle store); for a revision, a
+    version and a bundle type (CodeDeploy's S3 revision)."""
 
     bucket: str
     key: str
     version: str | None = None
+    bundle_type: BundleType | None = None
 
     def url(self) -> str:
-        """The location as written, its version included: what the history records."""
+        """The location as written, its version and type included: what the history records."""
         base = f"s3://{self.bucket}/{self.key}" if self.key else f"s3://{self.bucket}"
-        return f"{base}?versionId={self.version}" if self.version else base
+        query = [f"versionId={self.version}"] if self.version else []
+        query += [f"bundleType={self.bundle_type}"] if self.bundle_type else []
+        return f"{base}?{'&'.join(query)}" if query else base
+
+    def kind(self) -> BundleType | None:
+        """The bundle type given, else the key's suffix's; None when neither says."""
+        lower = self.key.lower()
+        if self.bundle_type is not None:
+            return self.bundle_type
+        if lower.endswith((".tar.gz", ".tgz")):
+            return "tgz"
+        return "tar" if lower.endswith(".tar") else "zip" if lower.endswith(".zip") else None
 
 
 def s3_problem(url: str) -> str | None:
@@ -48,9 +66,9 @@ def s3_problem(url: str) -> str | None:
     return None
 
 
-def parse_s3_url(url: str, *, versioned: bool = False) -> S3Location:
-    """``s3://bucket[/key][?versionId=V]`` (a version only where ``versioned``); ``ValueError``
-    saying what is wrong."""
+def parse_s3_url(url: str, *, revision: bool = False) -> S3Location:
+    """``s3://bucket[/key]``, and for a ``revision`` ``?versionId=V&bundleType=tar|tgz|zip``
+    (either, both or none); ``ValueError`` saying what is wrong."""
     if any(c.isspace() for c in url):
         raise ValueError("an s3:// URL holds no spaces (percent-encoding is not read either)")
     parts = urlsplit(url)
@@ -61,21 +79,35 @@ def parse_s3_url(url: str, *, versioned: bool = False) -> S3Location:
     bucket = parts.netloc
     if not _BUCKET.fullmatch(bucket) or ".." in bucket:
         raise ValueError(f"'{bucket}' is not a bucket name (3-63 letters, digits, '.', '-', '_')")
-    version = None
-    if parts.query:
-        query = parse_qs(parts.query, keep_blank_values=True)
-        if not versioned or set(query) != {"versionId"} or len(query["versionId"]) != 1:
-            allowed = "only ?versionId=VERSION" if versioned else "no query"
-            raise ValueError(f"an s3:// URL here takes {allowed}")
-        version = query["versionId"][0]
-        if not version:
-            raise ValueError("?versionId= names no version")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if query and (
+        not revision
+        or not set(query) <= _REVISION_QUERY
+        or any(len(values) != 1 for values in query.values())
+    ):
+        allowed = "only ?versionId=VERSION&bundleType=tar|tgz|zip" if revision else "no query"
+        raise ValueError(f"an s3:// URL here takes {allowed}")
+    version = query.get("versionId", [None])[0]
+    if version == "":
+        raise ValueError("?versionId= names no version")
+    kind = query.get("bundleType", [None])[0]
+    if kind is not None and kind not in BUNDLE_TYPES:
+        raise ValueError(f"bundleType '{kind}' is not one of {', '.join(BUNDLE_TYPES)}")
     if parts.fragment:
         raise ValueError("an s3:// URL has no #fragment")
     key = parts.path.lstrip("/")
     if "//" in key or any(part in (".", "..") for part in key.split("/")):
         raise ValueError("an S3 key here has no empty, '.' or '..' parts")
-    return S3Location(bucket, key, version)
+    bundle_type = next((known for known in BUNDLE_TYPES if known == kind), None)
+    return S3Location(bucket, key, version, bundle_type)
+
+
+def with_version(spec: str, version: str) -> str:
+    """An S3 revision's URL with ``?versionId=version`` (``--revision-version``)."""
+    location = parse_s3_url(spec, revision=True)
+    if location.version is not None and location.version != version:
+        raise ValueError(f"{spec} names version {location.version} already")
+    return S3Location(location.bucket, location.key, version, location.bundle_type).url()
 
 
 def bundle_key(prefix: str, sha256: str) -> str:

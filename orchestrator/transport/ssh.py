@@ -35,7 +35,7 @@ from orchestrator.transport.base import CommandResult, ScriptCall, SessionScript
 from orchestrator.transport.commands import channel_command, runner_command
 from orchestrator.transport.runner import Runner
 from orchestrator.transport.ssh_config import Route, resolve
-from orchestrator.transport.ssh_limits import PREFERRED_CIPHERS, SshLimits
+from orchestrator.transport.ssh_limits import COMPRESSION, PREFERRED_CIPHERS, SshLimits
 
 
 class _HostKeyPolicyClient(asyncssh.SSHClient):
@@ -344,6 +344,8 @@ class SshTransport:
             extra["proxy_command"] = route.proxy_command
         if route.agent_path is not None:
             extra["agent_path"] = route.agent_path
+        if self.limits.compress:
+            extra["compression_algs"] = COMPRESSION
         if route.identities_only:
             # The agent's keys filtered to these identities; a .pub file names an encrypted one.
             extra["agent_identities"] = [

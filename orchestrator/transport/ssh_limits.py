@@ -30,11 +30,18 @@ class SshLimits:
     max_channels_per_host: int = 8  # below OpenSSH's default MaxSessions (10)
     connect_retries: int = 2
     retry_base_delay: float = 0.5
+    # SSH compression (zlib@openssh.com), asked for when a deployment's hosts fetch the bundle
+    # from a bundle store: the connections then carry only control traffic, mostly the runner's
+    # programs (54 KB) and the install instructions (40 KB for 272 files), which compress 3 and
+    # 10 times. Off otherwise: a bundle pushed over it would be compressed for every host.
+    compress: bool = False
 
 
 # Measured (py-spy, bench/rollout.py): asyncssh builds a ChaCha20 cipher object per packet, the
 # controller's main cost while uploading bundles; with AES-GCM first, 50 hosts x 5 MB took 2.65 s
 # of controller CPU instead of 4.23 s.
+# SshLimits.compress: compressed when the host's sshd takes it (OpenSSH does by default).
+COMPRESSION = ("zlib@openssh.com", "none")
 PREFERRED_CIPHERS = (
     "aes128-gcm@openssh.com",
     "aes256-gcm@openssh.com",

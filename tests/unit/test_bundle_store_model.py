@@ -35,11 +35,42 @@ def test_s3_urls_are_read_into_bucket_and_key(url: str, expected: S3Location) ->
 
 
 def test_a_version_is_read_where_one_is_taken() -> None:
-    location = parse_s3_url("s3://b-1/app.zip?versionId=3HL4kqtJlcpXroDTDmJ", versioned=True)
+    location = parse_s3_url("s3://b-1/app.zip?versionId=3HL4kqtJlcpXroDTDmJ", revision=True)
     assert location == S3Location("b-1", "app.zip", "3HL4kqtJlcpXroDTDmJ")
     assert location.url() == "s3://b-1/app.zip?versionId=3HL4kqtJlcpXroDTDmJ"
+    assert location.kind() == "zip"
     with pytest.raises(ValueError, match="no query"):
         parse_s3_url("s3://b-1/app.zip?versionId=1")
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("s3://b-1/a.tar", "tar"),
+        ("s3://b-1/a.TGZ", "tgz"),
+        ("s3://b-1/a.tar.gz", "tgz"),
+        ("s3://b-1/a.zip", "zip"),
+        ("s3://b-1/build-42", None),
+        ("s3://b-1/build-42?bundleType=zip", "zip"),
+        ("s3://b-1/a.tar?bundleType=tgz&versionId=v", "tgz"),
+    ],
+)
+def test_a_revisions_bundle_type_is_given_or_read_from_its_key(url: str, kind: str | None) -> None:
+    assert parse_s3_url(url, revision=True).kind() == kind
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("s3://b-1/a?bundleType=rar", "not one of tar, tgz, zip"),
+        ("s3://b-1/a?acl=x", "only \\?versionId"),
+        ("s3://b-1/a?versionId=1&versionId=2", "only \\?versionId"),
+        ("s3://b-1/a?versionId=", "names no version"),
+    ],
+)
+def test_a_revisions_query_takes_a_version_and_a_type_only(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_s3_url(url, revision=True)
 
 
 @pytest.mark.parametrize(
@@ -162,7 +193,7 @@ def test_the_stores_errors_are_named_by_status_and_code_only() -> None:
     assert store_reason(_Refused(404, "NoSuchBucket", "The bucket does not exist")) == (
         "404 NoSuchBucket (The bucket does not exist)"
     )
-    assert store_reason(_Refused(403, "403", "Forbidden")) == "403 403 (Forbidden)"
+    assert store_reason(_Refused(403, "403", "Forbidden")) == "403 Forbidden"
     assert store_reason(OSError("Could not connect to the endpoint URL")) == (
         "Could not connect to the endpoint URL"
     )
