@@ -197,3 +197,13 @@ def test_the_stores_errors_are_named_by_status_and_code_only() -> None:
     assert store_reason(OSError("Could not connect to the endpoint URL")) == (
         "Could not connect to the endpoint URL"
     )
+
+
+def test_only_a_deployment_through_a_store_asks_for_ssh_compression() -> None:
+    from orchestrator.api.settings import Settings
+    from orchestrator.transport.ssh_limits import COMPRESSION
+
+    assert not Settings().transport()().limits.compress
+    assert Settings(max_handshakes=3).transport(compress=True)().limits.compress
+    assert Settings(max_handshakes=3).transport(compress=True)().limits.max_handshakes == 3
+    assert COMPRESSION[0] == "zlib@openssh.com"

@@ -273,7 +273,12 @@ def test_max_handshakes_reaches_the_transport_of_every_command_that_connects(
     monkeypatch.delenv("ORCHESTRATOR_MAX_HANDSHAKES", raising=False)
     asked: list[int | None] = []
 
-    def transport(max_handshakes: int | None = None, accept_new_file: Path | None = None) -> None:
+    def transport(
+        max_handshakes: int | None = None,
+        accept_new_file: Path | None = None,
+        *,
+        compress: bool = False,  # a deployment through a bundle store: SSH compression
+    ) -> None:
         asked.append(max_handshakes)
         raise _Connecting
 
