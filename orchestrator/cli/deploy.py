@@ -13,17 +13,10 @@ from typing import IO, Any
 import click
 
 from orchestrator import api
+from orchestrator.cli import options as shared_options
 from orchestrator.cli.context import CliContext, pass_context, usage_errors
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.options import (
-    APP,
-    BUNDLE_STORE,
-    DEPLOYMENT_CONFIG,
-    GROUP,
-    OUTPUT,
-    REPORTING,
-    REVISION_VERSION,
-)
+from orchestrator.cli.options import APP, DEPLOYMENT_CONFIG, GROUP, OUTPUT, REPORTING
 from orchestrator.cli.outcome import JunitReport, Shown, github_actions, show
 from orchestrator.cli.plain import visible
 from orchestrator.cli.render import LiveProgress, NdjsonSink, PlainProgress
@@ -121,7 +114,7 @@ def common_options(function: Any) -> Any:
                 help="After a hook's timeout (or stop --force) its process group gets SIGTERM, "
                 "then SIGKILL this much later.",
             ),
-            *BUNDLE_STORE,
+            *shared_options.BUNDLE_STORE,
             click.option(
                 "--events",
                 "events_path",
@@ -260,7 +253,7 @@ def _report_failure(ctx: CliContext, deployment: Deployment, failure: str) -> No
     metavar="REVISION",
     help="A directory, .tar, .tar.gz, .zip, git:REPO@REF or s3://BUCKET/KEY with an appspec.yml.",
 )
-@REVISION_VERSION
+@shared_options.REVISION_VERSION
 @click.option(
     "--file-exists-behavior",
     type=click.Choice(["DISALLOW", "OVERWRITE", "RETAIN"]),
