@@ -112,11 +112,16 @@ async def _host_locks(
 
 
 def _show(
-    ctx: CliContext, local: GroupLock, rows: list[tuple[str, LockReply | str]], title: str
+    ctx: CliContext,
+    local: GroupLock,
+    rows: list[tuple[str, LockReply | str]],
+    title: str,
+    shared: bool = False,
 ) -> None:
     holder = local.holder()
     here = f"held by {holder.describe()}" if holder is not None and holder.known else "free"
-    ctx.out.print(escape(f"this machine: {here}"))
+    # A shared store's group lock is every controller's, wherever its holder runs.
+    ctx.out.print(escape(f"{'controllers (shared store)' if shared else 'this machine'}: {here}"))
     table = Table(title=title)
     for column in ("host", "lock", "holder", "heartbeat age"):
         table.add_column(column)
@@ -154,6 +159,7 @@ def lock_status(ctx: CliContext, application: str, group: str) -> None:
             store.group_lock(application, group, group_id),
             rows,
             f"{application}/{group} locks",
+            shared=store.shared,
         )
 
 
@@ -262,6 +268,12 @@ def _kill(
     what was killed as Stopped."""
     application, group, deployment_id = deployment
     runner = store.runner(deployment_id)
+    if runner is not None and store.shared and runner.machine != socket.gethostname():
+        raise click.UsageError(
+            f"deployment {deployment_id} runs on {runner.machine} (process {pid}): --kill "
+            f"stops only a process of this machine; stop it from anywhere with "
+            f"`orchestrator stop --force {deployment_id}`, then release the locks"
+        )
     if runner is None or not runner.runs_here() or runner.process.pid != pid:
         raise click.UsageError(
             f"deployment {deployment_id} holds the group's lock on this machine (process {pid}) "

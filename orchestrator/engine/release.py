@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from socket import gethostname
 
 from orchestrator.engine.deployment import DeploymentRunner
 from orchestrator.engine.rollout import Rollout
@@ -143,14 +144,19 @@ class Releaser:
                 delay = min(delay * 2, LOCK_RETRY_MAX)
 
     def _finished(self, deployment_id: str) -> bool:
-        """A deployment the history holds that has ended, or whose controller is gone (it is
-        interrupted: its process is gone from this machine, or, with a shared store, it no
-        longer holds the group's lock, which this release now holds): its host locks are
-        left-overs, taken over without waiting out their heartbeat."""
+        """A deployment the history holds that has ended, or whose controller is gone from
+        this machine (its process, by pid and start time): its host locks are left-overs,
+        taken over without waiting out their heartbeat. A controller on another machine that
+        no longer holds the group's lock is not enough: its lock's connection may have died
+        while it lives and its hooks run, so its host locks are taken over only once their
+        heartbeat is stale."""
         recorded = self.store.get(deployment_id)
-        return recorded is not None and (
-            recorded.status != Status.IN_PROGRESS or recorded.interrupted
-        )
+        if recorded is None:
+            return False
+        if recorded.status != Status.IN_PROGRESS:
+            return True
+        runner = self.store.runner(deployment_id)
+        return recorded.interrupted and runner is not None and runner.machine == gethostname()
 
     def _wants_rollback(self, runner: DeploymentRunner, policy: ReleasePolicy) -> bool:
         deployment = runner.deployment

@@ -86,7 +86,12 @@ def store_scheme(state: str | None) -> str:
 def without_password(url: str) -> str:
     """``url`` with the password of its authority (``user:password@``) and of a ``password=``
     query option replaced by ``***``: what messages and records show of a server's URL."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # unbalanced brackets, a bad port: still never shown
+        return re.sub(
+            r"(://[^/@?#]*?:)[^/@?#]*@", r"\1***@", re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
+        )
     netloc = parts.netloc
     userinfo, at, hostport = netloc.rpartition("@")
     if at and ":" in userinfo:
@@ -98,12 +103,56 @@ def without_password(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _libpq_url(url: str) -> str:
+    """``url`` as libpq will read it, its scheme in lower case (libpq knows only
+    ``postgresql://`` and ``postgres://``); ``StoreURLError`` for one libpq cannot parse, before
+    any connection, its password kept out of the message (libpq quotes what it could not read)."""
+    scheme, sep, rest = url.partition("://")
+    url = f"{scheme.lower()}{sep}{rest}"
+    try:
+        import psycopg.conninfo  # noqa: PLC0415 - only for PostgreSQL URLs
+    except ImportError:
+        return url  # opening the store says what to install
+    try:
+        ports = str(psycopg.conninfo.conninfo_to_dict(url).get("port") or "")
+        if not all(port.strip().isdigit() for port in ports.split(",") if port.strip()):
+            raise psycopg.ProgrammingError(f"the port is not a number: {ports!r}")
+    except psycopg.Error as exc:
+        reason = scrubbed(str(exc).strip(), url_password(url))
+        raise StoreURLError(
+            f"{without_password(url)!r} is not a PostgreSQL URL libpq can read ({reason}): "
+            "postgresql://user@host:port/database[?option=value]"
+        ) from None
+    return url
+
+
+def url_password(url: str) -> str | None:
+    """The password in ``url``'s authority, however malformed the rest is."""
+    found = re.match(r"[^:/]+://[^/@?#]*?:([^/@?#]*)@", url)
+    return found.group(1) if found else None
+
+
+# The password of a URL's authority, wherever one appears in a message (quoted or not).
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s\"'/@:]*:)[^\s\"'@]*@")
+
+
+def scrubbed(text: str, password: str | None = None) -> str:
+    """A message with any URL's password, and ``password`` itself (as given or decoded),
+    written ``***``: libpq never prints a password, but quotes a URL, or a token of one, that
+    it failed to parse."""
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    for secret in {password, password and urllib.parse.unquote(password)} - {None, ""}:
+        assert secret is not None
+        text = text.replace(secret, "***")
+    return text.replace("\n", " ")
+
+
 def state_location(state: str | None) -> StateLocation:
     """Parse ``--state``; see the module's docstring for the forms it takes."""
     scheme = store_scheme(state)
     if scheme == POSTGRESQL and state:
         directory = Path(platformdirs.user_state_dir(APP_NAME))
-        return StateLocation(directory / HISTORY_FILE, directory, scheme, state)
+        return StateLocation(directory / HISTORY_FILE, directory, scheme, _libpq_url(state))
     if not state:
         directory = Path(platformdirs.user_state_dir(APP_NAME))
         return StateLocation(directory / HISTORY_FILE, directory, scheme)

@@ -49,14 +49,16 @@ class LocalLock:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() + delay > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     handle.close()
                     holder = self.holder() or LockHolder()
                     raise LockHeld(
                         f"deployment group {self.label} is locked by {holder.describe()}",
                         dict(holder.pairs()),
                     ) from None
-                time.sleep(delay)  # bounded by the deadline; flock has no timed wait
+                # Bounded by the deadline, and tried once more at it: flock has no timed wait.
+                time.sleep(min(delay, left))
                 delay = min(delay * 2, POLL_MAX)
         handle.seek(0)
         handle.truncate()

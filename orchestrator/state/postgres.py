@@ -51,6 +51,15 @@ from orchestrator.state.process import ProcessIdentity
 from orchestrator.state.sqlite_db import overlay
 
 SAVE_INTERVAL = 1.0
+POLL_TIMEOUT_MS = 2000
+
+
+def storable(text: str) -> str:
+    """``text`` as PostgreSQL's ``text`` can hold it: a NUL (which a hook may print, and
+    SQLite keeps) as U+FFFD, as undecodable bytes already are."""
+    return text.replace("\x00", "\ufffd")
+
+
 _Write = tuple[LiteralString, tuple[Any, ...]]
 
 SAVE_SQL: LiteralString = (
@@ -107,7 +116,7 @@ class _Writer:
                     with self._db.pipeline(), self._db.transaction():
                         for statement, values in writes:
                             self._db.execute(statement, values)
-            except (psycopg.Error, OSError) as exc:
+            except Exception as exc:
                 self.error = failure(self.where, "cannot be written", exc)
             finally:
                 for _ in batch:
@@ -140,6 +149,7 @@ class PostgresStore:
             self._db.close()
             raise
         self._writer: _Writer | None = None
+        self._poller: psycopg.Connection[Any] | None = None  # stop_request's connection
 
     @property
     def location(self) -> str:
@@ -157,6 +167,8 @@ class PostgresStore:
                 self._writer.close()
         finally:
             self._db.close()
+            if self._poller is not None:
+                self._poller.close()
 
     def _flush(self) -> None:
         if self._writer is not None:
@@ -168,11 +180,25 @@ class PostgresStore:
         """Rows of ``query``; ``own``: of what this process may have queued, written first."""
         if own:
             self._flush()
+        try:
+            with guarded(self.where, "cannot be read"):
+                return self._db.execute(query, values).fetchall()
+        except StoreError:
+            if not (self._db.closed or self._db.broken):
+                raise
+        # The connection died (a restart, a terminated session, a blip): reads hold no state,
+        # so one new connection and one more try; a stop poll must not go deaf for good.
+        self._db.close()
+        self._db = connect(self.url)
         with guarded(self.where, "cannot be read"):
             return self._db.execute(query, values).fetchall()
 
+    def _other(self, query: LiteralString, values: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Rows of what other processes wrote (this one's queued writes not waited for)."""
+        return self._read(query, values, own=False)
+
     def group_lock(self, application: str, group: str, group_id: str) -> PostgresLock:
-        return PostgresLock(self.url, self._db, group_id, f"{application}/{group}")
+        return PostgresLock(self.url, self._other, group_id, f"{application}/{group}")
 
     # -- writing (as an event sink) --------------------------------------------------------------
 
@@ -184,7 +210,7 @@ class PostgresStore:
                 record = json.dumps(event.event.to_document())
                 self._writes.put(
                     (EVENT_SQL, (event.deployment.deployment_id, event.target.host,
-                                 event.event.name, record, event.event.output))
+                                 event.event.name, record, storable(event.event.output)))
                 )  # fmt: skip
             case TargetFinished() | HostUnreachable():
                 if time.monotonic() - self._last_save >= SAVE_INTERVAL:
@@ -233,11 +259,18 @@ class PostgresStore:
         self._writes.flush()
 
     def stop_request(self, deployment_id: str) -> RecordedStop | None:
-        rows = self._read(
-            "SELECT rollback, force, requested FROM stop_requests WHERE deployment_id = %s",
-            (deployment_id,),
-            own=False,  # another process's request: polled while hosts deploy, never waits
-        )
+        # Polled about once a second from the engine's event loop, which waits on it: on a
+        # connection of its own whose statements give up after POLL_TIMEOUT_MS (a table locked
+        # by someone's ALTER TABLE must not freeze every host), renewed when it dies.
+        if self._poller is None or self._poller.closed or self._poller.broken:
+            if self._poller is not None:
+                self._poller.close()
+            self._poller = connect(self.url, "stop poll", statement_timeout_ms=POLL_TIMEOUT_MS)
+        with guarded(self.where, "cannot be read"):
+            rows = self._poller.execute(
+                "SELECT rollback, force, requested FROM stop_requests WHERE deployment_id = %s",
+                (deployment_id,),
+            ).fetchall()
         return None if not rows else RecordedStop(bool(rows[0][0]), bool(rows[0][1]), rows[0][2])
 
     # -- reading ---------------------------------------------------------------------------------
@@ -265,7 +298,7 @@ class PostgresStore:
             return False
         if runner.machine == socket.gethostname():
             return not runner.process.alive()
-        holder = PostgresLock(self.url, self._db, group_id, "").holder()
+        holder = PostgresLock(self.url, self._other, group_id, "").holder()
         return holder is None or (holder.pid, holder.holder and holder.holder.split("@")[-1]) != (
             runner.process.pid,
             runner.machine,

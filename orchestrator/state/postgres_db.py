@@ -24,12 +24,13 @@ import psycopg
 import psycopg.conninfo
 
 from orchestrator.errors import StoreError
-from orchestrator.state.location import without_password
+from orchestrator.state.location import scrubbed, without_password
 
 # One advisory lock key for creating and migrating the schema (any 64-bit number no group's
 # key is likely to hash to: group keys are hashes, this is a fixed word).
 SCHEMA_LOCK_KEY = int.from_bytes(b"orchschm", "big", signed=True)
 CONNECT_TIMEOUT = 10  # seconds, per address libpq tries
+STATEMENT_TIMEOUT_MS = 15000
 # A connection whose peer stops answering: probed after 10 s idle, every 5 s, dropped after 3
 # unanswered probes; data unacknowledged for 30 s drops it too (``tcp_user_timeout``, in ms).
 KEEPALIVES: dict[str, Any] = {
@@ -107,6 +108,15 @@ def advice(exc: BaseException) -> str:
     """What to do about a failure of the database or of the way to it."""
     text = str(exc).lower()
     elsewhere = "or point --state (or ORCHESTRATOR_STATE) to another store"
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return (
+            f"a statement waited more than {STATEMENT_TIMEOUT_MS // 1000} s (a table locked by "
+            f"another session, or an overloaded server): look at pg_stat_activity, {elsewhere}"
+        )
+    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError | psycopg.ProgrammingError):
+        return f"the database refused a record (a bug: please report it), {elsewhere}"
+    if not isinstance(exc, psycopg.Error | OSError):
+        return f"a record could not be sent (a bug: please report it), {elsewhere}"
     if "password" in text or "authentication" in text:
         return (
             "check the user and password (the URL, PGPASSWORD or ~/.pgpass) and the server's "
@@ -124,15 +134,8 @@ def advice(exc: BaseException) -> str:
 
 def failure(where: str, doing: str, exc: BaseException) -> StoreError:
     """A psycopg (or OS) error as a ``StoreError``: libpq's message, less any password."""
-    cause = RuntimeError(_scrubbed(str(exc).strip()) or type(exc).__name__)
+    cause = RuntimeError(scrubbed(str(exc).strip()) or type(exc).__name__)
     return StoreError(where, doing, cause, advice(exc))
-
-
-def _scrubbed(text: str) -> str:
-    # libpq never prints a password, but a URL that failed to parse comes back whole.
-    return " ".join(
-        without_password(word) if "://" in word else word for word in text.split(" ")
-    ).replace("\n", " ")
 
 
 @contextmanager
@@ -144,14 +147,21 @@ def guarded(where: str, doing: str) -> Iterator[None]:
         raise failure(where, doing, exc) from exc
 
 
-def connect(url: str, purpose: str = "history") -> psycopg.Connection[Any]:
-    """A connection in autocommit mode (each statement its own transaction, unless grouped)."""
+def connect(
+    url: str, purpose: str = "history", *, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS
+) -> psycopg.Connection[Any]:
+    """A connection in autocommit mode (each statement its own transaction, unless grouped),
+    whose statements give up after ``statement_timeout_ms``: a table locked by someone's
+    ``ALTER TABLE`` or a stalled server must not hold the engine's event loop for ever."""
     with guarded(server(url), "cannot be opened"):
+        given = psycopg.conninfo.conninfo_to_dict(url).get("options") or ""
         return psycopg.connect(
             url,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
             application_name=f"orchestrator {purpose}",
+            # Appended to the URL's own options (a search_path, say), which a keyword replaces.
+            options=f"{given} -c statement_timeout={statement_timeout_ms}".strip(),
             **KEEPALIVES,
         )
 

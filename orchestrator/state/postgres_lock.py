@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, LiteralString
 
 import psycopg
 
@@ -34,6 +35,8 @@ from orchestrator.errors import LockHeld, StoreError
 from orchestrator.hostproto.holder import LockHolder
 from orchestrator.state.postgres_db import connect, failure, guarded, server
 
+# The store's reads: rows of a query (``StoreError`` when the database cannot answer).
+Reader = Callable[[LiteralString, tuple[Any, ...]], list[tuple[Any, ...]]]
 POLL_START = 0.05
 POLL_MAX = 1.0
 WATCH_INTERVAL = 1.0  # how often a held lock's connection is checked, in seconds
@@ -54,10 +57,10 @@ def lock_key(group_id: str) -> int:
 class PostgresLock:
     """A ``GroupLock`` (``state/base.py``) held in PostgreSQL."""
 
-    def __init__(self, url: str, reader: psycopg.Connection[Any], group_id: str, label: str):
+    def __init__(self, url: str, reader: Reader, group_id: str, label: str):
         self.url = url
         self.where = server(url)
-        self.reader = reader  # the store's connection: reads the holder's row
+        self.reader = reader  # the store's reads (on a connection it renews): the holder's row
         self.group_id = group_id
         self.label = label
         self.key = lock_key(group_id)
@@ -79,13 +82,16 @@ class PostgresLock:
                 for setting, value in SERVER_KEEPALIVES:
                     db.execute("SELECT set_config(%s, %s, false)", (setting, str(value)))
                 while not db.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]:  # type: ignore[index]
-                    if time.monotonic() + delay > deadline:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
                         holder = self._recorded() or LockHolder()
                         raise LockHeld(
                             f"deployment group {self.label} is locked by {holder.describe()}",
                             dict(holder.pairs()),
                         )
-                    time.sleep(delay)  # bounded by the deadline; no timed advisory lock wait
+                    # Bounded by the deadline, and tried once more at it: an advisory lock has
+                    # no timed wait.
+                    time.sleep(min(delay, left))
                     delay = min(delay * 2, POLL_MAX)
                 me = LockHolder.here(deployment_id)
                 db.execute(
@@ -123,25 +129,25 @@ class PostgresLock:
     def holder(self) -> LockHolder | None:
         """Who holds it now (from PostgreSQL's lock table: the row alone may be a dead
         holder's), or None when it is free."""
-        with guarded(self.where, "cannot be read"):
-            row = self.reader.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND classid = %s AND objid = %s AND objsubid = 1",
-                ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
-            ).fetchone()
-            if not row or not row[0]:
-                return None
-            return self._recorded() or LockHolder()
+        rows = self.reader(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = %s AND objid = %s AND objsubid = 1",
+            ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
+        )
+        if not rows or not rows[0][0]:
+            return None
+        return self._recorded() or LockHolder()
 
     def _recorded(self) -> LockHolder | None:
-        row = self.reader.execute(
+        rows = self.reader(
             "SELECT deployment, holder, pid, since FROM group_locks WHERE group_id = %s",
             (self.group_id,),
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             return None
-        return LockHolder(deployment=row[0], holder=row[1], pid=row[2], since=row[3])
+        deployment, holder, pid, since = rows[0]
+        return LockHolder(deployment=deployment, holder=holder, pid=pid, since=since)
 
     def release(self) -> None:
         """Let it go; on a connection that died, PostgreSQL let it go already."""

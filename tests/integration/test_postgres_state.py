@@ -74,11 +74,11 @@ class Controller:
                 text=True,
             )
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = WAIT) -> subprocess.CompletedProcess[str]:
         self.home.mkdir(parents=True, exist_ok=True)
         return subprocess.run(
             self.command(list(args)), env=self.env(), capture_output=True, text=True,
-            timeout=WAIT, check=False,
+            timeout=timeout, check=False,
         )  # fmt: skip
 
     def stderr(self, name: str) -> str:
@@ -193,8 +193,10 @@ def test_a_controller_killed_mid_rollout_is_taken_over_by_another(
     small_lab: Lab, tmp_path: Path, postgres_url: str, go: None
 ) -> None:
     """SIGKILL: PostgreSQL ends its connection and releases its advisory lock; the other
-    controller (another machine) sees the deployment interrupted, takes the group at once and
-    the host locks the dead one left (its controller is known to be gone)."""
+    controller (another machine) sees the deployment interrupted and takes the group at once,
+    but the host locks the dead one left only once their heartbeat is stale: from another
+    machine a free group lock does not prove its controller gone (only its connection may have
+    died, while its hooks run), so it waits as for any holder that stopped heartbeating."""
     a = Controller(tmp_path / "a", postgres_url, hostname="ctl-a")
     b = Controller(tmp_path / "b", postgres_url)
     process, _, deployment_id = _started(a, small_lab, tmp_path)
@@ -205,8 +207,15 @@ def test_a_controller_killed_mid_rollout_is_taken_over_by_another(
     interrupted = json.loads(shown.stdout)
     assert interrupted["status"] == "InProgress" and interrupted["interrupted"] is True
     assert _host_lock(small_lab, "web-1").exists()  # the dead controller's, fresh
-    taken = b.run(*_rollout_args(small_lab, script_bundle(tmp_path, "next", {}),
-                                 tmp_path / "b.ndjson", "--lock-wait", "30"))  # fmt: skip
+    following = script_bundle(tmp_path, "next", {})
+    refused = b.run(*_rollout_args(small_lab, following, tmp_path / "b0.ndjson"))
+    assert refused.returncode == 7, refused.stderr
+    assert deployment_id in refused.stderr  # the hosts' locks name it, still fresh
+    # Stale LOCK_TTL_SECONDS (120) after its last heartbeat: then taken over.
+    taken = b.run(
+        *_rollout_args(small_lab, following, tmp_path / "b.ndjson", "--lock-wait", "200"),
+        timeout=300,
+    )
     assert taken.returncode == 0, taken.stderr
     assert small_lab.host_path("web-2", "/srv/next/index.txt").exists()
     notices = (tmp_path / "b.ndjson").read_text()

@@ -144,9 +144,15 @@ def test_a_state_of_an_unknown_scheme_is_a_usage_error_that_creates_nothing(
 def test_a_postgresql_url_is_a_server_shown_without_its_password(
     url: str, shown: str, home: Path
 ) -> None:
-    """The URL is kept whole for libpq; every message gets ``display``. The state dir (for
+    """The URL is kept whole for libpq (its scheme in lower case); every message gets ``display``. The state dir (for
     known_hosts) is then the user state dir: a server holds no local files."""
     location = state_location(url)
-    assert (location.scheme, location.url, location.display) == ("postgresql", url, shown)
+    scheme, rest = url.split("://", 1)
+    as_libpq_reads_it = f"{scheme.lower()}://{rest}"  # libpq knows only lower-case schemes
+    assert (location.scheme, location.url, location.display) == (
+        "postgresql",
+        as_libpq_reads_it,
+        shown,
+    )
     assert location.directory == Path(platformdirs.user_state_dir("orchestrator"))
     assert not location.directory.exists()  # parsing creates nothing
