@@ -38,6 +38,8 @@ from orchestrator.state.postgres_db import connect, failure, guarded, server
 # The store's reads: rows of a query (``StoreError`` when the database cannot answer).
 Reader = Callable[[LiteralString, tuple[Any, ...]], list[tuple[Any, ...]]]
 POLL_START = 0.05
+ANNOUNCE_WAIT = 5.0  # seconds a loser waits for the winner's row (written right after winning)
+ANNOUNCE_POLL = 0.05
 POLL_MAX = 1.0
 WATCH_INTERVAL = 1.0  # how often a held lock's connection is checked, in seconds
 SERVER_KEEPALIVES = (
@@ -84,7 +86,7 @@ class PostgresLock:
                 while not db.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]:  # type: ignore[index]
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        holder = self._recorded() or LockHolder()
+                        holder = self._announced()
                         raise LockHeld(
                             f"deployment group {self.label} is locked by {holder.describe()}",
                             dict(holder.pairs()),
@@ -138,6 +140,14 @@ class PostgresLock:
         if not rows or not rows[0][0]:
             return None
         return self._recorded() or LockHolder()
+
+    def _announced(self) -> LockHolder:
+        """The holder's row, for a loser's message: a winner writes it just after it takes the
+        lock, so a loser that looks in between waits for it (briefly, bounded)."""
+        deadline = time.monotonic() + ANNOUNCE_WAIT
+        while (holder := self._recorded()) is None and time.monotonic() < deadline:
+            time.sleep(ANNOUNCE_POLL)
+        return holder or LockHolder()
 
     def _recorded(self) -> LockHolder | None:
         rows = self.reader(
