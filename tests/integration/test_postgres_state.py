@@ -187,6 +187,7 @@ def test_of_several_controllers_starting_at_once_exactly_one_wins(
         for process in processes:
             if process.poll() is None:
                 process.kill()
+                process.wait(timeout=30)  # reaped here, not found running by a later test
 
 
 def test_a_controller_killed_mid_rollout_is_taken_over_by_another(
