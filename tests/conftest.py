@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.postgres import PostgresServer, postgres_server
+from tests.integration.s3_server import S3Server, start_s3_server, stop_s3_server
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +20,15 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # summaries to the job's page (the tests that want them set these themselves).
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One S3-compatible server (moto's) on loopback for the whole run
+    (tests/integration/s3_server.py); each test makes buckets of its own."""
+    server = start_s3_server(tmp_path_factory.mktemp("s3"))
+    yield server
+    stop_s3_server(server)
 
 
 @pytest.fixture(scope="session")

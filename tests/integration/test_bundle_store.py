@@ -32,21 +32,12 @@ from tests.integration.s3_server import (
     SECRET_KEY,
     S3Server,
     aws_environment,
-    start_s3_server,
-    stop_s3_server,
 )
 
 ALL_AT_ONCE = ("--deployment-config", "CodeDeployDefault.AllAtOnce")
 ROOT = "/opt/orchestrator/deployment-root"
 # What a presigned URL's query holds (SigV4), and the credentials: never shown or kept.
 SECRETS = (ACCESS_KEY, SECRET_KEY, "X-Amz-Signature", "X-Amz-Credential", "Signature=")
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = start_s3_server(tmp_path_factory.mktemp("s3"))
-    yield server
-    stop_s3_server(server)
 
 
 @pytest.fixture(autouse=True)
