@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.lab.fleet import Lab
+from tests.integration.services import poll_until
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 WEB_PORT = 8080  # hello-web's
@@ -81,17 +81,15 @@ class HAProxyProcess:
         }
 
     def wait_all_up(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                statuses = self.statuses()
-            except OSError:
-                statuses = {}
-            if statuses and set(statuses.values()) == {"UP"}:
-                return
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise AssertionError(f"HAProxy's servers are not all UP: {statuses}")
-            time.sleep(0.1)  # polling HAProxy's own state, under the deadline above
+        seen: dict[str, str] = {}
+
+        def all_up() -> bool | None:
+            seen.clear()
+            seen.update(self.statuses())
+            return True if seen and set(seen.values()) == {"UP"} else None
+
+        if poll_until(all_up, self.process, timeout) is None:
+            raise AssertionError(f"HAProxy's servers are not all UP: {seen}")
 
 
 @contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import yaml
 
 from orchestrator.lab.fleet import Lab
 from tests.integration.haproxy import WEB_PORT, free_port
+from tests.integration.services import poll_until
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -37,17 +37,10 @@ class PrometheusProcess:
 
     def wait_for(self, promql: str, timeout: float = 60.0) -> list[dict[str, Any]]:
         """The query's result once it is non-empty (bounded)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                result = self.query(promql)
-            except OSError:
-                result = []
-            if result:
-                return result
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise AssertionError(f"Prometheus: {promql!r} stayed empty for {timeout}s")
-            time.sleep(0.2)  # polling Prometheus's own answer, under the deadline above
+        result = poll_until(lambda: self.query(promql) or None, self.process, timeout, 0.2)
+        if result is None:
+            raise AssertionError(f"Prometheus: {promql!r} stayed empty for {timeout}s")
+        return result
 
 
 @contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.integration.haproxy import free_port
+from tests.integration.services import poll_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -73,19 +73,16 @@ class S3Server:
 
 
 def _wait_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while True:
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                return
+                return True
         except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"moto's server did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)  # polling the server's own answer, under the deadline above
+            return True  # an error is an answer too
+
+    if poll_until(answers, process, READY_SECONDS) is None:
+        process.kill()
+        raise RuntimeError(f"moto's server did not start: {log.read_text()[-2000:]}")
 
 
 def start_s3_server(directory: Path) -> S3Server:
